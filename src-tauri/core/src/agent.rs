@@ -1,0 +1,138 @@
+//! The engine for one remote: connect the SSH session, find the daemon
+//! (preflight), then serve the local endpoints until shutdown. The headless
+//! `berth-agent` and the tray app both drive this.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::listen::{ListenAddr, Listener};
+use crate::proxy::{self, ProxyCtx};
+use crate::ssh::{
+    AuthConfig, Credentials, HostKeyCheck, HostKeyPolicy, SshError, SshSession, SshTarget,
+};
+use crate::status::{DaemonInfo, Status};
+use crate::upstream::{self, UpstreamError, UpstreamSpec};
+
+/// How long shutdown waits for the listeners to drain before closing SSH.
+const STOP_TIMEOUT: Duration = Duration::from_secs(4);
+
+/// Everything needed to reach one remote daemon.
+#[derive(Debug, Clone)]
+pub struct AgentConfig {
+    pub target: SshTarget,
+    pub auth: AuthConfig,
+    pub known_hosts: PathBuf,
+    pub policy: HostKeyPolicy,
+    pub upstream: UpstreamSpec,
+}
+
+/// Why the agent could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum AgentError {
+    #[error(transparent)]
+    Ssh(#[from] SshError),
+    #[error(transparent)]
+    Upstream(#[from] UpstreamError),
+    #[error("{0}")]
+    Listen(String),
+}
+
+/// A connected remote, ready to serve.
+pub struct Agent {
+    pub status: Arc<Status>,
+    ctx: Arc<ProxyCtx>,
+}
+
+impl Agent {
+    /// Connects, picks the upstream and reads the daemon's version.
+    pub async fn connect(cfg: AgentConfig) -> Result<Self, AgentError> {
+        let credentials = Credentials::load(&cfg.auth)?;
+        let check = HostKeyCheck {
+            host: cfg.target.host.clone(),
+            port: cfg.target.port,
+            known_hosts: cfg.known_hosts.clone(),
+            policy: cfg.policy,
+        };
+        let ssh = SshSession::connect(cfg.target.clone(), check, credentials).await?;
+        let selected = upstream::select(&cfg.upstream, &ssh).await?;
+        let daemon = read_version(&selected.upstream, &ssh).await?;
+        let status = Arc::new(Status::new(ssh.clone(), selected.clone(), daemon));
+        let ctx = Arc::new(ProxyCtx {
+            ssh,
+            upstream: selected.upstream,
+            status: status.clone(),
+        });
+        Ok(Self { status, ctx })
+    }
+
+    /// The one line printed when serving starts.
+    pub fn ready_line(&self, listen: &[ListenAddr]) -> String {
+        let addrs: Vec<String> = listen.iter().map(|a| a.to_string()).collect();
+        let d = &self.status.daemon;
+        format!(
+            "berth-agent: ready on {} -> {} via {} (Docker {}, API {})",
+            addrs.join(", "),
+            self.ctx.ssh.target().url(),
+            self.ctx.upstream.url(),
+            d.version,
+            d.api_version
+        )
+    }
+
+    /// Serves every listener until `shutdown`, then closes the SSH session.
+    pub async fn serve(&self, listeners: Vec<Listener>, shutdown: CancellationToken) {
+        let tracker = TaskTracker::new();
+        for l in listeners {
+            tracker.spawn(proxy::run(l, self.ctx.clone(), shutdown.clone()));
+        }
+        tracker.close();
+        shutdown.cancelled().await;
+        if tokio::time::timeout(STOP_TIMEOUT, tracker.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!("listeners did not drain in {}s", STOP_TIMEOUT.as_secs());
+        }
+        self.ctx.ssh.close().await;
+    }
+}
+
+/// Binds every address; the error names the one that failed.
+pub async fn bind_all(addrs: &[ListenAddr]) -> Result<Vec<Listener>, AgentError> {
+    let mut out = Vec::new();
+    for a in addrs {
+        out.push(Listener::bind(a).await.map_err(AgentError::Listen)?);
+    }
+    Ok(out)
+}
+
+async fn read_version(
+    u: &upstream::Upstream,
+    ssh: &SshSession,
+) -> Result<DaemonInfo, UpstreamError> {
+    let (status, body) = upstream::get_version(u, ssh).await?;
+    let bad = |reason: String| UpstreamError::BadAnswer {
+        url: u.url(),
+        reason,
+    };
+    if status != 200 {
+        return Err(bad(format!("/version answered {status}")));
+    }
+    let v: serde_json::Value =
+        serde_json::from_slice(&body).map_err(|e| bad(format!("/version is not JSON: {e}")))?;
+    let field = |k: &str| {
+        v.get(k)
+            .and_then(|x| x.as_str())
+            .unwrap_or("unknown")
+            .to_string()
+    };
+    Ok(DaemonInfo {
+        version: field("Version"),
+        api_version: field("ApiVersion"),
+        os: field("Os"),
+    })
+}

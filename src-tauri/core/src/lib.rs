@@ -1,0 +1,11 @@
+//! berth-core: Berth's GUI-free engine. It serves the Docker Engine API on
+//! local endpoints and carries every call over one SSH session to a remote
+//! Docker daemon. The headless `berth-agent` and the tray app both use it.
+
+pub mod agent;
+pub mod listen;
+pub mod proxy;
+pub mod remote;
+pub mod ssh;
+pub mod status;
+pub mod upstream;

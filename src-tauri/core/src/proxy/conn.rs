@@ -1,0 +1,74 @@
+//! One client connection: HTTP/1.1 with keep-alive and upgrades, served by
+//! hyper, each request handed to `forward` over this connection's upstream.
+
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use tokio_util::sync::CancellationToken;
+
+use super::forward::{forward, UpstreamConn};
+use super::reply::{json_ok, ProxyBody};
+use super::ProxyCtx;
+use crate::listen::ClientIo;
+
+/// Berth's own endpoint beside the Docker API.
+pub const STATUS_PATH: &str = "/berth/v1/status";
+/// Grace for an in-flight request when shutting down.
+const GRACE: Duration = Duration::from_secs(2);
+
+pub async fn serve_connection(io: Box<dyn ClientIo>, ctx: Arc<ProxyCtx>, stop: CancellationToken) {
+    let counters = &ctx.status.counters;
+    counters.client_connections.fetch_add(1, Relaxed);
+    // Mirrors the client's connection: one upstream connection, opened lazily
+    // and reused for keep-alive, replaced if the daemon closed it.
+    let upstream = Arc::new(tokio::sync::Mutex::new(UpstreamConn::default()));
+    let service = {
+        let ctx = ctx.clone();
+        let stop = stop.clone();
+        service_fn(move |req: http::Request<Incoming>| {
+            let ctx = ctx.clone();
+            let upstream = upstream.clone();
+            let stop = stop.clone();
+            async move { Ok::<_, std::convert::Infallible>(handle(req, ctx, upstream, stop).await) }
+        })
+    };
+    let conn = hyper::server::conn::http1::Builder::new()
+        .preserve_header_case(true)
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(Duration::from_secs(30))
+        .serve_connection(TokioIo::new(io), service)
+        .with_upgrades();
+    tokio::pin!(conn);
+    let result = tokio::select! {
+        r = conn.as_mut() => r,
+        _ = stop.cancelled() => {
+            conn.as_mut().graceful_shutdown();
+            tokio::time::timeout(GRACE, conn.as_mut()).await.unwrap_or(Ok(()))
+        }
+    };
+    if let Err(e) = result {
+        tracing::debug!("client connection ended: {e}");
+    }
+    counters.client_connections.fetch_sub(1, Relaxed);
+}
+
+async fn handle(
+    req: http::Request<Incoming>,
+    ctx: Arc<ProxyCtx>,
+    upstream: Arc<tokio::sync::Mutex<UpstreamConn>>,
+    stop: CancellationToken,
+) -> http::Response<ProxyBody> {
+    if req.uri().path() == STATUS_PATH {
+        return json_ok(&ctx.status.snapshot());
+    }
+    let counters = &ctx.status.counters;
+    counters.requests.fetch_add(1, Relaxed);
+    counters.in_flight.fetch_add(1, Relaxed);
+    let resp = forward(req, &ctx, &upstream, stop).await;
+    counters.in_flight.fetch_sub(1, Relaxed);
+    resp
+}

@@ -1,0 +1,130 @@
+//! Carries one request to the daemon over the connection's upstream and the
+//! response back, both bodies streamed frame by frame. A `101 Switching
+//! Protocols` answer (attach, exec, BuildKit's h2c) turns both sides into raw
+//! byte pipes that keep each direction open until its own EOF (half-close).
+
+use std::sync::atomic::Ordering::Relaxed;
+
+use http::StatusCode;
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+use hyper::client::conn::http1::SendRequest;
+use hyper_util::rt::TokioIo;
+use tokio_util::sync::CancellationToken;
+
+use super::reply::{docker_error, ProxyBody};
+use super::ProxyCtx;
+
+/// The upstream half of one client connection.
+#[derive(Default)]
+pub struct UpstreamConn {
+    sender: Option<SendRequest<Incoming>>,
+}
+
+impl UpstreamConn {
+    /// A ready sender: the kept one if the daemon still has it open, else a
+    /// fresh channel and HTTP/1 handshake.
+    async fn ready(&mut self, ctx: &ProxyCtx) -> Result<&mut SendRequest<Incoming>, String> {
+        if let Some(s) = self.sender.as_mut() {
+            if s.ready().await.is_err() {
+                self.sender = None;
+            }
+        }
+        if self.sender.is_none() {
+            let io = ctx
+                .upstream
+                .dial(&ctx.ssh)
+                .await
+                .map_err(|e| e.to_string())?;
+            let (sender, conn) = hyper::client::conn::http1::Builder::new()
+                .preserve_header_case(true)
+                .handshake(TokioIo::new(io))
+                .await
+                .map_err(|e| format!("HTTP handshake with the remote daemon failed: {e}"))?;
+            tokio::spawn(async move {
+                if let Err(e) = conn.with_upgrades().await {
+                    tracing::debug!("upstream connection ended: {e}");
+                }
+            });
+            self.sender = Some(sender);
+        }
+        match self.sender.as_mut() {
+            Some(s) => {
+                s.ready()
+                    .await
+                    .map_err(|e| format!("the remote daemon closed the connection: {e}"))?;
+                Ok(s)
+            }
+            None => Err("no upstream connection".into()),
+        }
+    }
+}
+
+fn wants_upgrade(req: &http::Request<Incoming>) -> bool {
+    req.headers().contains_key(http::header::UPGRADE)
+}
+
+pub async fn forward(
+    mut req: http::Request<Incoming>,
+    ctx: &ProxyCtx,
+    upstream: &tokio::sync::Mutex<UpstreamConn>,
+    stop: CancellationToken,
+) -> http::Response<ProxyBody> {
+    let client_upgrade = wants_upgrade(&req).then(|| hyper::upgrade::on(&mut req));
+    let mut up = upstream.lock().await;
+    let sender = match up.ready(ctx).await {
+        Ok(s) => s,
+        Err(e) => {
+            ctx.status.counters.upstream_errors.fetch_add(1, Relaxed);
+            tracing::warn!("{} {}: {e}", req.method(), req.uri());
+            return docker_error(StatusCode::BAD_GATEWAY, e);
+        }
+    };
+    let mut resp = match sender.send_request(req).await {
+        Ok(r) => r,
+        Err(e) => {
+            up.sender = None;
+            ctx.status.counters.upstream_errors.fetch_add(1, Relaxed);
+            return docker_error(
+                StatusCode::BAD_GATEWAY,
+                format!("the remote daemon dropped the request: {e}"),
+            );
+        }
+    };
+    if resp.status() == StatusCode::SWITCHING_PROTOCOLS {
+        // this upstream connection now belongs to the byte pipe
+        up.sender = None;
+        if let Some(client) = client_upgrade {
+            ctx.status.counters.upgrades.fetch_add(1, Relaxed);
+            let daemon = hyper::upgrade::on(&mut resp);
+            tokio::spawn(bridge(client, daemon, stop));
+        }
+    }
+    drop(up);
+    resp.map(|b| b.boxed())
+}
+
+/// Pipes bytes both ways between the upgraded client and daemon connections.
+async fn bridge(
+    client: hyper::upgrade::OnUpgrade,
+    daemon: hyper::upgrade::OnUpgrade,
+    stop: CancellationToken,
+) {
+    let (client, daemon) = match tokio::try_join!(client, daemon) {
+        Ok(pair) => pair,
+        Err(e) => {
+            tracing::debug!("upgrade failed: {e}");
+            return;
+        }
+    };
+    let mut client = TokioIo::new(client);
+    let mut daemon = TokioIo::new(daemon);
+    tokio::select! {
+        r = tokio::io::copy_bidirectional(&mut client, &mut daemon) => {
+            if let Err(e) = r {
+                tracing::debug!("upgraded stream ended: {e}");
+            }
+        }
+        _ = stop.cancelled() => {}
+    }
+}

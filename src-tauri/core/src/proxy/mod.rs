@@ -1,0 +1,27 @@
+//! The local Docker API endpoint: a faithful HTTP/1.1 proxy whose every
+//! client connection rides one channel of the SSH session.
+//!
+//! `server` accepts clients (mini-redis style `run(listener, shutdown)`),
+//! `conn` serves one client connection, `forward` carries one request to the
+//! daemon and bridges upgraded connections (attach, exec, BuildKit).
+
+mod conn;
+mod forward;
+mod reply;
+mod server;
+
+pub use reply::docker_error;
+pub use server::run;
+
+use std::sync::Arc;
+
+use crate::ssh::SshSession;
+use crate::status::Status;
+use crate::upstream::Upstream;
+
+/// Everything a client connection needs, shared by all of them.
+pub struct ProxyCtx {
+    pub ssh: Arc<SshSession>,
+    pub upstream: Upstream,
+    pub status: Arc<Status>,
+}

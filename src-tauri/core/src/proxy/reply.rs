@@ -1,0 +1,35 @@
+//! Responses Berth makes itself: Docker-style JSON errors and its own JSON.
+
+use bytes::Bytes;
+use http::{Response, StatusCode};
+use http_body_util::{combinators::BoxBody, BodyExt, Full};
+
+/// The body type of every response the proxy returns.
+pub type ProxyBody = BoxBody<Bytes, hyper::Error>;
+
+fn json_response(status: StatusCode, value: &serde_json::Value) -> Response<ProxyBody> {
+    let body = Full::new(Bytes::from(value.to_string()))
+        .map_err(|never| match never {})
+        .boxed();
+    let mut resp = Response::new(body);
+    *resp.status_mut() = status;
+    resp.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("application/json"),
+    );
+    resp
+}
+
+/// `{"message": "berth: …"}` as the daemon would send it, so the docker CLI
+/// prints `Error response from daemon: berth: …`.
+pub fn docker_error(status: StatusCode, message: impl std::fmt::Display) -> Response<ProxyBody> {
+    json_response(
+        status,
+        &serde_json::json!({ "message": format!("berth: {message}") }),
+    )
+}
+
+/// 200 with a JSON document.
+pub fn json_ok(value: &serde_json::Value) -> Response<ProxyBody> {
+    json_response(StatusCode::OK, value)
+}

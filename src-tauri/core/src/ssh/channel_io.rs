@@ -1,0 +1,215 @@
+//! A russh channel as a plain byte stream (`AsyncRead + AsyncWrite`) that can
+//! never stall the SSH session it rides on.
+//!
+//! russh's session loop hands every incoming packet to a bounded per-channel
+//! queue and waits when that queue is full, so one channel nobody reads (a
+//! `docker logs -f` client that was stopped, a stalled download) would freeze
+//! every other channel of the session, keepalives included. Here a pump task
+//! drains the russh queue at once into an unbounded hand-off, and memory stays
+//! bounded by SSH flow control instead: the session is configured to refill a
+//! channel's window only when the application has consumed its data
+//! (`window_adjust_on_read`), and the reader below credits the bytes it hands
+//! out. A channel can therefore hold at most one window of unread data.
+
+use std::io;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+
+use bytes::{Buf, Bytes};
+use russh::client::Msg;
+use russh::{ChannelMsg, ChannelReadHalf, ChannelWriteHalf};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::sync::mpsc;
+
+use super::session::SessionHandle;
+
+/// How many consumed bytes the reader accumulates before it credits them back
+/// to the server, as a fraction of the window (fewer, larger adjustments).
+const CREDIT_DIVISOR: u32 = 4;
+
+/// Stderr of an exec channel (`docker system dial-stdio`), kept to explain
+/// failures; capped so a chatty command cannot grow it without limit.
+const STDERR_CAP: usize = 4096;
+
+/// What the pump hands to the reader.
+enum Chunk {
+    Data(Bytes),
+    Eof,
+}
+
+/// A channel as a byte stream. Dropping it closes the channel.
+pub struct ChannelIo {
+    rx: mpsc::UnboundedReceiver<Chunk>,
+    current: Bytes,
+    eof: bool,
+    writer: Pin<Box<dyn AsyncWrite + Send + Sync>>,
+    credit_tx: mpsc::UnboundedSender<u32>,
+    pending_credit: u32,
+    credit_threshold: u32,
+    stderr: Arc<Mutex<Vec<u8>>>,
+    exit_status: Arc<Mutex<Option<u32>>>,
+    /// Dropped with the stream; the pump then closes the channel.
+    _close: tokio::sync::oneshot::Sender<()>,
+}
+
+impl ChannelIo {
+    /// Wraps an opened channel; `window` is the session's channel window.
+    pub(crate) fn new(channel: russh::Channel<Msg>, handle: SessionHandle, window: u32) -> Self {
+        let id = channel.id();
+        let (read_half, write_half) = channel.split();
+        let writer = Box::pin(write_half.make_writer());
+        let (data_tx, rx) = mpsc::unbounded_channel();
+        let (credit_tx, credit_rx) = mpsc::unbounded_channel();
+        let (close_tx, close_rx) = tokio::sync::oneshot::channel();
+        let stderr = Arc::new(Mutex::new(Vec::new()));
+        let exit_status = Arc::new(Mutex::new(None));
+        let pump = Pump {
+            id,
+            handle,
+            read_half,
+            write_half,
+            data_tx,
+            credit_rx,
+            stderr: stderr.clone(),
+            exit_status: exit_status.clone(),
+        };
+        tokio::spawn(pump.run(close_rx));
+        Self {
+            rx,
+            current: Bytes::new(),
+            eof: false,
+            writer,
+            credit_tx,
+            pending_credit: 0,
+            credit_threshold: (window / CREDIT_DIVISOR).max(1),
+            stderr,
+            exit_status,
+            _close: close_tx,
+        }
+    }
+
+    /// What the remote command wrote to stderr so far (exec channels only).
+    pub fn stderr_text(&self) -> String {
+        let buf = self.stderr.lock().map(|b| b.clone()).unwrap_or_default();
+        String::from_utf8_lossy(&buf).trim().to_string()
+    }
+
+    /// The remote command's exit status, once it has exited (exec channels).
+    pub fn exit_status(&self) -> Option<u32> {
+        self.exit_status.lock().ok().and_then(|s| *s)
+    }
+
+    fn credit(&mut self, n: usize) {
+        self.pending_credit = self.pending_credit.saturating_add(n as u32);
+        if self.pending_credit >= self.credit_threshold {
+            let _ = self.credit_tx.send(self.pending_credit);
+            self.pending_credit = 0;
+        }
+    }
+}
+
+impl AsyncRead for ChannelIo {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        loop {
+            if !self.current.is_empty() {
+                let n = self.current.len().min(buf.remaining());
+                buf.put_slice(&self.current[..n]);
+                self.current.advance(n);
+                self.credit(n);
+                return Poll::Ready(Ok(()));
+            }
+            if self.eof {
+                return Poll::Ready(Ok(()));
+            }
+            match self.rx.poll_recv(cx) {
+                Poll::Ready(Some(Chunk::Data(data))) => self.current = data,
+                Poll::Ready(Some(Chunk::Eof)) | Poll::Ready(None) => self.eof = true,
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+    }
+}
+
+impl AsyncWrite for ChannelIo {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        self.writer.as_mut().poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.writer.as_mut().poll_flush(cx)
+    }
+
+    /// Half-close: sends EOF, the read side stays open.
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.writer.as_mut().poll_shutdown(cx)
+    }
+}
+
+/// Owns the channel's halves: drains incoming messages, forwards credits,
+/// and closes the channel when the stream is dropped.
+struct Pump {
+    id: russh::ChannelId,
+    handle: SessionHandle,
+    read_half: ChannelReadHalf,
+    write_half: ChannelWriteHalf<Msg>,
+    data_tx: mpsc::UnboundedSender<Chunk>,
+    credit_rx: mpsc::UnboundedReceiver<u32>,
+    stderr: Arc<Mutex<Vec<u8>>>,
+    exit_status: Arc<Mutex<Option<u32>>>,
+}
+
+impl Pump {
+    async fn run(mut self, mut close_rx: tokio::sync::oneshot::Receiver<()>) {
+        let mut open = true;
+        while open {
+            tokio::select! {
+                msg = self.read_half.wait() => open = self.on_message(msg).await,
+                Some(n) = self.credit_rx.recv() => {
+                    if self.handle.consumed(self.id, n).await.is_err() {
+                        break;
+                    }
+                }
+                _ = &mut close_rx => break,
+            }
+        }
+        let _ = self.data_tx.send(Chunk::Eof);
+        let _ = self.write_half.close().await;
+    }
+
+    /// Returns false once the channel is gone.
+    async fn on_message(&mut self, msg: Option<ChannelMsg>) -> bool {
+        match msg {
+            Some(ChannelMsg::Data { data }) => {
+                let _ = self.data_tx.send(Chunk::Data(data));
+            }
+            Some(ChannelMsg::ExtendedData { data, .. }) => {
+                // stderr is consumed right here, so its window is credited at once
+                if let Ok(mut buf) = self.stderr.lock() {
+                    let room = STDERR_CAP.saturating_sub(buf.len());
+                    buf.extend_from_slice(&data[..data.len().min(room)]);
+                }
+                let _ = self.handle.consumed(self.id, data.len() as u32).await;
+            }
+            Some(ChannelMsg::Eof) => {
+                let _ = self.data_tx.send(Chunk::Eof);
+            }
+            Some(ChannelMsg::ExitStatus { exit_status }) => {
+                if let Ok(mut s) = self.exit_status.lock() {
+                    *s = Some(exit_status);
+                }
+            }
+            Some(ChannelMsg::Close) | None => return false,
+            Some(_) => {}
+        }
+        true
+    }
+}

@@ -1,0 +1,61 @@
+//! Errors of the SSH subsystem, one variant per thing a user acts on.
+
+use std::path::PathBuf;
+
+/// Why the SSH session could not be made or used. Each message is one line
+/// that names the cause and the fix.
+#[derive(Debug, thiserror::Error)]
+pub enum SshError {
+    #[error("cannot reach {addr}: {reason}; check the host and port, and that sshd runs there")]
+    Unreachable { addr: String, reason: String },
+
+    #[error("SSH handshake with {addr} failed: {reason}")]
+    Handshake { addr: String, reason: String },
+
+    #[error(
+        "host key of {host} is not known (fingerprint {fingerprint}); verify it, \
+         then trust it with `ssh-keyscan -p {port} {host} >> {known_hosts}` or run with \
+         --host-key-policy accept-new"
+    )]
+    HostKeyUnknown {
+        host: String,
+        port: u16,
+        fingerprint: String,
+        known_hosts: PathBuf,
+    },
+
+    #[error(
+        "HOST KEY CHANGED for {host_port}: {known_hosts} line {line} has {expected}, the server \
+         offered {offered}; someone may be intercepting the connection. If the change is \
+         expected, remove the old key with `ssh-keygen -R '{host_port}' -f {known_hosts}`"
+    )]
+    HostKeyChanged {
+        host_port: String,
+        known_hosts: PathBuf,
+        line: usize,
+        expected: String,
+        offered: String,
+    },
+
+    #[error("cannot read known_hosts {path}: {reason}")]
+    KnownHosts { path: PathBuf, reason: String },
+
+    #[error(
+        "authentication as {user}@{host} failed (tried: {tried}); add your public key to \
+         ~{user}/.ssh/authorized_keys on the remote, or pass --identity FILE"
+    )]
+    AuthFailed {
+        user: String,
+        host: String,
+        tried: String,
+    },
+
+    #[error("cannot use key {path}: {reason}")]
+    Key { path: PathBuf, reason: String },
+
+    #[error("SSH session to {addr} is down: {reason}")]
+    Disconnected { addr: String, reason: String },
+
+    #[error("the remote refused a channel to {target}: {reason}")]
+    ChannelRefused { target: String, reason: String },
+}

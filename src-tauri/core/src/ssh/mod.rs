@@ -1,0 +1,14 @@
+//! The SSH side: one russh session per remote, host key checks, user
+//! authentication, and channels as byte streams that cannot stall each other.
+
+pub mod auth;
+pub mod channel_io;
+pub mod error;
+pub mod handler;
+pub mod session;
+
+pub use auth::{AuthConfig, Credentials};
+pub use channel_io::ChannelIo;
+pub use error::SshError;
+pub use handler::{HostKeyCheck, HostKeyPolicy};
+pub use session::{ConnState, SessionHandle, SshSession, SshTarget};

@@ -1,0 +1,317 @@
+//! One persistent SSH session per remote, shared by every Docker request.
+//!
+//! Channels are opened on the live session; when it has dropped (keepalives
+//! notice within 15 s) the next channel request reconnects once, single
+//! flight, with the credentials loaded at start. The full restore story
+//! (backoff, re-adopting forwards) belongs to the resilience layer above.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use russh::client::{self, Handle};
+use russh::ChannelId;
+
+use super::auth::Credentials;
+use super::channel_io::ChannelIo;
+use super::error::SshError;
+use super::handler::{ClientHandler, HostKeyCheck};
+
+/// How long a TCP connect plus SSH handshake may take before we give up.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Per-channel receive window: the most unread data one channel can hold.
+pub const CHANNEL_WINDOW: u32 = 4 * 1024 * 1024;
+
+/// Where and as whom to connect.
+#[derive(Debug, Clone)]
+pub struct SshTarget {
+    pub user: String,
+    pub host: String,
+    pub port: u16,
+}
+
+impl SshTarget {
+    /// `ssh://user@host:port`, the form printed in the ready line and status.
+    pub fn url(&self) -> String {
+        let host = if self.host.contains(':') {
+            format!("[{}]", self.host)
+        } else {
+            self.host.clone()
+        };
+        format!("ssh://{}@{}:{}", self.user, host, self.port)
+    }
+}
+
+/// A cheap clone of the live russh handle.
+#[derive(Clone)]
+pub struct SessionHandle(Arc<Handle<ClientHandler>>);
+
+impl SessionHandle {
+    /// Credits `bytes` consumed by the application back to the channel's window.
+    pub async fn consumed(&self, id: ChannelId, bytes: u32) -> Result<(), russh::Error> {
+        self.0.consumed(id, bytes).await
+    }
+}
+
+/// Connection state, for status and the UI.
+#[derive(Debug, Clone, serde::Serialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum ConnState {
+    Connecting,
+    Connected {
+        #[serde(skip)]
+        since: Instant,
+        connects: u64,
+    },
+    Disconnected {
+        last_error: String,
+    },
+}
+
+pub struct SshSession {
+    target: SshTarget,
+    check: HostKeyCheck,
+    credentials: Credentials,
+    config: Arc<client::Config>,
+    live: tokio::sync::Mutex<Option<SessionHandle>>,
+    state: Mutex<ConnState>,
+    connects: std::sync::atomic::AtomicU64,
+}
+
+impl SshSession {
+    /// Connects and authenticates; the error says what to fix.
+    pub async fn connect(
+        target: SshTarget,
+        check: HostKeyCheck,
+        credentials: Credentials,
+    ) -> Result<Arc<Self>, SshError> {
+        let session = Arc::new(Self {
+            target,
+            check,
+            credentials,
+            config: Arc::new(client_config()),
+            live: tokio::sync::Mutex::new(None),
+            state: Mutex::new(ConnState::Connecting),
+            connects: Default::default(),
+        });
+        session.handle().await?;
+        Ok(session)
+    }
+
+    pub fn target(&self) -> &SshTarget {
+        &self.target
+    }
+
+    pub fn state(&self) -> ConnState {
+        self.state
+            .lock()
+            .map(|s| s.clone())
+            .unwrap_or(ConnState::Connecting)
+    }
+
+    fn set_state(&self, s: ConnState) {
+        if let Ok(mut st) = self.state.lock() {
+            *st = s;
+        }
+    }
+
+    fn addr(&self) -> String {
+        format!("{}:{}", self.target.host, self.target.port)
+    }
+
+    /// The live session, reconnecting if it dropped.
+    pub async fn handle(&self) -> Result<SessionHandle, SshError> {
+        let mut live = self.live.lock().await;
+        if let Some(h) = live.as_ref() {
+            if !h.0.is_closed() {
+                return Ok(h.clone());
+            }
+            tracing::warn!(remote = %self.target.url(), "SSH session dropped; reconnecting");
+        }
+        *live = None;
+        self.set_state(ConnState::Connecting);
+        match self.dial().await {
+            Ok(h) => {
+                let n = self
+                    .connects
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+                    + 1;
+                self.set_state(ConnState::Connected {
+                    since: Instant::now(),
+                    connects: n,
+                });
+                *live = Some(h.clone());
+                Ok(h)
+            }
+            Err(e) => {
+                self.set_state(ConnState::Disconnected {
+                    last_error: e.to_string(),
+                });
+                Err(e)
+            }
+        }
+    }
+
+    async fn dial(&self) -> Result<SessionHandle, SshError> {
+        let addr = self.addr();
+        let refusal = Arc::new(Mutex::new(None));
+        let handler = ClientHandler::new(self.check.clone(), refusal.clone());
+        let tcp = tokio::time::timeout(
+            CONNECT_TIMEOUT,
+            tokio::net::TcpStream::connect((self.target.host.as_str(), self.target.port)),
+        )
+        .await
+        .map_err(|_| SshError::Unreachable {
+            addr: addr.clone(),
+            reason: "connection timed out".into(),
+        })?
+        .map_err(|e| SshError::Unreachable {
+            addr: addr.clone(),
+            reason: e.to_string(),
+        })?;
+        let _ = tcp.set_nodelay(true);
+        let connecting = client::connect_stream(self.config.clone(), tcp, handler);
+        let mut handle = match tokio::time::timeout(CONNECT_TIMEOUT, connecting).await {
+            Err(_) => {
+                return Err(SshError::Handshake {
+                    addr,
+                    reason: "timed out".into(),
+                })
+            }
+            Ok(Err(e)) => {
+                let refused = refusal.lock().ok().and_then(|mut r| r.take());
+                return Err(refused.unwrap_or(SshError::Handshake {
+                    addr,
+                    reason: e.to_string(),
+                }));
+            }
+            Ok(Ok(h)) => h,
+        };
+        self.credentials
+            .authenticate(&mut handle, &self.target.user, &self.target.host)
+            .await?;
+        tracing::info!(remote = %self.target.url(), "SSH session established");
+        Ok(SessionHandle(Arc::new(handle)))
+    }
+
+    /// Opens a channel with `open`, reconnecting once if the session was dead.
+    async fn open<F, Fut>(&self, target: &str, open: F) -> Result<ChannelIo, SshError>
+    where
+        F: Fn(SessionHandle) -> Fut,
+        Fut: std::future::Future<Output = Result<russh::Channel<client::Msg>, russh::Error>>,
+    {
+        for attempt in 0..2 {
+            let h = self.handle().await?;
+            match open(h.clone()).await {
+                Ok(ch) => return Ok(ChannelIo::new(ch, h, CHANNEL_WINDOW)),
+                Err(russh::Error::ChannelOpenFailure(reason)) => {
+                    return Err(SshError::ChannelRefused {
+                        target: target.to_string(),
+                        reason: format!("{reason:?}"),
+                    })
+                }
+                Err(e) if attempt == 0 => {
+                    tracing::warn!("opening a channel to {target} failed ({e}); reconnecting");
+                    if let Some(live) = self.live.lock().await.take() {
+                        let _ = live
+                            .0
+                            .disconnect(russh::Disconnect::ByApplication, "", "en")
+                            .await;
+                    }
+                }
+                Err(e) => {
+                    return Err(SshError::Disconnected {
+                        addr: self.addr(),
+                        reason: e.to_string(),
+                    })
+                }
+            }
+        }
+        Err(SshError::Disconnected {
+            addr: self.addr(),
+            reason: "reconnect failed".into(),
+        })
+    }
+
+    /// A `direct-streamlocal` channel to a unix socket on the remote.
+    pub async fn open_unix(&self, path: &str) -> Result<ChannelIo, SshError> {
+        let p = path.to_string();
+        self.open(&format!("unix://{path}"), move |h| {
+            let p = p.clone();
+            async move { h.0.channel_open_direct_streamlocal(p).await }
+        })
+        .await
+    }
+
+    /// A `direct-tcpip` channel to host:port as seen from the remote.
+    pub async fn open_tcp(&self, host: &str, port: u16) -> Result<ChannelIo, SshError> {
+        let hs = host.to_string();
+        self.open(&format!("tcp://{host}:{port}"), move |h| {
+            let hs = hs.clone();
+            async move {
+                h.0.channel_open_direct_tcpip(hs, port as u32, "127.0.0.1", 0)
+                    .await
+            }
+        })
+        .await
+    }
+
+    /// A session channel running `command` on the remote, stdio as the stream.
+    pub async fn open_exec(&self, command: &str) -> Result<ChannelIo, SshError> {
+        let cmd = command.to_string();
+        self.open(&format!("exec {command}"), move |h| {
+            let cmd = cmd.clone();
+            async move {
+                let ch = h.0.channel_open_session().await?;
+                ch.exec(true, cmd.into_bytes()).await?;
+                Ok(ch)
+            }
+        })
+        .await
+    }
+
+    /// Runs a short command and returns its stdout (diagnostics only).
+    pub async fn run(&self, command: &str) -> Result<String, SshError> {
+        use tokio::io::AsyncReadExt;
+        let mut io = self.open_exec(command).await?;
+        let mut out = String::new();
+        let read = tokio::time::timeout(Duration::from_secs(10), io.read_to_string(&mut out));
+        let _ = read.await;
+        Ok(out)
+    }
+
+    /// Ends the session politely.
+    pub async fn close(&self) {
+        if let Some(h) = self.live.lock().await.take() {
+            let _ =
+                h.0.disconnect(
+                    russh::Disconnect::ByApplication,
+                    "berth-agent stopping",
+                    "en",
+                )
+                .await;
+        }
+    }
+}
+
+fn client_config() -> client::Config {
+    use russh::cipher;
+    use std::borrow::Cow;
+    let mut preferred = russh::Preferred::default();
+    // AES-GCM uses the CPU's AES instructions; chacha20 stays as a fallback.
+    preferred.cipher = Cow::Owned(vec![
+        cipher::AES_128_GCM,
+        cipher::AES_256_GCM,
+        cipher::CHACHA20_POLY1305,
+        cipher::AES_256_CTR,
+        cipher::AES_128_CTR,
+    ]);
+    client::Config {
+        keepalive_interval: Some(Duration::from_secs(5)),
+        keepalive_max: 3,
+        nodelay: true,
+        window_size: CHANNEL_WINDOW,
+        window_adjust_on_read: true,
+        preferred,
+        ..Default::default()
+    }
+}

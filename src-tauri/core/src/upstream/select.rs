@@ -1,0 +1,180 @@
+//! Choosing the upstream: the fixed one, or `auto`'s unix → tcp → dial-stdio,
+//! each accepted only once it answered `/_ping` like a Docker daemon.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Empty};
+use hyper_util::rt::TokioIo;
+
+use super::diagnose::{diagnose, probe_command, Probe};
+use super::error::UpstreamError;
+use super::{Upstream, UpstreamSpec, DEFAULT_SOCKET, DESKTOP_TCP};
+use crate::ssh::{SshError, SshSession};
+
+const PING_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The chosen upstream and why it was chosen.
+#[derive(Debug, Clone)]
+pub struct Selected {
+    pub upstream: Upstream,
+    pub reason: String,
+}
+
+/// Sends one GET and returns status and body; used for `/_ping` and `/version`.
+pub async fn get(
+    upstream: &Upstream,
+    ssh: &SshSession,
+    path: &str,
+) -> Result<(u16, Bytes), UpstreamError> {
+    let io = upstream.dial(ssh).await?;
+    let url = upstream.url();
+    let bad = |reason: String| UpstreamError::BadAnswer {
+        url: url.clone(),
+        reason,
+    };
+    let exchange = async {
+        let (mut send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(io))
+            .await
+            .map_err(|e| bad(e.to_string()))?;
+        let driver = tokio::spawn(conn);
+        let req = http::Request::get(path)
+            .header("Host", "docker")
+            .body(Empty::<Bytes>::new())
+            .map_err(|e| bad(e.to_string()))?;
+        let resp = send
+            .send_request(req)
+            .await
+            .map_err(|e| bad(e.to_string()))?;
+        let status = resp.status().as_u16();
+        let body = resp
+            .into_body()
+            .collect()
+            .await
+            .map_err(|e| bad(e.to_string()))?
+            .to_bytes();
+        driver.abort();
+        Ok((status, body))
+    };
+    tokio::time::timeout(PING_TIMEOUT, exchange)
+        .await
+        .map_err(|_| {
+            bad(format!(
+                "no answer to {path} within {}s",
+                PING_TIMEOUT.as_secs()
+            ))
+        })?
+}
+
+/// `/_ping` must answer 200 `OK`.
+pub async fn ping(upstream: &Upstream, ssh: &SshSession) -> Result<(), UpstreamError> {
+    match get(upstream, ssh, "/_ping").await? {
+        (200, body) if body.as_ref() == b"OK" => Ok(()),
+        (status, body) => Err(UpstreamError::BadAnswer {
+            url: upstream.url(),
+            reason: format!(
+                "/_ping answered {status} {:?}",
+                String::from_utf8_lossy(&body)
+            ),
+        }),
+    }
+}
+
+/// Resolves `spec` to a working upstream or the most useful error.
+pub async fn select(spec: &UpstreamSpec, ssh: &SshSession) -> Result<Selected, UpstreamError> {
+    match spec {
+        UpstreamSpec::Fixed(u) => match ping(u, ssh).await {
+            Ok(()) => Ok(Selected {
+                upstream: u.clone(),
+                reason: "given with --remote-docker".into(),
+            }),
+            Err(e) => Err(explain(u, e, ssh).await),
+        },
+        UpstreamSpec::Auto => {
+            let candidates = [
+                Upstream::Unix(DEFAULT_SOCKET.into()),
+                Upstream::Tcp {
+                    host: DESKTOP_TCP.0.into(),
+                    port: DESKTOP_TCP.1,
+                },
+                Upstream::DialStdio,
+            ];
+            let mut tried = Vec::new();
+            for u in candidates {
+                match ping(&u, ssh).await {
+                    Ok(()) => {
+                        let reason = if tried.is_empty() {
+                            format!("auto: {} answered", u.url())
+                        } else {
+                            format!("auto: {} answered after {}", u.url(), tried.join("; "))
+                        };
+                        tracing::info!("remote Docker endpoint: {reason}");
+                        return Ok(Selected {
+                            upstream: u,
+                            reason,
+                        });
+                    }
+                    Err(UpstreamError::Ssh(e @ SshError::Disconnected { .. })) => {
+                        return Err(e.into())
+                    }
+                    Err(e) => {
+                        tracing::info!("auto: {} unusable: {e}", u.url());
+                        tried.push(format!("{} failed: {}", u.url(), short(&e)));
+                    }
+                }
+            }
+            let probe = Probe::parse(
+                &ssh.run(&probe_command(DEFAULT_SOCKET))
+                    .await
+                    .unwrap_or_default(),
+            );
+            Err(diagnose(
+                &probe,
+                DEFAULT_SOCKET,
+                &ssh.target().user,
+                &tried.join("; "),
+            ))
+        }
+    }
+}
+
+fn short(e: &UpstreamError) -> String {
+    match e {
+        UpstreamError::Ssh(SshError::ChannelRefused { reason, .. }) => {
+            format!("channel refused ({reason})")
+        }
+        other => other.to_string(),
+    }
+}
+
+/// Turns a failure of a fixed upstream into the error a user can act on.
+async fn explain(u: &Upstream, e: UpstreamError, ssh: &SshSession) -> UpstreamError {
+    match (u, &e) {
+        (Upstream::Unix(p), UpstreamError::Ssh(SshError::ChannelRefused { reason, .. }))
+            if reason.contains("AdministrativelyProhibited") =>
+        {
+            UpstreamError::StreamLocalForbidden { socket: p.clone() }
+        }
+        (Upstream::Unix(p), UpstreamError::Ssh(SshError::ChannelRefused { .. })) => {
+            let probe = Probe::parse(&ssh.run(&probe_command(p)).await.unwrap_or_default());
+            diagnose(
+                &probe,
+                p,
+                &ssh.target().user,
+                &format!("{}: {}", u.url(), e),
+            )
+        }
+        (Upstream::DialStdio, UpstreamError::BadAnswer { .. }) => {
+            let probe = Probe::parse(
+                &ssh.run(&probe_command(DEFAULT_SOCKET))
+                    .await
+                    .unwrap_or_default(),
+            );
+            match diagnose(&probe, DEFAULT_SOCKET, &ssh.target().user, &e.to_string()) {
+                UpstreamError::NoUpstream { .. } => e,
+                better => better,
+            }
+        }
+        _ => e,
+    }
+}
