@@ -1,0 +1,297 @@
+//! The one helper every end-to-end test uses: brings the real test bed up
+//! (dockerd, two sshds, the busybox test image; see tests/testbed), starts
+//! `berth-agent` against it, and runs the real docker CLI through it.
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+pub fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The test bed's facts (`tests/testbed/testbed.sh up` writes them).
+pub struct Testbed {
+    pub env: HashMap<String, String>,
+}
+
+impl Testbed {
+    pub fn get(&self, k: &str) -> &str {
+        self.env
+            .get(k)
+            .map(String::as_str)
+            .unwrap_or_else(|| panic!("test bed env has no {k}"))
+    }
+    pub fn ssh_url(&self) -> String {
+        format!("ssh://root@127.0.0.1:{}", self.get("SSH_PORT"))
+    }
+    pub fn image(&self) -> &str {
+        self.get("TEST_IMAGE")
+    }
+    /// The daemon addressed directly, for side-by-side comparisons.
+    pub fn direct_host(&self) -> String {
+        format!("unix://{}", self.get("DOCKER_SOCK"))
+    }
+}
+
+static TESTBED: OnceLock<Testbed> = OnceLock::new();
+
+/// Brings the test bed up once per test binary (the script is idempotent).
+pub fn testbed() -> &'static Testbed {
+    TESTBED.get_or_init(|| {
+        let script = repo_root().join("tests/testbed/testbed.sh");
+        let out = Command::new("bash")
+            .arg(&script)
+            .arg("up")
+            .output()
+            .expect("run testbed.sh");
+        assert!(
+            out.status.success(),
+            "testbed.sh up failed:\n{}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let dir =
+            std::env::var("BERTH_TESTBED_DIR").unwrap_or_else(|_| "/tmp/berth-testbed".into());
+        let text = std::fs::read_to_string(Path::new(&dir).join("env")).expect("read test bed env");
+        let env = text
+            .lines()
+            .filter_map(|l| l.split_once('='))
+            .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+            .collect();
+        Testbed { env }
+    })
+}
+
+/// The agent binary, built on demand so `cargo test` alone is enough.
+pub fn agent_bin() -> PathBuf {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        let status = Command::new(env!("CARGO"))
+            .args(["build", "-q", "-p", "berth-core", "--bin", "berth-agent"])
+            .current_dir(repo_root())
+            .status()
+            .expect("cargo build berth-agent");
+        assert!(status.success(), "building berth-agent failed");
+        let target = std::env::var("CARGO_TARGET_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|_| repo_root().join("target"));
+        target.join("debug/berth-agent")
+    })
+    .clone()
+}
+
+/// A running `berth-agent`; killed when dropped.
+pub struct AgentProc {
+    pub child: Child,
+    /// `tcp://127.0.0.1:PORT`, usable as DOCKER_HOST.
+    pub host: String,
+    pub ready_line: String,
+    stderr_path: PathBuf,
+}
+
+impl AgentProc {
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+    pub fn stderr(&self) -> String {
+        std::fs::read_to_string(&self.stderr_path).unwrap_or_default()
+    }
+    pub fn port(&self) -> u16 {
+        self.host.rsplit(':').next().unwrap().parse().unwrap()
+    }
+    /// Resident memory in KiB (VmRSS), and the peak so far (VmHWM).
+    pub fn rss_kib(&self) -> (u64, u64) {
+        let s = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap();
+        let field = |k: &str| {
+            s.lines()
+                .find(|l| l.starts_with(k))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0)
+        };
+        (field("VmRSS:"), field("VmHWM:"))
+    }
+}
+
+impl Drop for AgentProc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The standard arguments for the Linux-like remote, plus `extra`.
+pub fn default_args(tb: &Testbed) -> Vec<String> {
+    vec![
+        "--remote".into(),
+        tb.ssh_url(),
+        "--identity".into(),
+        tb.get("SSH_KEY").into(),
+        "--known-hosts".into(),
+        tb.get("KNOWN_HOSTS").into(),
+    ]
+}
+
+/// Starts the agent and waits for its ready line (or its failure).
+pub fn try_start_agent(args: &[String]) -> Result<AgentProc, (i32, String)> {
+    let dir = std::env::temp_dir().join(format!("berth-e2e-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let stderr_path = dir.join(format!("agent-{n}.err"));
+    let mut cmd = Command::new(agent_bin());
+    cmd.args(args)
+        .env("BERTH_LOG", "info,russh=warn")
+        .env_remove("SSH_AUTH_SOCK")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(std::fs::File::create(&stderr_path).unwrap());
+    if !args.iter().any(|a| a == "--listen") {
+        cmd.args(["--listen", "tcp://127.0.0.1:0"]);
+    }
+    let mut child = cmd.spawn().expect("spawn berth-agent");
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut line = String::new();
+        let _ = BufReader::new(stdout).read_line(&mut line);
+        let _ = tx.send(line);
+    });
+    let line = rx.recv_timeout(Duration::from_secs(60)).unwrap_or_default();
+    if line.is_empty() {
+        let code = wait_exit(&mut child, Duration::from_secs(30)).unwrap_or(-1);
+        let err = std::fs::read_to_string(&stderr_path).unwrap_or_default();
+        return Err((code, err));
+    }
+    let host = line
+        .split_whitespace()
+        .find(|w| w.starts_with("tcp://"))
+        .map(|w| w.trim_end_matches(',').to_string())
+        .unwrap_or_default();
+    Ok(AgentProc {
+        child,
+        host,
+        ready_line: line.trim().to_string(),
+        stderr_path,
+    })
+}
+
+pub fn start_agent(args: &[String]) -> AgentProc {
+    match try_start_agent(args) {
+        Ok(a) => a,
+        Err((code, err)) => panic!("berth-agent failed to start (exit {code}):\n{err}"),
+    }
+}
+
+/// The agent for the default Linux-like remote.
+pub fn agent() -> AgentProc {
+    start_agent(&default_args(testbed()))
+}
+
+pub fn wait_exit(child: &mut Child, limit: Duration) -> Option<i32> {
+    let t = Instant::now();
+    while t.elapsed() < limit {
+        if let Ok(Some(s)) = child.try_wait() {
+            return Some(s.code().unwrap_or(-1));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    None
+}
+
+/// Runs the docker CLI against `host` with a time limit; a hang is a failure.
+pub fn docker_at(host: &str, args: &[&str]) -> Output {
+    docker_with(host, args, None)
+}
+
+pub fn docker_with(host: &str, args: &[&str], stdin: Option<&[u8]>) -> Output {
+    let mut cmd = Command::new("docker");
+    cmd.args(args)
+        .env("DOCKER_HOST", host)
+        .env_remove("DOCKER_CONTEXT")
+        .env("DOCKER_CONFIG", docker_config_dir())
+        .stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().expect("spawn docker");
+    if let Some(data) = stdin {
+        use std::io::Write;
+        let mut si = child.stdin.take().unwrap();
+        let data = data.to_vec();
+        std::thread::spawn(move || {
+            let _ = si.write_all(&data);
+        });
+    }
+    let pid = child.id();
+    let killer = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_secs(120));
+        let _ = Command::new("kill").arg("-9").arg(pid.to_string()).status();
+    });
+    let out = child.wait_with_output().expect("docker output");
+    drop(killer);
+    out
+}
+
+/// A private DOCKER_CONFIG so the user's contexts and credentials never interfere.
+pub fn docker_config_dir() -> PathBuf {
+    let d = std::env::temp_dir().join("berth-e2e-docker-config");
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// Runs docker and asserts success, returning stdout.
+pub fn ok(out: Output) -> String {
+    assert!(
+        out.status.success(),
+        "command failed ({}):\nstdout: {}\nstderr: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+pub fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// A name unique to this test run.
+pub fn unique(prefix: &str) -> String {
+    static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    format!(
+        "berth-e2e-{prefix}-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    )
+}
+
+/// One-shot raw HTTP exchange, for malformed requests and the status endpoint.
+pub fn raw_http(port: u16, request: &[u8]) -> String {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    s.write_all(request).unwrap();
+    let _ = s.shutdown(std::net::Shutdown::Write);
+    let mut buf = Vec::new();
+    let _ = s.read_to_end(&mut buf);
+    String::from_utf8_lossy(&buf).into_owned()
+}
+
+/// GET /berth/v1/status as JSON.
+pub fn status(port: u16) -> serde_json::Value {
+    let resp = raw_http(
+        port,
+        b"GET /berth/v1/status HTTP/1.1\r\nHost: berth\r\nConnection: close\r\n\r\n",
+    );
+    let body = resp.split("\r\n\r\n").nth(1).unwrap_or_default();
+    serde_json::from_str(body).unwrap_or_else(|e| panic!("status is not JSON ({e}): {resp}"))
+}
