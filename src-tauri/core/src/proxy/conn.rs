@@ -38,6 +38,8 @@ pub async fn serve_connection(io: Box<dyn ClientIo>, ctx: Arc<ProxyCtx>, stop: C
     };
     let conn = hyper::server::conn::http1::Builder::new()
         .preserve_header_case(true)
+        // a client that half-closes after its request still gets the answer
+        .half_close(true)
         .timer(hyper_util::rt::TokioTimer::new())
         .header_read_timeout(Duration::from_secs(30))
         .serve_connection(TokioIo::new(io), service)
