@@ -485,3 +485,21 @@ fn unix_socket_endpoint_works() {
     assert!(!out.trim().is_empty());
     drop(a);
 }
+
+#[test]
+fn host_alias_from_ssh_config() {
+    let tb = testbed();
+    // HostName, Port, User, IdentityFile and UserKnownHostsFile all come from the config
+    let a = start_agent(&[
+        "--remote".into(),
+        tb.get("SSH_CONFIG_HOST").into(),
+        "--ssh-config".into(),
+        tb.get("SSH_CONFIG").into(),
+    ]);
+    assert!(
+        a.ready_line.contains(&format!("-> {}", tb.ssh_url())),
+        "{}",
+        a.ready_line
+    );
+    ok(docker_at(&a.host, &["ps"]));
+}

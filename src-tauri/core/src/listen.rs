@@ -60,6 +60,7 @@ impl std::str::FromStr for ListenAddr {
 }
 
 /// A bound endpoint. A unix socket file is removed when this is dropped.
+#[derive(Debug)]
 pub enum Listener {
     Tcp(tokio::net::TcpListener),
     Unix(tokio::net::UnixListener, PathBuf),

@@ -97,7 +97,11 @@ pub fn resolve(spec: &RemoteSpec, config: Option<&Path>) -> Result<ResolvedRemot
             .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
         let mut reader = std::io::BufReader::new(file);
         let cfg = ssh2_config::SshConfig::default()
-            .parse(&mut reader, ssh2_config::ParseRule::ALLOW_UNKNOWN_FIELDS)
+            .parse(
+                &mut reader,
+                ssh2_config::ParseRule::ALLOW_UNKNOWN_FIELDS
+                    | ssh2_config::ParseRule::ALLOW_UNSUPPORTED_FIELDS,
+            )
             .map_err(|e| format!("cannot parse {}: {e}", path.display()))?;
         let params = cfg.query(&spec.host);
         if let Some(h) = params.host_name {

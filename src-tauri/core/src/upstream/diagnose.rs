@@ -53,10 +53,21 @@ impl Probe {
     }
 }
 
-/// Picks the error a user can act on; `tried` lists what auto-selection attempted.
-pub fn diagnose(probe: &Probe, socket: &str, ssh_user: &str, tried: &str) -> UpstreamError {
+/// Picks the error a user can act on. `unix_refused`: sshd refused a
+/// streamlocal channel to `socket`; `tried` lists what was attempted.
+pub fn diagnose(
+    probe: &Probe,
+    socket: &str,
+    ssh_user: &str,
+    unix_refused: bool,
+    tried: &str,
+) -> UpstreamError {
     let user = probe.user.clone().unwrap_or_else(|| ssh_user.to_string());
     match (probe.socket_exists, probe.socket_access, probe.docker_cli) {
+        // the socket is there and usable, yet sshd would not forward to it
+        (Some(true), Some(true), _) if unix_refused => UpstreamError::StreamLocalForbidden {
+            socket: socket.to_string(),
+        },
         (Some(true), Some(false), _) => UpstreamError::SocketPermissionDenied {
             socket: socket.to_string(),
             user,
@@ -98,14 +109,22 @@ mod tests {
     #[test]
     fn diagnoses() {
         let table = [
-            ("docker=yes\nsock=yes\naccess=no\nuser=bob", "permission denied on the remote socket /var/run/docker.sock; add bob to the docker group"),
-            ("docker=no\nsock=no\nuser=bob", "docker is not installed on the remote"),
-            ("docker=yes\nsock=no\nuser=bob", "no Docker daemon answers at /var/run/docker.sock"),
-            ("docker=yes\nsock=yes\naccess=yes\nuser=bob", "no way to the remote Docker daemon worked (x)"),
-            ("garbage", "no way to the remote Docker daemon worked (x)"),
+            ("docker=yes\nsock=yes\naccess=no\nuser=bob", true, "permission denied on the remote socket /var/run/docker.sock; add bob to the docker group"),
+            ("docker=no\nsock=no\nuser=bob", true, "docker is not installed on the remote"),
+            ("docker=yes\nsock=no\nuser=bob", true, "no Docker daemon answers at /var/run/docker.sock"),
+            ("docker=yes\nsock=yes\naccess=yes\nuser=bob", true, "the remote sshd refuses unix-socket forwarding"),
+            ("docker=yes\nsock=yes\naccess=yes\nuser=bob", false, "no way to the remote Docker daemon worked (x)"),
+            ("garbage", true, "no way to the remote Docker daemon worked (x)"),
         ];
-        for (out, want) in table {
-            let msg = diagnose(&Probe::parse(out), "/var/run/docker.sock", "root", "x").to_string();
+        for (out, refused, want) in table {
+            let msg = diagnose(
+                &Probe::parse(out),
+                "/var/run/docker.sock",
+                "root",
+                refused,
+                "x",
+            )
+            .to_string();
             assert!(msg.starts_with(want), "{out:?} gave {msg:?}");
             assert!(!msg.contains('\n'));
         }

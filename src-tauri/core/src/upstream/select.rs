@@ -100,6 +100,7 @@ pub async fn select(spec: &UpstreamSpec, ssh: &SshSession) -> Result<Selected, U
                 Upstream::DialStdio,
             ];
             let mut tried = Vec::new();
+            let mut unix_refused = false;
             for u in candidates {
                 match ping(&u, ssh).await {
                     Ok(()) => {
@@ -119,23 +120,33 @@ pub async fn select(spec: &UpstreamSpec, ssh: &SshSession) -> Result<Selected, U
                     }
                     Err(e) => {
                         tracing::info!("auto: {} unusable: {e}", u.url());
+                        if let (
+                            Upstream::Unix(_),
+                            UpstreamError::Ssh(SshError::ChannelRefused { .. }),
+                        ) = (&u, &e)
+                        {
+                            unix_refused = true;
+                        }
                         tried.push(format!("{} failed: {}", u.url(), short(&e)));
                     }
                 }
             }
-            let probe = Probe::parse(
-                &ssh.run(&probe_command(DEFAULT_SOCKET))
-                    .await
-                    .unwrap_or_default(),
-            );
+            let probe = probe(ssh, DEFAULT_SOCKET).await;
+            let user = &ssh.target().user;
             Err(diagnose(
                 &probe,
                 DEFAULT_SOCKET,
-                &ssh.target().user,
+                user,
+                unix_refused,
                 &tried.join("; "),
             ))
         }
     }
+}
+
+/// Asks the remote what is there (see `diagnose`); empty if it cannot say.
+async fn probe(ssh: &SshSession, socket: &str) -> Probe {
+    Probe::parse(&ssh.run(&probe_command(socket)).await.unwrap_or_default())
 }
 
 fn short(e: &UpstreamError) -> String {
@@ -149,28 +160,15 @@ fn short(e: &UpstreamError) -> String {
 
 /// Turns a failure of a fixed upstream into the error a user can act on.
 async fn explain(u: &Upstream, e: UpstreamError, ssh: &SshSession) -> UpstreamError {
+    let user = &ssh.target().user;
     match (u, &e) {
-        (Upstream::Unix(p), UpstreamError::Ssh(SshError::ChannelRefused { reason, .. }))
-            if reason.contains("AdministrativelyProhibited") =>
-        {
-            UpstreamError::StreamLocalForbidden { socket: p.clone() }
-        }
         (Upstream::Unix(p), UpstreamError::Ssh(SshError::ChannelRefused { .. })) => {
-            let probe = Probe::parse(&ssh.run(&probe_command(p)).await.unwrap_or_default());
-            diagnose(
-                &probe,
-                p,
-                &ssh.target().user,
-                &format!("{}: {}", u.url(), e),
-            )
+            let tried = format!("{}: {}", u.url(), e);
+            diagnose(&probe(ssh, p).await, p, user, true, &tried)
         }
         (Upstream::DialStdio, UpstreamError::BadAnswer { .. }) => {
-            let probe = Probe::parse(
-                &ssh.run(&probe_command(DEFAULT_SOCKET))
-                    .await
-                    .unwrap_or_default(),
-            );
-            match diagnose(&probe, DEFAULT_SOCKET, &ssh.target().user, &e.to_string()) {
+            let probe = probe(ssh, DEFAULT_SOCKET).await;
+            match diagnose(&probe, DEFAULT_SOCKET, user, false, &e.to_string()) {
                 UpstreamError::NoUpstream { .. } => e,
                 better => better,
             }
