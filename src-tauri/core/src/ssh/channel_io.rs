@@ -44,7 +44,8 @@ pub struct ChannelIo {
     current: Bytes,
     eof: bool,
     writer: Pin<Box<dyn AsyncWrite + Send + Sync>>,
-    credit_tx: mpsc::UnboundedSender<u32>,
+    id: russh::ChannelId,
+    handle: SessionHandle,
     pending_credit: u32,
     credit_threshold: u32,
     stderr: Arc<Mutex<Vec<u8>>>,
@@ -60,17 +61,15 @@ impl ChannelIo {
         let (read_half, write_half) = channel.split();
         let writer = Box::pin(write_half.make_writer());
         let (data_tx, rx) = mpsc::unbounded_channel();
-        let (credit_tx, credit_rx) = mpsc::unbounded_channel();
         let (close_tx, close_rx) = tokio::sync::oneshot::channel();
         let stderr = Arc::new(Mutex::new(Vec::new()));
         let exit_status = Arc::new(Mutex::new(None));
         let pump = Pump {
             id,
-            handle,
+            handle: handle.clone(),
             read_half,
             write_half,
             data_tx,
-            credit_rx,
             stderr: stderr.clone(),
             exit_status: exit_status.clone(),
         };
@@ -80,7 +79,8 @@ impl ChannelIo {
             current: Bytes::new(),
             eof: false,
             writer,
-            credit_tx,
+            id,
+            handle,
             pending_credit: 0,
             credit_threshold: (window / CREDIT_DIVISOR).max(1),
             stderr,
@@ -103,7 +103,8 @@ impl ChannelIo {
     fn credit(&mut self, n: usize) {
         self.pending_credit = self.pending_credit.saturating_add(n as u32);
         if self.pending_credit >= self.credit_threshold {
-            let _ = self.credit_tx.send(self.pending_credit);
+            // fails only when the session is gone, and then nothing is owed
+            let _ = self.handle.try_consumed(self.id, self.pending_credit);
             self.pending_credit = 0;
         }
     }
@@ -154,15 +155,14 @@ impl AsyncWrite for ChannelIo {
     }
 }
 
-/// Owns the channel's halves: drains incoming messages, forwards credits,
-/// and closes the channel when the stream is dropped.
+/// Owns the channel's halves: drains incoming messages and closes the
+/// channel when the stream is dropped.
 struct Pump {
     id: russh::ChannelId,
     handle: SessionHandle,
     read_half: ChannelReadHalf,
     write_half: ChannelWriteHalf<Msg>,
     data_tx: mpsc::UnboundedSender<Chunk>,
-    credit_rx: mpsc::UnboundedReceiver<u32>,
     stderr: Arc<Mutex<Vec<u8>>>,
     exit_status: Arc<Mutex<Option<u32>>>,
 }
@@ -172,12 +172,7 @@ impl Pump {
         let mut open = true;
         while open {
             tokio::select! {
-                msg = self.read_half.wait() => open = self.on_message(msg).await,
-                Some(n) = self.credit_rx.recv() => {
-                    if self.handle.consumed(self.id, n).await.is_err() {
-                        break;
-                    }
-                }
+                msg = self.read_half.wait() => open = self.on_message(msg),
                 _ = &mut close_rx => break,
             }
         }
@@ -186,7 +181,7 @@ impl Pump {
     }
 
     /// Returns false once the channel is gone.
-    async fn on_message(&mut self, msg: Option<ChannelMsg>) -> bool {
+    fn on_message(&mut self, msg: Option<ChannelMsg>) -> bool {
         match msg {
             Some(ChannelMsg::Data { data }) => {
                 let _ = self.data_tx.send(Chunk::Data(data));
@@ -197,7 +192,7 @@ impl Pump {
                     let room = STDERR_CAP.saturating_sub(buf.len());
                     buf.extend_from_slice(&data[..data.len().min(room)]);
                 }
-                let _ = self.handle.consumed(self.id, data.len() as u32).await;
+                let _ = self.handle.try_consumed(self.id, data.len() as u32);
             }
             Some(ChannelMsg::Eof) => {
                 let _ = self.data_tx.send(Chunk::Eof);

@@ -46,9 +46,10 @@ impl SshTarget {
 pub struct SessionHandle(Arc<Handle<ClientHandler>>);
 
 impl SessionHandle {
-    /// Credits `bytes` consumed by the application back to the channel's window.
-    pub async fn consumed(&self, id: ChannelId, bytes: u32) -> Result<(), russh::Error> {
-        self.0.consumed(id, bytes).await
+    /// Credits `bytes` consumed by the application back to the channel's
+    /// window (never waits; see `window_adjust_on_read`).
+    pub fn try_consumed(&self, id: ChannelId, bytes: u32) -> Result<(), russh::Error> {
+        self.0.try_consumed(id, bytes)
     }
 }
 
