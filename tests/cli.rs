@@ -503,3 +503,55 @@ fn host_alias_from_ssh_config() {
     );
     ok(docker_at(&a.host, &["ps"]));
 }
+
+#[test]
+fn buildkit_build_over_h2c_upgrades() {
+    let tb = testbed();
+    let a = agent();
+    // Debian's docker.io CLI (20.10) builds with its embedded BuildKit client:
+    // /session and /grpc are `Upgrade: h2c` connections
+    let cli = "/usr/bin/docker";
+    assert!(
+        std::path::Path::new(cli).exists(),
+        "docker.io's CLI is part of the test bed"
+    );
+    let dir = std::env::temp_dir().join(unique("bk"));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("Dockerfile"),
+        format!(
+            "FROM {}\nRUN echo built-with-buildkit > /proof\n",
+            tb.image()
+        ),
+    )
+    .unwrap();
+    let tag = format!("{}:bk", unique("bkimg"));
+    let before = status(a.port())["requests"]["upgraded"].as_u64().unwrap();
+    let out = Command::new(cli)
+        .args([
+            "build",
+            "--progress=plain",
+            "-t",
+            &tag,
+            dir.to_str().unwrap(),
+        ])
+        .env("DOCKER_HOST", &a.host)
+        .env("DOCKER_CONFIG", docker_config_dir())
+        .env("DOCKER_BUILDKIT", "1")
+        .output()
+        .unwrap();
+    let log = stderr(&out);
+    assert!(out.status.success(), "{log}");
+    assert!(
+        log.contains("naming to docker.io/library/"),
+        "not a BuildKit build: {log}"
+    );
+    let after = status(a.port())["requests"]["upgraded"].as_u64().unwrap();
+    assert!(after > before, "no upgraded connection during the build");
+    assert_eq!(
+        ok(docker_at(&a.host, &["run", "--rm", &tag, "cat", "/proof"])),
+        "built-with-buildkit\n"
+    );
+    ok(docker_at(&a.host, &["rmi", &tag]));
+    let _ = std::fs::remove_dir_all(dir);
+}

@@ -333,3 +333,80 @@ fn sigterm_stops_within_5s_and_removes_the_socket() {
     assert!(took < Duration::from_secs(5), "took {took:?}");
     assert!(!sock.exists(), "unix socket left behind");
 }
+
+#[test]
+fn ssh_agent_keys_are_used_without_identity() {
+    let tb = testbed();
+    let dir = std::env::temp_dir().join(unique("sshagent"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let sock = dir.join("agent.sock");
+    let mut ssh_agent = std::process::Command::new("ssh-agent")
+        .args(["-D", "-a", sock.to_str().unwrap()])
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let t = Instant::now();
+    while !sock.exists() && t.elapsed() < Duration::from_secs(5) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let add = std::process::Command::new("ssh-add")
+        .arg(tb.get("SSH_KEY"))
+        .env("SSH_AUTH_SOCK", &sock)
+        .output()
+        .unwrap();
+    assert!(
+        add.status.success(),
+        "{}",
+        String::from_utf8_lossy(&add.stderr)
+    );
+    // no --identity, and a HOME without ~/.ssh/id_*: only the agent can authenticate
+    let args = vec![
+        "--remote".to_string(),
+        tb.ssh_url(),
+        "--known-hosts".into(),
+        tb.get("KNOWN_HOSTS").into(),
+    ];
+    let envs = [
+        ("SSH_AUTH_SOCK", sock.to_str().unwrap()),
+        ("HOME", dir.to_str().unwrap()),
+    ];
+    let result = try_start_agent_env(&args, &envs);
+    let _ = ssh_agent.kill();
+    let _ = ssh_agent.wait();
+    let a = result.unwrap_or_else(|(c, e)| panic!("exit {c}: {e}"));
+    ok(docker_at(&a.host, &["ps"]));
+    drop(a);
+    // with the agent gone and no keys, the failure says what was tried
+    let line = start_fails_env(&args, &[("HOME", dir.to_str().unwrap())]);
+    assert!(line.contains("no keys"), "{line}");
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+fn start_fails_env(args: &[String], envs: &[(&str, &str)]) -> String {
+    match try_start_agent_env(args, envs) {
+        Ok(a) => panic!("agent started but should not have: {}", a.ready_line),
+        Err((code, err)) => {
+            assert_eq!(code, 1, "{err}");
+            err.lines().last().unwrap_or_default().to_string()
+        }
+    }
+}
+
+#[test]
+fn docker_not_installed_on_a_bare_remote() {
+    let tb = testbed();
+    let bare = format!("ssh://root@127.0.0.1:{}", tb.get("SSH_BARE_PORT"));
+    let line = start_fails(&args_with(tb, &[("--remote", bare.clone())]));
+    assert!(
+        line.contains("docker is not installed on the remote"),
+        "{line}"
+    );
+    assert!(line.contains("install Docker there"), "{line}");
+    let mut args = args_with(tb, &[("--remote", bare)]);
+    args.extend(["--remote-docker".into(), "dial-stdio".into()]);
+    let line = start_fails(&args);
+    assert!(
+        line.contains("docker is not installed on the remote"),
+        "{line}"
+    );
+}

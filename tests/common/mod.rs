@@ -139,6 +139,14 @@ pub fn default_args(tb: &Testbed) -> Vec<String> {
 
 /// Starts the agent and waits for its ready line (or its failure).
 pub fn try_start_agent(args: &[String]) -> Result<AgentProc, (i32, String)> {
+    try_start_agent_env(args, &[])
+}
+
+/// As [`try_start_agent`], with extra environment variables.
+pub fn try_start_agent_env(
+    args: &[String],
+    envs: &[(&str, &str)],
+) -> Result<AgentProc, (i32, String)> {
     let dir = std::env::temp_dir().join(format!("berth-e2e-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
@@ -148,6 +156,7 @@ pub fn try_start_agent(args: &[String]) -> Result<AgentProc, (i32, String)> {
     cmd.args(args)
         .env("BERTH_LOG", "info,russh=warn")
         .env_remove("SSH_AUTH_SOCK")
+        .envs(envs.iter().copied())
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(std::fs::File::create(&stderr_path).unwrap());

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Berth real-component test bed: dockerd + test image + two sshds + socat + keys.
+# Berth real-component test bed: dockerd + test image + three sshds + socat + keys.
 # Usage: testbed.sh up|down|status|sshd-stop [--keep-sessions]|sshd-start
 # State dir: ${BERTH_TESTBED_DIR:-/tmp/berth-testbed}. See README.md next to this file.
 set -euo pipefail
@@ -65,9 +65,10 @@ stop_pid() {  # stop_pid PID NAME TIMEOUT
   for ((i = 0; i < $3 * 10; i++)); do kill -0 "$pid" 2>/dev/null || return 0; sleep 0.1; done
   log "$2 did not exit after $3 s, sending SIGKILL"; kill -KILL "$pid" 2>/dev/null || true
 }
-load_state() { SSH_PORT=""; SSH_WIN_PORT=""; STARTED_DOCKERD=0; [[ -f $STATE ]] && . "$STATE"; return 0; }
+load_state() { SSH_PORT=""; SSH_WIN_PORT=""; SSH_BARE_PORT=""; STARTED_DOCKERD=0; [[ -f $STATE ]] && . "$STATE"; return 0; }
 save_state() {
-  printf 'SSH_PORT=%s\nSSH_WIN_PORT=%s\nSTARTED_DOCKERD=%s\n' "$SSH_PORT" "$SSH_WIN_PORT" "$STARTED_DOCKERD" >"$STATE.tmp"
+  printf 'SSH_PORT=%s\nSSH_WIN_PORT=%s\nSSH_BARE_PORT=%s\nSTARTED_DOCKERD=%s\n' \
+    "$SSH_PORT" "$SSH_WIN_PORT" "${SSH_BARE_PORT:-}" "$STARTED_DOCKERD" >"$STATE.tmp"
   mv -f "$STATE.tmp" "$STATE"
 }
 
@@ -157,13 +158,15 @@ ClientAliveInterval 0
 UsePAM no
 LogLevel VERBOSE
 EOF
+  # the "bare" remote has no Docker at all: nothing to forward tcp to either
+  [[ $1 != sshd_bare ]] || echo "PermitOpen none"
 }
 sshd_start() {  # sshd_start NAME PORT
   local i
   mkdir -p /run/sshd
   /usr/sbin/sshd -t -f "$DIR/$1_config" || die "invalid $DIR/$1_config"
   port_open "$2" && die "$1: port $2 is already in use by someone else"
-  /usr/sbin/sshd -f "$DIR/$1_config" -E "$DIR/$1.log" 9>&-
+  if [[ $1 == sshd_bare ]]; then bare_sshd_start "$1"; else /usr/sbin/sshd -f "$DIR/$1_config" -E "$DIR/$1.log" 9>&-; fi
   for ((i = 0; i < 50; i++)); do ssh_banner "$2" && { log "$1: listening on 127.0.0.1:$2"; return; }; sleep 0.2; done
   tail -n 20 "$DIR/$1.log" >&2; die "$1 is not listening on port $2"
 }
@@ -185,6 +188,21 @@ sshd_up() {  # sshd_up NAME PORTVAR STREAMLOCAL
   if cmp -s "$DIR/$name.config.new" "$DIR/${name}_config"; then rm -f "$DIR/$name.config.new"
   else mv -f "$DIR/$name.config.new" "$DIR/${name}_config"; [[ -n $pid ]] && { stop_pid "$pid" "$name" 5; pid=""; }; fi
   if [[ -n $pid ]]; then log "$name: reusing pid $pid on port $port"; else sshd_start "$name" "$port"; fi
+}
+# A remote without Docker: sshd in its own mount namespace where /run (so
+# /var/run/docker.sock) is an empty tmpfs and overlay whiteouts hide the docker CLIs.
+bare_sshd_start() {
+  local ov=$DIR/bare-overlay
+  rm -rf "$ov"; mkdir -p "$ov"
+  unshare --mount --propagation private bash -c '
+    set -e; ov=$1; shift
+    mount -t tmpfs tmpfs /run; mkdir -p /run/sshd
+    for d in /usr/bin /usr/local/bin; do
+      [[ -e $d/docker ]] || continue
+      n=${d//\//_}; mkdir -p "$ov/up$n" "$ov/work$n"; mknod "$ov/up$n/docker" c 0 0
+      mount -t overlay overlay -o "lowerdir=$d,upperdir=$ov/up$n,workdir=$ov/work$n" "$d"
+    done
+    exec /usr/sbin/sshd "$@"' bare "$ov" -f "$DIR/$1_config" -E "$DIR/$1.log" 9>&-
 }
 stop_strays() {  # stop_strays NAME KEEP-PID: listeners on our config that the pid file does not know
   local s
@@ -224,7 +242,7 @@ socat_up() {
 client_files_up() {
   local hk ok
   hk=$(cut -d' ' -f1,2 "$DIR/ssh_host_ed25519_key.pub"); ok=$(cut -d' ' -f1,2 "$DIR/other_host_ed25519_key.pub")
-  printf '[127.0.0.1]:%s %s\n[127.0.0.1]:%s %s\n' "$SSH_PORT" "$hk" "$SSH_WIN_PORT" "$hk" >"$DIR/known_hosts"
+  printf '[127.0.0.1]:%s %s\n' "$SSH_PORT" "$hk" "$SSH_WIN_PORT" "$hk" "$SSH_BARE_PORT" "$hk" >"$DIR/known_hosts"
   cp "$DIR/known_hosts" "$DIR/known_hosts_hashed"
   ssh-keygen -q -H -f "$DIR/known_hosts_hashed" >/dev/null 2>&1; rm -f "$DIR/known_hosts_hashed.old"
   printf '[127.0.0.1]:%s %s\n' "$SSH_PORT" "$ok" >"$DIR/known_hosts_changed"
@@ -249,6 +267,7 @@ TEST_IMAGE=$TEST_IMAGE
 SSH_HOST=127.0.0.1
 SSH_PORT=$SSH_PORT
 SSH_WIN_PORT=$SSH_WIN_PORT
+SSH_BARE_PORT=$SSH_BARE_PORT
 SSH_USER=root
 SSH_KEY=$DIR/id_ed25519
 SSH_KEY_PASS=$DIR/id_ed25519_pass
@@ -295,6 +314,8 @@ sanity() {
   fwd_ping "$SSH_WIN_PORT" "$DOCKER_SOCK" && die "sshd #2 allows unix-socket forwarding"
   fwd_ping "$SSH_WIN_PORT" "127.0.0.1:$TCP_PORT" || die "sshd #2 cannot forward to tcp $TCP_PORT"
   log "check: sshd #2 refuses unix-socket forwarding, forwards to 127.0.0.1:$TCP_PORT"
+  out=$(sshc "$SSH_BARE_PORT" root 'command -v docker; ls /var/run/docker.sock' 2>&1) && die "the bare remote has docker: $out"
+  log "check: sshd #3 (bare) has neither docker nor its socket"
 }
 
 # ---------- subcommands ----------
@@ -306,13 +327,14 @@ cmd_up() {
   image_up; keys_up; nodocker_user_up
   sshd_up sshd SSH_PORT yes; save_state
   sshd_up sshd_win SSH_WIN_PORT no; save_state
+  sshd_up sshd_bare SSH_BARE_PORT yes; save_state
   socat_up; client_files_up; sanity; write_env
   echo "$DIR/env"
 }
 cmd_down() {
   local pid
   load_state
-  sshd_stop sshd; sshd_stop sshd_win
+  sshd_stop sshd; sshd_stop sshd_win; sshd_stop sshd_bare
   if pid=$(pid_alive "$DIR/socat.pid" socat); then stop_pid "$pid" socat 5; fi
   rm -f "$DIR/socat.pid"
   if [[ $STARTED_DOCKERD == 1 ]] && pid=$(pid_alive "$DIR/dockerd.pid" dockerd); then stop_pid "$pid" dockerd 20; fi
@@ -328,8 +350,8 @@ cmd_status() {
   if dk image inspect "$TEST_IMAGE" >/dev/null 2>&1; then echo "image:     $TEST_IMAGE present"
   else echo "image:     $TEST_IMAGE not available"; fi
   local name port
-  for name in sshd sshd_win; do
-    [[ $name == sshd ]] && port=$SSH_PORT || port=$SSH_WIN_PORT
+  for name in sshd sshd_win sshd_bare; do
+    case $name in sshd) port=$SSH_PORT ;; sshd_win) port=$SSH_WIN_PORT ;; *) port=$SSH_BARE_PORT ;; esac
     if pid=$(pid_alive "$DIR/$name.pid" sshd) && ssh_banner "$port"; then
       printf '%-10s up (pid %s, 127.0.0.1:%s)\n' "$name:" "$pid" "$port"
     else printf '%-10s DOWN\n' "$name:"; fi
