@@ -30,32 +30,30 @@ impl UpstreamConn {
                 self.sender = None;
             }
         }
-        if self.sender.is_none() {
-            let io = ctx
-                .upstream
-                .dial(&ctx.ssh)
-                .await
-                .map_err(|e| e.to_string())?;
-            let (sender, conn) = hyper::client::conn::http1::Builder::new()
-                .preserve_header_case(true)
-                .handshake(TokioIo::new(io))
-                .await
-                .map_err(|e| format!("HTTP handshake with the remote daemon failed: {e}"))?;
-            tokio::spawn(async move {
-                if let Err(e) = conn.with_upgrades().await {
-                    tracing::debug!("upstream connection ended: {e}");
-                }
-            });
-            self.sender = Some(sender);
-        }
-        match self.sender.as_mut() {
-            Some(s) => {
-                s.ready()
+        match &mut self.sender {
+            Some(s) => Ok(s),
+            fresh => {
+                let io = ctx
+                    .upstream
+                    .dial(&ctx.ssh)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                let (mut sender, conn) = hyper::client::conn::http1::Builder::new()
+                    .preserve_header_case(true)
+                    .handshake(TokioIo::new(io))
+                    .await
+                    .map_err(|e| format!("HTTP handshake with the remote daemon failed: {e}"))?;
+                tokio::spawn(async move {
+                    if let Err(e) = conn.with_upgrades().await {
+                        tracing::debug!("upstream connection ended: {e}");
+                    }
+                });
+                sender
+                    .ready()
                     .await
                     .map_err(|e| format!("the remote daemon closed the connection: {e}"))?;
-                Ok(s)
+                Ok(fresh.insert(sender))
             }
-            None => Err("no upstream connection".into()),
         }
     }
 }

@@ -32,6 +32,48 @@ const CREDIT_DIVISOR: u32 = 4;
 /// failures; capped so a chatty command cannot grow it without limit.
 const STDERR_CAP: usize = 4096;
 
+/// What an exec channel's command said besides its stdout.
+#[derive(Clone, Default)]
+pub struct ExecReport(Arc<Mutex<ExecReportInner>>);
+
+#[derive(Default)]
+struct ExecReportInner {
+    stderr: Vec<u8>,
+    exit_status: Option<u32>,
+}
+
+impl ExecReport {
+    fn push_stderr(&self, data: &[u8]) {
+        if let Ok(mut r) = self.0.lock() {
+            let room = STDERR_CAP.saturating_sub(r.stderr.len());
+            r.stderr.extend_from_slice(&data[..data.len().min(room)]);
+        }
+    }
+
+    fn set_exit_status(&self, status: u32) {
+        if let Ok(mut r) = self.0.lock() {
+            r.exit_status = Some(status);
+        }
+    }
+
+    /// One line for an error message, e.g. `exit 127: sh: docker: not found`;
+    /// `None` when the command said nothing.
+    pub fn summary(&self) -> Option<String> {
+        let r = self.0.lock().ok()?;
+        let text = String::from_utf8_lossy(&r.stderr);
+        let last = text.lines().map(str::trim).filter(|l| !l.is_empty()).last();
+        match (r.exit_status, last) {
+            (None, None) => None,
+            (Some(code), None) => Some(format!("exit {code}")),
+            (None, Some(line)) => Some(line.chars().take(300).collect()),
+            (Some(code), Some(line)) => Some(format!(
+                "exit {code}: {}",
+                line.chars().take(300).collect::<String>()
+            )),
+        }
+    }
+}
+
 /// What the pump hands to the reader.
 enum Chunk {
     Data(Bytes),
@@ -48,8 +90,7 @@ pub struct ChannelIo {
     handle: SessionHandle,
     pending_credit: u32,
     credit_threshold: u32,
-    stderr: Arc<Mutex<Vec<u8>>>,
-    exit_status: Arc<Mutex<Option<u32>>>,
+    report: ExecReport,
     /// Dropped with the stream; the pump then closes the channel.
     _close: tokio::sync::oneshot::Sender<()>,
 }
@@ -62,16 +103,14 @@ impl ChannelIo {
         let writer = Box::pin(write_half.make_writer());
         let (data_tx, rx) = mpsc::unbounded_channel();
         let (close_tx, close_rx) = tokio::sync::oneshot::channel();
-        let stderr = Arc::new(Mutex::new(Vec::new()));
-        let exit_status = Arc::new(Mutex::new(None));
+        let report = ExecReport::default();
         let pump = Pump {
             id,
             handle: handle.clone(),
             read_half,
             write_half,
             data_tx,
-            stderr: stderr.clone(),
-            exit_status: exit_status.clone(),
+            report: report.clone(),
         };
         tokio::spawn(pump.run(close_rx));
         Self {
@@ -83,21 +122,15 @@ impl ChannelIo {
             handle,
             pending_credit: 0,
             credit_threshold: (window / CREDIT_DIVISOR).max(1),
-            stderr,
-            exit_status,
+            report,
             _close: close_tx,
         }
     }
 
-    /// What the remote command wrote to stderr so far (exec channels only).
-    pub fn stderr_text(&self) -> String {
-        let buf = self.stderr.lock().map(|b| b.clone()).unwrap_or_default();
-        String::from_utf8_lossy(&buf).trim().to_string()
-    }
-
-    /// The remote command's exit status, once it has exited (exec channels).
-    pub fn exit_status(&self) -> Option<u32> {
-        self.exit_status.lock().ok().and_then(|s| *s)
+    /// Stderr and exit status of an exec channel's command, readable after
+    /// the stream itself has been handed on.
+    pub fn report(&self) -> ExecReport {
+        self.report.clone()
     }
 
     fn credit(&mut self, n: usize) {
@@ -163,8 +196,7 @@ struct Pump {
     read_half: ChannelReadHalf,
     write_half: ChannelWriteHalf<Msg>,
     data_tx: mpsc::UnboundedSender<Chunk>,
-    stderr: Arc<Mutex<Vec<u8>>>,
-    exit_status: Arc<Mutex<Option<u32>>>,
+    report: ExecReport,
 }
 
 impl Pump {
@@ -188,19 +220,14 @@ impl Pump {
             }
             Some(ChannelMsg::ExtendedData { data, .. }) => {
                 // stderr is consumed right here, so its window is credited at once
-                if let Ok(mut buf) = self.stderr.lock() {
-                    let room = STDERR_CAP.saturating_sub(buf.len());
-                    buf.extend_from_slice(&data[..data.len().min(room)]);
-                }
+                self.report.push_stderr(&data);
                 let _ = self.handle.try_consumed(self.id, data.len() as u32);
             }
             Some(ChannelMsg::Eof) => {
                 let _ = self.data_tx.send(Chunk::Eof);
             }
             Some(ChannelMsg::ExitStatus { exit_status }) => {
-                if let Ok(mut s) = self.exit_status.lock() {
-                    *s = Some(exit_status);
-                }
+                self.report.set_exit_status(exit_status);
             }
             Some(ChannelMsg::Close) | None => return false,
             Some(_) => {}

@@ -28,10 +28,15 @@ pub async fn get(
     path: &str,
 ) -> Result<(u16, Bytes), UpstreamError> {
     let io = upstream.dial(ssh).await?;
+    // what a dial-stdio command printed explains most of its failures
+    let report = io.report();
     let url = upstream.url();
     let bad = |reason: String| UpstreamError::BadAnswer {
         url: url.clone(),
-        reason,
+        reason: match report.summary() {
+            Some(said) => format!("{reason} (the remote said: {said})"),
+            None => reason,
+        },
     };
     let exchange = async {
         let (mut send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(io))
