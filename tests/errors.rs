@@ -169,10 +169,7 @@ fn socket_permission_denied_says_docker_group() {
         "{}",
         a.ready_line
     );
-    let reason = status(a.port())["upstream"]["reason"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let reason = upstream_reason(a.port());
     assert!(
         reason.contains("unix:///var/run/docker.sock failed"),
         "{reason}"

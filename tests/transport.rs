@@ -107,10 +107,7 @@ fn windows_like_remote_is_reached_over_tcp() {
         "{}",
         a.ready_line
     );
-    let reason = status(a.port())["upstream"]["reason"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let reason = upstream_reason(a.port());
     assert!(
         reason.contains("unix:///var/run/docker.sock failed"),
         "{reason}"

@@ -304,3 +304,11 @@ pub fn status(port: u16) -> serde_json::Value {
     let body = resp.split("\r\n\r\n").nth(1).unwrap_or_default();
     serde_json::from_str(body).unwrap_or_else(|e| panic!("status is not JSON ({e}): {resp}"))
 }
+
+/// Why the agent chose its upstream, from the status endpoint.
+pub fn upstream_reason(port: u16) -> String {
+    status(port)["upstream"]["reason"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
+}

@@ -15,6 +15,10 @@ use tokio_util::sync::CancellationToken;
 use super::reply::{docker_error, ProxyBody};
 use super::ProxyCtx;
 
+/// Per-direction buffer of an upgraded byte pipe: two SSH packets, so bulk
+/// `exec -i` / `attach` traffic moves in full packets (tokio's default is 8 KiB).
+const PIPE_BUF: usize = 64 * 1024;
+
 /// The upstream half of one client connection.
 #[derive(Default)]
 pub struct UpstreamConn {
@@ -118,7 +122,7 @@ async fn bridge(
     let mut client = TokioIo::new(client);
     let mut daemon = TokioIo::new(daemon);
     tokio::select! {
-        r = tokio::io::copy_bidirectional(&mut client, &mut daemon) => {
+        r = tokio::io::copy_bidirectional_with_sizes(&mut client, &mut daemon, PIPE_BUF, PIPE_BUF) => {
             if let Err(e) = r {
                 tracing::debug!("upgraded stream ended: {e}");
             }

@@ -82,16 +82,7 @@ impl Credentials {
             }
         }
         for (path, key) in &self.keys {
-            let hash = if key.algorithm().is_rsa() {
-                handle
-                    .best_supported_rsa_hash()
-                    .await
-                    .ok()
-                    .flatten()
-                    .flatten()
-            } else {
-                None
-            };
+            let hash = rsa_hash(handle, key.algorithm()).await;
             let attempt = PrivateKeyWithHashAlg::new(key.clone(), hash);
             match handle.authenticate_publickey(user, attempt).await {
                 Ok(AuthResult::Success) => return Ok(()),
@@ -159,16 +150,7 @@ async fn try_agent(handle: &mut Handle<ClientHandler>, user: &str) -> Result<boo
         let russh::keys::agent::AgentIdentity::PublicKey { key, .. } = id else {
             continue;
         };
-        let hash = if key.algorithm().is_rsa() {
-            handle
-                .best_supported_rsa_hash()
-                .await
-                .ok()
-                .flatten()
-                .flatten()
-        } else {
-            None
-        };
+        let hash = rsa_hash(handle, key.algorithm()).await;
         if let Ok(AuthResult::Success) = handle
             .authenticate_publickey_with(user, key, hash, &mut agent)
             .await
@@ -177,4 +159,21 @@ async fn try_agent(handle: &mut Handle<ClientHandler>, user: &str) -> Result<boo
         }
     }
     Ok(false)
+}
+
+/// The signature hash the server prefers for an RSA key (`rsa-sha2-512` …);
+/// `None` for other key types.
+async fn rsa_hash(
+    handle: &Handle<ClientHandler>,
+    alg: russh::keys::Algorithm,
+) -> Option<russh::keys::HashAlg> {
+    if !alg.is_rsa() {
+        return None;
+    }
+    handle
+        .best_supported_rsa_hash()
+        .await
+        .ok()
+        .flatten()
+        .flatten()
 }
