@@ -358,7 +358,7 @@ impl Encrypted {
         Ok(())
     }
 
-        fn flush_channel(
+    fn flush_channel(
         write: &mut Vec<u8>,
         channel: &mut ChannelParams,
     ) -> Result<ChannelFlushResult, crate::Error> {
