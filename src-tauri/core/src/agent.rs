@@ -10,6 +10,8 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::listen::{ListenAddr, Listener};
+use crate::portfwd::PortForwarding;
+use crate::ports::PlanOptions;
 use crate::proxy::{self, ProxyCtx};
 use crate::ssh::{
     AuthConfig, Credentials, HostKeyCheck, HostKeyPolicy, SshError, SshSession, SshTarget,
@@ -28,6 +30,8 @@ pub struct AgentConfig {
     pub known_hosts: PathBuf,
     pub policy: HostKeyPolicy,
     pub upstream: UpstreamSpec,
+    /// Automatic port forwarding and its options; `None` switches it off.
+    pub ports: Option<PlanOptions>,
 }
 
 /// Why the agent could not start.
@@ -45,6 +49,8 @@ pub enum AgentError {
 pub struct Agent {
     pub status: Arc<Status>,
     ctx: Arc<ProxyCtx>,
+    /// Stops what runs beside the listeners (the port watcher and forwards).
+    background: CancellationToken,
 }
 
 impl Agent {
@@ -61,12 +67,26 @@ impl Agent {
         let selected = upstream::select(&cfg.upstream, &ssh).await?;
         let daemon = read_version(&selected.upstream, &ssh).await?;
         let status = Arc::new(Status::new(ssh.clone(), selected.clone(), daemon));
+        let background = CancellationToken::new();
+        let ports = cfg.ports.map(|opts| {
+            PortForwarding::start(
+                ssh.clone(),
+                selected.upstream.clone(),
+                opts,
+                background.clone(),
+            )
+        });
         let ctx = Arc::new(ProxyCtx {
             ssh,
             upstream: selected.upstream,
             status: status.clone(),
+            ports,
         });
-        Ok(Self { status, ctx })
+        Ok(Self {
+            status,
+            ctx,
+            background,
+        })
     }
 
     /// The one line printed when serving starts.
@@ -91,6 +111,7 @@ impl Agent {
         }
         tracker.close();
         shutdown.cancelled().await;
+        self.background.cancel();
         if tokio::time::timeout(STOP_TIMEOUT, tracker.wait())
             .await
             .is_err()

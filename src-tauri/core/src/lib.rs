@@ -4,6 +4,8 @@
 
 pub mod agent;
 pub mod listen;
+pub mod portfwd;
+pub mod ports;
 pub mod proxy;
 pub mod remote;
 pub mod ssh;

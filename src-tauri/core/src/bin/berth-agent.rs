@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use berth_core::agent::{bind_all, Agent, AgentConfig};
 use berth_core::listen::{ListenAddr, DEFAULT_LISTEN};
+use berth_core::ports::PlanOptions;
 use berth_core::remote::{expand_home, parse_remote, resolve};
 use berth_core::ssh::{AuthConfig, HostKeyPolicy};
 use berth_core::upstream::UpstreamSpec;
@@ -36,6 +37,13 @@ struct Args {
     /// auto, unix:///PATH, tcp://HOST:PORT (as seen from the remote) or dial-stdio.
     #[arg(long, default_value = "auto")]
     remote_docker: UpstreamSpec,
+    /// Do not forward published container ports to this machine.
+    #[arg(long)]
+    no_port_forwarding: bool,
+    /// Forward ports published on all interfaces (`-p 8080:80`) on all local
+    /// interfaces too, instead of 127.0.0.1 only.
+    #[arg(long)]
+    forward_all_interfaces: bool,
     /// OpenSSH client config used to resolve Host aliases.
     #[arg(long, default_value = "~/.ssh/config")]
     ssh_config: String,
@@ -101,6 +109,9 @@ async fn run(args: Args) -> anyhow::Result<()> {
         known_hosts,
         policy: args.host_key_policy,
         upstream: args.remote_docker,
+        ports: (!args.no_port_forwarding).then_some(PlanOptions {
+            all_interfaces: args.forward_all_interfaces,
+        }),
     };
     let listeners = bind_all(&listen).await?;
     let bound: Vec<ListenAddr> = listeners.iter().map(|l| l.local_addr()).collect();

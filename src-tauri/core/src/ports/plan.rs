@@ -54,9 +54,7 @@ impl fmt::Display for Proto {
 }
 
 /// A container port as Docker keys it: `80/tcp` (a key without protocol is tcp).
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
 pub struct PortKey {
     pub port: u16,
@@ -214,7 +212,12 @@ pub fn plan_create(
     let publish_all = match host_config.and_then(|h| h.get("PublishAllPorts")) {
         None | Some(Value::Null) => false,
         Some(Value::Bool(b)) => *b,
-        Some(_) => return Err(invalid_body("HostConfig.PublishAllPorts", "must be a boolean")),
+        Some(_) => {
+            return Err(invalid_body(
+                "HostConfig.PublishAllPorts",
+                "must be a boolean",
+            ))
+        }
     };
     let mut wants = parse_bindings(&original, opts)?;
     if publish_all {
@@ -307,7 +310,12 @@ fn parse_bindings(original: &Value, opts: &PlanOptions) -> Result<Vec<Want>, Por
             Value::Null => continue,
             Value::Array(list) if list.is_empty() => continue,
             Value::Array(list) => list,
-            _ => return Err(invalid_body(&format!("HostConfig.PortBindings[{k:?}]"), "must be a list")),
+            _ => {
+                return Err(invalid_body(
+                    &format!("HostConfig.PortBindings[{k:?}]"),
+                    "must be a list",
+                ))
+            }
         };
         let key: PortKey = k.parse()?;
         if key.proto != Proto::Tcp {
@@ -323,7 +331,10 @@ fn parse_bindings(original: &Value, opts: &PlanOptions) -> Result<Vec<Want>, Por
                 )),
             };
             if !b.is_object() {
-                return Err(invalid_body(&format!("HostConfig.PortBindings[{k:?}]"), "must hold objects"));
+                return Err(invalid_body(
+                    &format!("HostConfig.PortBindings[{k:?}]"),
+                    "must hold objects",
+                ));
             }
             let requested_ip = field("HostIp")?.to_string();
             wants.push(Want {
@@ -367,7 +378,11 @@ fn resolve(
             ip: shown_ip(&w.requested_ip),
             port,
         };
-        let clashes = |port| taken.iter().any(|&(ip, p)| p == port && overlaps(ip, w.listen_ip));
+        let clashes = |port| {
+            taken
+                .iter()
+                .any(|&(ip, p)| p == port && overlaps(ip, w.listen_ip))
+        };
         if let PortRange::Fixed(port) = w.range {
             if clashes(port) {
                 return Err(allocated(port));
@@ -478,32 +493,33 @@ fn parse_port(s: &str) -> Option<u16> {
 mod tests {
     use super::*;
 
-    /// A fake chooser: `busy` ports are taken; ranges give their first free
-    /// port; `Any` counts up from 49153. It holds what it hands out.
+    /// A fake chooser: `busy` ports are taken on every address; ranges give
+    /// their first free port; `Any` counts up from 49153. It holds what it
+    /// hands out, per address.
     fn picker(busy: &[u16]) -> impl FnMut(IpAddr, PortRange) -> Result<u16, PortError> {
-        let mut held: Vec<u16> = busy.to_vec();
+        let busy = busy.to_vec();
+        let mut held: Vec<(IpAddr, u16)> = Vec::new();
         let mut next = 49153;
         move |ip, range| {
+            let free = |p: &u16| !busy.contains(p) && !held.contains(&(ip, *p));
             let port = match range {
-                PortRange::Fixed(p) if held.contains(&p) => {
+                PortRange::Fixed(p) if free(&p) => p,
+                PortRange::Fixed(p) => {
                     return Err(PortError::PortAllocated {
                         ip: ip.to_string(),
                         port: p,
                     })
                 }
-                PortRange::Fixed(p) => p,
-                PortRange::Range(a, b) => (a..=b).find(|p| !held.contains(p)).ok_or(
-                    PortError::NoFreePort {
-                        ip: ip.to_string(),
-                        range: range.to_string(),
-                    },
-                )?,
+                PortRange::Range(a, b) => (a..=b).find(free).ok_or(PortError::NoFreePort {
+                    ip: ip.to_string(),
+                    range: range.to_string(),
+                })?,
                 PortRange::Any => {
                     next += 1;
                     next - 1
                 }
             };
-            held.push(port);
+            held.push((ip, port));
             Ok(port)
         }
     }
@@ -551,7 +567,10 @@ mod tests {
             ("http", Err(())),
         ];
         for (input, want) in table {
-            let got = input.parse::<PortKey>().map(|k| k.to_string()).map_err(|_| ());
+            let got = input
+                .parse::<PortKey>()
+                .map(|k| k.to_string())
+                .map_err(|_| ());
             assert_eq!(got, want.map(str::to_string), "{input}");
         }
     }
@@ -577,52 +596,118 @@ mod tests {
         }
     }
 
+    /// Bindings as `listen:port key "requested"`, joined by ", ".
+    fn show(bindings: &[LocalBinding]) -> String {
+        let one = |b: &LocalBinding| {
+            let addr = std::net::SocketAddr::new(b.listen_ip, b.host_port);
+            format!("{addr} {} {:?}", b.container, b.requested_ip)
+        };
+        bindings.iter().map(one).collect::<Vec<_>>().join(", ")
+    }
+
     #[test]
     fn plans_local_bindings() {
         let one = |ip: &str, port: &str| json!({"80/tcp": [{"HostIp": ip, "HostPort": port}]});
-        let table: Vec<(&str, Value, &[&str], bool, Vec<LocalBinding>)> = vec![
-            ("-p 8080:80", one("", "8080"), &[], false, vec![b("80/tcp", "", "127.0.0.1", 8080)]),
-            ("-p 0.0.0.0:8080:80", one("0.0.0.0", "8080"), &[], false, vec![b("80/tcp", "0.0.0.0", "127.0.0.1", 8080)]),
-            ("all interfaces", one("", "8080"), &[], true, vec![b("80/tcp", "", "0.0.0.0", 8080)]),
-            ("-p 127.0.0.1:8080:80", one("127.0.0.1", "8080"), &[], true, vec![b("80/tcp", "127.0.0.1", "127.0.0.1", 8080)]),
-            ("-p [::]:8080:80", one("::", "8080"), &[], false, vec![b("80/tcp", "::", "::1", 8080)]),
-            ("-p [::]:8080:80 all", one("::", "8080"), &[], true, vec![b("80/tcp", "::", "::", 8080)]),
-            ("-p [::1]:8080:80", one("::1", "8080"), &[], false, vec![b("80/tcp", "::1", "::1", 8080)]),
-            ("-p 80", one("", ""), &[], false, vec![b("80/tcp", "", "127.0.0.1", 49153)]),
-            ("-p 127.0.0.1::80", one("127.0.0.1", ""), &[], false, vec![b("80/tcp", "127.0.0.1", "127.0.0.1", 49153)]),
-            ("-p 8000-8002:80", one("", "8000-8002"), &[], false, vec![b("80/tcp", "", "127.0.0.1", 8001)]),
-            ("HostIp/HostPort missing", json!({"80": [{}]}), &[], false, vec![b("80/tcp", "", "127.0.0.1", 49153)]),
+        let two = |k1: &str, p1: &str, k2: &str, p2: &str| json!({k1: [{"HostIp": "", "HostPort": p1}], k2: [{"HostIp": "", "HostPort": p2}]});
+        let twice = |ip2: &str, p2: &str| json!({"80/tcp": [{"HostIp": "", "HostPort": "8080"}, {"HostIp": ip2, "HostPort": p2}]});
+        let table = [
             (
-                "-p 9000-9002:9000-9002",
-                json!({"9000/tcp": [{"HostIp": "", "HostPort": "9000"}], "9001/tcp": [{"HostIp": "", "HostPort": "9001"}],
-                       "9002/tcp": [{"HostIp": "", "HostPort": "9002"}]}),
-                &[], false,
-                vec![b("9000/tcp", "", "127.0.0.1", 9000), b("9001/tcp", "", "127.0.0.1", 9001), b("9002/tcp", "", "127.0.0.1", 9002)],
+                "-p 8080:80",
+                one("", "8080"),
+                false,
+                r#"127.0.0.1:8080 80/tcp """#,
+            ),
+            (
+                "-p 0.0.0.0:8080:80",
+                one("0.0.0.0", "8080"),
+                false,
+                r#"127.0.0.1:8080 80/tcp "0.0.0.0""#,
+            ),
+            (
+                "all interfaces",
+                one("", "8080"),
+                true,
+                r#"0.0.0.0:8080 80/tcp """#,
+            ),
+            (
+                "-p 127.0.0.1:8080:80",
+                one("127.0.0.1", "8080"),
+                true,
+                r#"127.0.0.1:8080 80/tcp "127.0.0.1""#,
+            ),
+            (
+                "-p [::]:8080:80",
+                one("::", "8080"),
+                false,
+                r#"[::1]:8080 80/tcp "::""#,
+            ),
+            (
+                "-p [::]:8080:80, all",
+                one("::", "8080"),
+                true,
+                r#"[::]:8080 80/tcp "::""#,
+            ),
+            (
+                "-p [::1]:8080:80",
+                one("::1", "8080"),
+                false,
+                r#"[::1]:8080 80/tcp "::1""#,
+            ),
+            ("-p 80", one("", ""), false, r#"127.0.0.1:49153 80/tcp """#),
+            (
+                "-p 127.0.0.1::80",
+                one("127.0.0.1", ""),
+                false,
+                r#"127.0.0.1:49153 80/tcp "127.0.0.1""#,
+            ),
+            (
+                "-p 8000-8002:80 (8000 busy)",
+                one("", "8000-8002"),
+                false,
+                r#"127.0.0.1:8001 80/tcp """#,
+            ),
+            (
+                "no HostIp/HostPort, no proto",
+                json!({"80": [{}]}),
+                false,
+                r#"127.0.0.1:49153 80/tcp """#,
+            ),
+            (
+                "-p 9000-9001:9000-9001",
+                two("9000/tcp", "9000", "9001/tcp", "9001"),
+                false,
+                r#"127.0.0.1:9000 9000/tcp "", 127.0.0.1:9001 9001/tcp """#,
             ),
             (
                 "-p 8080:80 -p 9090:80",
-                json!({"80/tcp": [{"HostIp": "", "HostPort": "8080"}, {"HostIp": "", "HostPort": "9090"}]}),
-                &[], false,
-                vec![b("80/tcp", "", "127.0.0.1", 8080), b("80/tcp", "", "127.0.0.1", 9090)],
-            ),
-            (
-                "fixed ports go before ranges: -p 8000-8001:81 -p 8000:80",
-                json!({"80/tcp": [{"HostIp": "", "HostPort": "8000"}], "81/tcp": [{"HostIp": "", "HostPort": "8000-8001"}]}),
-                &[], false,
-                vec![b("80/tcp", "", "127.0.0.1", 8000), b("81/tcp", "", "127.0.0.1", 8001)],
+                twice("", "9090"),
+                false,
+                r#"127.0.0.1:8080 80/tcp "", 127.0.0.1:9090 80/tcp """#,
             ),
             (
                 "same port on v4 and v6 loopback",
-                json!({"80/tcp": [{"HostIp": "127.0.0.1", "HostPort": "8080"}, {"HostIp": "::1", "HostPort": "8080"}]}),
-                &[], false,
-                vec![b("80/tcp", "127.0.0.1", "127.0.0.1", 8080), b("80/tcp", "::1", "::1", 8080)],
+                twice("::1", "8080"),
+                false,
+                r#"127.0.0.1:8080 80/tcp "", [::1]:8080 80/tcp "::1""#,
             ),
-            ("empty and null lists publish nothing", json!({"80/tcp": [], "53/udp": null}), &[], false, vec![]),
-            ("nothing published", Value::Null, &["443/tcp"], false, vec![]),
+            (
+                "fixed before ranges: -p 7000:80 -p 7000-7001:81",
+                two("80/tcp", "7000", "81/tcp", "7000-7001"),
+                false,
+                r#"127.0.0.1:7000 80/tcp "", 127.0.0.1:7001 81/tcp """#,
+            ),
+            (
+                "empty and null lists",
+                json!({"80/tcp": [], "53/udp": null}),
+                false,
+                "",
+            ),
+            ("nothing published", Value::Null, false, ""),
         ];
-        for (name, bindings, image, all, want) in table {
-            let got = plan(create(bindings), image, all, &[8000]).unwrap_or_else(|e| panic!("{name}: {e}"));
-            assert_eq!(got.bindings, want, "{name}");
+        for (name, bindings, all, want) in table {
+            let got = plan(create(bindings), &["443/tcp"], all, &[8000]);
+            let got = got.unwrap_or_else(|e| panic!("{name}: {e}"));
+            assert_eq!(show(&got.bindings), want, "{name}");
         }
     }
 
@@ -632,7 +717,10 @@ mod tests {
         let got = plan(create(original.clone()), &[], false, &[]).expect("plan");
         let mut want = create(json!({"80/tcp": [{"HostIp": "127.0.0.1", "HostPort": ""}]}));
         let label = PortsLabel {
-            bindings: vec![b("80/tcp", "", "127.0.0.1", 8080), b("80/tcp", "::1", "::1", 9090)],
+            bindings: vec![
+                b("80/tcp", "", "127.0.0.1", 8080),
+                b("80/tcp", "::1", "::1", 9090),
+            ],
             publish_all: false,
             port_bindings: original,
         };
@@ -657,20 +745,37 @@ mod tests {
         let remote = json!([{"HostIp": "127.0.0.1", "HostPort": ""}]);
         let hc = &got.body["HostConfig"];
         assert_eq!(hc["PublishAllPorts"], json!(false));
-        assert_eq!(hc["PortBindings"], json!({"80/tcp": remote, "443/tcp": remote, "9000/tcp": remote}));
-        assert_eq!(got.body["ExposedPorts"], json!({"80/tcp": {}, "443/tcp": {}, "53/udp": {}, "9000/tcp": {}}));
+        assert_eq!(
+            hc["PortBindings"],
+            json!({"80/tcp": remote, "443/tcp": remote, "9000/tcp": remote})
+        );
+        assert_eq!(
+            got.body["ExposedPorts"],
+            json!({"80/tcp": {}, "443/tcp": {}, "53/udp": {}, "9000/tcp": {}})
+        );
         let label = read_label(&got.body["Labels"]).expect("label");
         assert!(label.publish_all);
-        assert_eq!(label.port_bindings, json!({"80/tcp": [{"HostIp": "127.0.0.1", "HostPort": "8080"}]}));
+        assert_eq!(
+            label.port_bindings,
+            json!({"80/tcp": [{"HostIp": "127.0.0.1", "HostPort": "8080"}]})
+        );
     }
 
     #[test]
     fn unpublished_bodies_pass_unchanged() {
         let stale = json!({PORTS_LABEL: "{}", "keep": "me"});
         let table = [
-            ("no HostConfig", json!({"Image": "busybox"}), json!({"Image": "busybox"})),
+            (
+                "no HostConfig",
+                json!({"Image": "busybox"}),
+                json!({"Image": "busybox"}),
+            ),
             ("empty bindings", create(json!({})), create(json!({}))),
-            ("stale label dropped", json!({"Image": "x", "Labels": stale}), json!({"Image": "x", "Labels": {"keep": "me"}})),
+            (
+                "stale label dropped",
+                json!({"Image": "x", "Labels": stale}),
+                json!({"Image": "x", "Labels": {"keep": "me"}}),
+            ),
         ];
         for (name, body, want) in table {
             let got = plan(body, &["80/tcp"], false, &[]).expect(name);
@@ -709,7 +814,11 @@ mod tests {
         ];
         for (name, bindings, want) in table {
             let got = plan(create(bindings), &[], false, &[8000]).map(|p| p.bindings);
-            assert_eq!(got.map_err(|e| e.to_string()), Err(want.to_string()), "{name}");
+            assert_eq!(
+                got.map_err(|e| e.to_string()),
+                Err(want.to_string()),
+                "{name}"
+            );
         }
     }
 
@@ -724,7 +833,11 @@ mod tests {
             ("two addresses", "127.0.0.1", "192.168.1.5", false),
         ];
         for (name, a, b, want) in table {
-            assert_eq!((overlaps(ip(a), ip(b)), overlaps(ip(b), ip(a))), (want, want), "{name}");
+            assert_eq!(
+                (overlaps(ip(a), ip(b)), overlaps(ip(b), ip(a))),
+                (want, want),
+                "{name}"
+            );
         }
     }
 
@@ -733,7 +846,11 @@ mod tests {
         let table = [
             ("absent", json!({"a": "b"}), false),
             ("not json", json!({PORTS_LABEL: "nope"}), false),
-            ("not a string", json!({PORTS_LABEL: {"bindings": []}}), false),
+            (
+                "not a string",
+                json!({PORTS_LABEL: {"bindings": []}}),
+                false,
+            ),
             ("null labels", Value::Null, false),
             ("minimal", json!({PORTS_LABEL: "{\"bindings\":[]}"}), true),
         ];

@@ -65,7 +65,11 @@ async fn handle(
     stop: CancellationToken,
 ) -> http::Response<ProxyBody> {
     if req.uri().path() == STATUS_PATH {
-        return json_ok(&ctx.status.snapshot());
+        let mut status = ctx.status.snapshot();
+        if let Some(pf) = &ctx.ports {
+            status["forwards"] = pf.forwarder.snapshot();
+        }
+        return json_ok(&status);
     }
     let counters = &ctx.status.counters;
     counters.requests.fetch_add(1, Relaxed);

@@ -12,8 +12,10 @@ use hyper::client::conn::http1::SendRequest;
 use hyper_util::rt::TokioIo;
 use tokio_util::sync::CancellationToken;
 
+use super::intercept::{self, Route};
 use super::reply::{docker_error, ProxyBody};
 use super::ProxyCtx;
+use crate::ports;
 
 /// Per-direction buffer of an upgraded byte pipe: two SSH packets, so bulk
 /// `exec -i` / `attach` traffic moves in full packets (tokio's default is 8 KiB).
@@ -22,13 +24,13 @@ const PIPE_BUF: usize = 64 * 1024;
 /// The upstream half of one client connection.
 #[derive(Default)]
 pub struct UpstreamConn {
-    sender: Option<SendRequest<Incoming>>,
+    sender: Option<SendRequest<ProxyBody>>,
 }
 
 impl UpstreamConn {
     /// A ready sender: the kept one if the daemon still has it open, else a
     /// fresh channel and HTTP/1 handshake.
-    async fn ready(&mut self, ctx: &ProxyCtx) -> Result<&mut SendRequest<Incoming>, String> {
+    async fn ready(&mut self, ctx: &ProxyCtx) -> Result<&mut SendRequest<ProxyBody>, String> {
         if let Some(s) = self.sender.as_mut() {
             if s.ready().await.is_err() {
                 self.sender = None;
@@ -73,6 +75,19 @@ pub async fn forward(
     stop: CancellationToken,
 ) -> http::Response<ProxyBody> {
     let client_upgrade = wants_upgrade(&req).then(|| hyper::upgrade::on(&mut req));
+    let ports = ctx.ports.as_ref();
+    let route = match ports {
+        Some(_) => intercept::route(req.method(), req.uri().path()),
+        None => Route::Other,
+    };
+    // ports picked for a create stay held until its answer is back
+    let (req, _reserved) = match (&route, ports) {
+        (Route::Create, Some(pf)) => match intercept::plan_create(req, ctx, pf).await {
+            Ok((req, reserved)) => (req, Some(reserved)),
+            Err(refusal) => return refusal,
+        },
+        _ => (req.map(|b| b.boxed()), None),
+    };
     let mut up = upstream.lock().await;
     let sender = match up.ready(ctx).await {
         Ok(s) => s,
@@ -103,7 +118,25 @@ pub async fn forward(
         }
     }
     drop(up);
-    resp.map(|b| b.boxed())
+    match (route, ports) {
+        (Route::Inspect, Some(_)) => intercept::rewrite_answer(resp, ports::rewrite_inspect).await,
+        (Route::List, Some(_)) => intercept::rewrite_answer(resp, ports::rewrite_list).await,
+        (Route::Started(id) | Route::Settled(id) | Route::Removed(id), Some(pf))
+            if resp.status().is_success() =>
+        {
+            // the listeners follow before the client hears back: a port answers
+            // when `docker run -d` returns and is refused when `docker stop` does
+            match pf.watcher.refresh(&id).await {
+                Ok(failed) if !failed.is_empty() => {
+                    tracing::warn!("container {id}: {}", failed.join("; "))
+                }
+                Ok(_) => {}
+                Err(e) => tracing::warn!("cannot update the forwards of {id}: {e}"),
+            }
+            resp.map(|b| b.boxed())
+        }
+        _ => resp.map(|b| b.boxed()),
+    }
 }
 
 /// Pipes bytes both ways between the upgraded client and daemon connections.

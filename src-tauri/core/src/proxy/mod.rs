@@ -7,6 +7,7 @@
 
 mod conn;
 mod forward;
+pub mod intercept;
 mod reply;
 mod server;
 
@@ -15,6 +16,7 @@ pub use server::run;
 
 use std::sync::Arc;
 
+use crate::portfwd::PortForwarding;
 use crate::ssh::SshSession;
 use crate::status::Status;
 use crate::upstream::Upstream;
@@ -24,4 +26,6 @@ pub struct ProxyCtx {
     pub ssh: Arc<SshSession>,
     pub upstream: Upstream,
     pub status: Arc<Status>,
+    /// Automatic port forwarding; `None` when switched off.
+    pub ports: Option<PortForwarding>,
 }

@@ -6,13 +6,15 @@
 //! forward unix sockets), `dial-stdio` an exec channel running
 //! `docker system dial-stdio`. `auto` tries them in that order (see `select`).
 
+pub mod client;
 mod diagnose;
 mod error;
 mod select;
 
+pub use client::get;
 pub use diagnose::{diagnose, Probe, PROBE_COMMAND};
 pub use error::UpstreamError;
-pub use select::{get, ping, select, Selected};
+pub use select::{ping, select, Selected};
 
 /// `GET /version` of the daemon.
 pub async fn get_version(

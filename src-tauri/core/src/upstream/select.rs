@@ -3,16 +3,11 @@
 
 use std::time::Duration;
 
-use bytes::Bytes;
-use http_body_util::{BodyExt, Empty};
-use hyper_util::rt::TokioIo;
-
+use super::client::get;
 use super::diagnose::{diagnose, probe_command, Probe};
 use super::error::UpstreamError;
 use super::{Upstream, UpstreamSpec, DEFAULT_SOCKET, DESKTOP_TCP};
 use crate::ssh::{SshError, SshSession};
-
-const PING_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The chosen upstream and why it was chosen.
 #[derive(Debug, Clone)]
@@ -21,59 +16,18 @@ pub struct Selected {
     pub reason: String,
 }
 
-/// Sends one GET and returns status and body; used for `/_ping` and `/version`.
-pub async fn get(
-    upstream: &Upstream,
-    ssh: &SshSession,
-    path: &str,
-) -> Result<(u16, Bytes), UpstreamError> {
-    let io = upstream.dial(ssh).await?;
-    // what a dial-stdio command printed explains most of its failures
-    let report = io.report();
-    let url = upstream.url();
-    let bad = |reason: String| UpstreamError::BadAnswer {
-        url: url.clone(),
-        reason: match report.summary() {
-            Some(said) => format!("{reason} (the remote said: {said})"),
-            None => reason,
-        },
-    };
-    let exchange = async {
-        let (mut send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(io))
-            .await
-            .map_err(|e| bad(e.to_string()))?;
-        let driver = tokio::spawn(conn);
-        let req = http::Request::get(path)
-            .header("Host", "docker")
-            .body(Empty::<Bytes>::new())
-            .map_err(|e| bad(e.to_string()))?;
-        let resp = send
-            .send_request(req)
-            .await
-            .map_err(|e| bad(e.to_string()))?;
-        let status = resp.status().as_u16();
-        let body = resp
-            .into_body()
-            .collect()
-            .await
-            .map_err(|e| bad(e.to_string()))?
-            .to_bytes();
-        driver.abort();
-        Ok((status, body))
-    };
-    tokio::time::timeout(PING_TIMEOUT, exchange)
-        .await
-        .map_err(|_| {
-            bad(format!(
-                "no answer to {path} within {}s",
-                PING_TIMEOUT.as_secs()
-            ))
-        })?
-}
+/// A candidate that does not answer `/_ping` by then is passed over.
+const PING_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// `/_ping` must answer 200 `OK`.
 pub async fn ping(upstream: &Upstream, ssh: &SshSession) -> Result<(), UpstreamError> {
-    match get(upstream, ssh, "/_ping").await? {
+    let answer = tokio::time::timeout(PING_TIMEOUT, get(upstream, ssh, "/_ping"))
+        .await
+        .map_err(|_| UpstreamError::BadAnswer {
+            url: upstream.url(),
+            reason: format!("no answer to /_ping within {}s", PING_TIMEOUT.as_secs()),
+        })?;
+    match answer? {
         (200, body) if body.as_ref() == b"OK" => Ok(()),
         (status, body) => Err(UpstreamError::BadAnswer {
             url: upstream.url(),

@@ -1,0 +1,269 @@
+//! Local listeners of running containers. Each published port of a running
+//! container has one listener on this machine; every accepted connection is
+//! one direct-tcpip channel to the port the remote daemon published on the
+//! remote's loopback. Listeners open and close as the watcher says; closing
+//! waits until the socket is really closed, so a port is refused as soon as
+//! `docker stop` returns.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Mutex};
+
+use serde_json::json;
+use tokio::net::{TcpListener, TcpStream};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::ports::{shown_ip, LocalBinding, PortKey};
+use crate::ssh::SshSession;
+
+/// Per-direction copy buffer: two SSH packets.
+const PIPE_BUF: usize = 64 * 1024;
+
+/// One local listener and what it carried.
+pub struct Forward {
+    pub binding: LocalBinding,
+    pub remote_port: u16,
+    /// `None` while listening; the reason if the listener could not open.
+    pub failed: Option<String>,
+    pub open_connections: AtomicU64,
+    pub total_connections: AtomicU64,
+    pub bytes_to_container: AtomicU64,
+    pub bytes_from_container: AtomicU64,
+}
+
+struct ContainerForwards {
+    name: String,
+    /// The remote ports these forwards dial; a change means the container restarted.
+    remote: Vec<(PortKey, u16)>,
+    forwards: Vec<Arc<Forward>>,
+    stop: CancellationToken,
+    tasks: TaskTracker,
+}
+
+/// All forwards of one remote, keyed by full container id.
+pub struct Forwarder {
+    ssh: Arc<SshSession>,
+    containers: tokio::sync::Mutex<HashMap<String, ContainerForwards>>,
+    /// Read by status without waiting on the async lock.
+    view: Mutex<Vec<(String, String, Vec<Arc<Forward>>)>>,
+    shutdown: CancellationToken,
+}
+
+impl Forwarder {
+    pub fn new(ssh: Arc<SshSession>, shutdown: CancellationToken) -> Self {
+        Self {
+            ssh,
+            containers: Default::default(),
+            view: Default::default(),
+            shutdown,
+        }
+    }
+
+    /// Makes the container's listeners match `bindings` → `remote`; a no-op
+    /// when they already do. Returns the bind failures (the container still
+    /// gets its other ports).
+    pub async fn open(
+        &self,
+        id: &str,
+        name: &str,
+        bindings: &[LocalBinding],
+        remote: &[(PortKey, u16)],
+    ) -> Vec<String> {
+        let mut all = self.containers.lock().await;
+        if let Some(c) = all.get(id) {
+            if c.remote == remote {
+                return Vec::new();
+            }
+        }
+        if let Some(old) = all.remove(id) {
+            close_all(old).await;
+        }
+        let stop = self.shutdown.child_token();
+        let tasks = TaskTracker::new();
+        let mut forwards = Vec::new();
+        let mut failures = Vec::new();
+        for b in bindings {
+            let Some((_, remote_port)) = remote.iter().find(|(k, _)| *k == b.container) else {
+                continue;
+            };
+            let addr = SocketAddr::new(b.listen_ip, b.host_port);
+            let mut fwd = Forward {
+                binding: b.clone(),
+                remote_port: *remote_port,
+                failed: None,
+                open_connections: AtomicU64::new(0),
+                total_connections: AtomicU64::new(0),
+                bytes_to_container: AtomicU64::new(0),
+                bytes_from_container: AtomicU64::new(0),
+            };
+            match TcpListener::bind(addr).await {
+                Ok(listener) => {
+                    let fwd = Arc::new(fwd);
+                    tasks.spawn(accept_loop(
+                        listener,
+                        fwd.clone(),
+                        self.ssh.clone(),
+                        stop.clone(),
+                        tasks.clone(),
+                    ));
+                    forwards.push(fwd);
+                }
+                Err(e) => {
+                    let reason = if e.kind() == std::io::ErrorKind::AddrInUse {
+                        format!(
+                            "Bind for {}:{} failed: port is already allocated",
+                            shown_ip(&b.requested_ip),
+                            b.host_port
+                        )
+                    } else {
+                        format!("cannot listen on {addr}: {e}")
+                    };
+                    tracing::warn!(container = name, "{reason}");
+                    failures.push(reason.clone());
+                    fwd.failed = Some(reason);
+                    forwards.push(Arc::new(fwd));
+                }
+            }
+        }
+        tracing::info!(container = name, "forwarding {} port(s)", forwards.len());
+        all.insert(
+            id.to_string(),
+            ContainerForwards {
+                name: name.to_string(),
+                remote: remote.to_vec(),
+                forwards,
+                stop,
+                tasks,
+            },
+        );
+        self.publish(&all);
+        failures
+    }
+
+    /// Closes the container's listeners and connections; returns once the
+    /// listening sockets are closed. Unknown ids are fine.
+    pub async fn close(&self, id: &str) {
+        let mut all = self.containers.lock().await;
+        if let Some(c) = all.remove(id) {
+            tracing::info!(container = %c.name, "closing forwards");
+            close_all(c).await;
+            self.publish(&all);
+        }
+    }
+
+    /// Ids of the containers that have forwards now.
+    pub async fn ids(&self) -> Vec<String> {
+        self.containers.lock().await.keys().cloned().collect()
+    }
+
+    /// The id of a forwarded container named `name` or whose id starts with it.
+    pub async fn find(&self, id_or_name: &str) -> Option<String> {
+        let all = self.containers.lock().await;
+        let name = id_or_name.trim_start_matches('/');
+        all.iter()
+            .find(|(id, c)| id.starts_with(name) || c.name == name)
+            .map(|(id, _)| id.clone())
+    }
+
+    fn publish(&self, all: &HashMap<String, ContainerForwards>) {
+        if let Ok(mut v) = self.view.lock() {
+            *v = all
+                .iter()
+                .map(|(id, c)| (id.clone(), c.name.clone(), c.forwards.clone()))
+                .collect();
+            v.sort_by(|a, b| a.1.cmp(&b.1));
+        }
+    }
+
+    /// Per container: each forward's local address, remote port, state,
+    /// connections and bytes (for `/berth/v1/status`).
+    pub fn snapshot(&self) -> serde_json::Value {
+        let view = self.view.lock().map(|v| v.clone()).unwrap_or_default();
+        let containers: Vec<_> = view
+            .iter()
+            .map(|(id, name, forwards)| {
+                let fw: Vec<_> = forwards
+                    .iter()
+                    .map(|f| {
+                        json!({
+                            "local": SocketAddr::new(f.binding.listen_ip, f.binding.host_port).to_string(),
+                            "shown_as": format!("{}:{}->{}", shown_ip(&f.binding.requested_ip), f.binding.host_port, f.binding.container),
+                            "container_port": f.binding.container.to_string(),
+                            "remote_port": f.remote_port,
+                            "state": if f.failed.is_some() { "failed" } else { "listening" },
+                            "error": f.failed,
+                            "open_connections": f.open_connections.load(Relaxed),
+                            "total_connections": f.total_connections.load(Relaxed),
+                            "bytes_to_container": f.bytes_to_container.load(Relaxed),
+                            "bytes_from_container": f.bytes_from_container.load(Relaxed),
+                        })
+                    })
+                    .collect();
+                json!({ "id": id, "name": name, "forwards": fw })
+            })
+            .collect();
+        serde_json::Value::Array(containers)
+    }
+}
+
+async fn close_all(c: ContainerForwards) {
+    c.stop.cancel();
+    c.tasks.close();
+    c.tasks.wait().await;
+}
+
+async fn accept_loop(
+    listener: TcpListener,
+    fwd: Arc<Forward>,
+    ssh: Arc<SshSession>,
+    stop: CancellationToken,
+    tasks: TaskTracker,
+) {
+    loop {
+        let accepted = tokio::select! {
+            _ = stop.cancelled() => break,
+            a = listener.accept() => a,
+        };
+        match accepted {
+            Ok((sock, _)) => {
+                let _ = sock.set_nodelay(true);
+                tasks.spawn(carry(sock, fwd.clone(), ssh.clone(), stop.clone()));
+            }
+            Err(e) => {
+                tracing::warn!("accept failed: {e}");
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+        }
+    }
+}
+
+/// One client connection: a direct-tcpip channel to the remote port.
+async fn carry(
+    mut sock: TcpStream,
+    fwd: Arc<Forward>,
+    ssh: Arc<SshSession>,
+    stop: CancellationToken,
+) {
+    fwd.open_connections.fetch_add(1, Relaxed);
+    fwd.total_connections.fetch_add(1, Relaxed);
+    match ssh.open_tcp("127.0.0.1", fwd.remote_port).await {
+        Ok(mut channel) => {
+            tokio::select! {
+                r = tokio::io::copy_bidirectional_with_sizes(&mut sock, &mut channel, PIPE_BUF, PIPE_BUF) => {
+                    if let Ok((up, down)) = r {
+                        fwd.bytes_to_container.fetch_add(up, Relaxed);
+                        fwd.bytes_from_container.fetch_add(down, Relaxed);
+                    }
+                }
+                _ = stop.cancelled() => {}
+            }
+        }
+        Err(e) => tracing::warn!(
+            port = fwd.binding.host_port,
+            "cannot reach the container: {e}"
+        ),
+    }
+    fwd.open_connections.fetch_sub(1, Relaxed);
+}

@@ -1,0 +1,229 @@
+//! The few Docker API calls Berth changes on purpose, for port forwarding:
+//! which route a request is (pure, table-tested), the create body rewrite,
+//! and the inspect / list answers rewritten to show the local side.
+
+use bytes::Bytes;
+use http::{Method, StatusCode};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use serde_json::Value;
+
+use super::reply::{docker_error, ProxyBody};
+use super::ProxyCtx;
+use crate::portfwd::{PortForwarding, Reservations};
+use crate::ports::{self, PortError, PortKey};
+
+/// Create bodies and rewritten answers are read whole, up to this size.
+const MAX_JSON: usize = 16 * 1024 * 1024;
+
+/// What a request means for port forwarding.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Route {
+    Create,
+    /// start / restart / unpause: forwards must be open when it returns.
+    Started(String),
+    /// stop / kill / wait-free removal / pause-free: forwards may have to close.
+    Settled(String),
+    Removed(String),
+    Inspect,
+    List,
+    Other,
+}
+
+/// Classifies a request by method and path (with or without `/v1.xx`).
+pub fn route(method: &Method, path: &str) -> Route {
+    let path = strip_version(path);
+    let parts: Vec<&str> = path.trim_matches('/').split('/').collect();
+    match (method, parts.as_slice()) {
+        (&Method::POST, ["containers", "create"]) => Route::Create,
+        (&Method::GET, ["containers", "json"]) => Route::List,
+        (&Method::GET, ["containers", _, "json"]) => Route::Inspect,
+        (&Method::POST, ["containers", id, "start" | "restart" | "unpause"]) => {
+            Route::Started(id.to_string())
+        }
+        (&Method::POST, ["containers", id, "stop" | "kill"]) => Route::Settled(id.to_string()),
+        (&Method::DELETE, ["containers", id]) => Route::Removed(id.to_string()),
+        _ => Route::Other,
+    }
+}
+
+fn strip_version(path: &str) -> &str {
+    if let Some(rest) = path.strip_prefix("/v") {
+        if let Some(slash) = rest.find('/') {
+            let v = &rest[..slash];
+            if !v.is_empty() && v.chars().all(|c| c.is_ascii_digit() || c == '.') {
+                return &rest[slash..];
+            }
+        }
+    }
+    path
+}
+
+fn full(bytes: Bytes) -> ProxyBody {
+    Full::new(bytes).map_err(|never| match never {}).boxed()
+}
+
+/// Replaces a message's body with `bytes`, fixing the framing headers.
+fn with_body(mut parts: http::request::Parts, bytes: Bytes) -> http::Request<ProxyBody> {
+    parts.headers.remove(http::header::TRANSFER_ENCODING);
+    parts
+        .headers
+        .insert(http::header::CONTENT_LENGTH, bytes.len().into());
+    http::Request::from_parts(parts, full(bytes))
+}
+
+/// Rewrites a create body so the remote publishes on its loopback only, and
+/// reserves the local ports. Errors are Docker-style answers for the client.
+pub async fn plan_create(
+    req: http::Request<Incoming>,
+    ctx: &ProxyCtx,
+    pf: &PortForwarding,
+) -> Result<(http::Request<ProxyBody>, Reservations), http::Response<ProxyBody>> {
+    let (parts, body) = req.into_parts();
+    let bytes = Limited::new(body, MAX_JSON)
+        .collect()
+        .await
+        .map_err(|e| {
+            docker_error(
+                StatusCode::BAD_REQUEST,
+                format!("cannot read the create request: {e}"),
+            )
+        })?
+        .to_bytes();
+    let Ok(value) = serde_json::from_slice::<Value>(&bytes) else {
+        // not JSON: the daemon gives its own answer
+        return Ok((with_body(parts, bytes), Reservations::default()));
+    };
+    let image_exposed = if value
+        .pointer("/HostConfig/PublishAllPorts")
+        .and_then(Value::as_bool)
+        == Some(true)
+    {
+        image_exposed_ports(
+            ctx,
+            value
+                .get("Image")
+                .and_then(Value::as_str)
+                .unwrap_or_default(),
+        )
+        .await
+    } else {
+        Vec::new()
+    };
+    let mut reservations = Reservations::default();
+    let plan = ports::plan_create(&value, &image_exposed, &pf.options, &mut |ip, range| {
+        reservations.pick(ip, range)
+    });
+    match plan {
+        Ok(plan) => {
+            let bytes = serde_json::to_vec(&plan.body)
+                .map(Bytes::from)
+                .unwrap_or(bytes);
+            Ok((with_body(parts, bytes), reservations))
+        }
+        Err(e) => {
+            let status = match e {
+                PortError::PortAllocated { .. }
+                | PortError::NoFreePort { .. }
+                | PortError::BindFailed { .. } => StatusCode::INTERNAL_SERVER_ERROR,
+                _ => StatusCode::BAD_REQUEST,
+            };
+            Err(docker_error(status, e))
+        }
+    }
+}
+
+async fn image_exposed_ports(ctx: &ProxyCtx, image: &str) -> Vec<PortKey> {
+    if image.is_empty() {
+        return Vec::new();
+    }
+    let path = format!("/images/{image}/json");
+    match crate::upstream::client::get_json(&ctx.upstream, &ctx.ssh, &path).await {
+        Ok(Some(v)) => v
+            .pointer("/Config/ExposedPorts")
+            .and_then(Value::as_object)
+            .map(|m| m.keys().filter_map(|k| k.parse().ok()).collect())
+            .unwrap_or_default(),
+        _ => Vec::new(),
+    }
+}
+
+/// Rewrites a 200 JSON answer with `f`; other answers pass unchanged.
+pub async fn rewrite_answer(
+    resp: http::Response<Incoming>,
+    f: fn(&mut Value),
+) -> http::Response<ProxyBody> {
+    if resp.status() != StatusCode::OK {
+        return resp.map(|b| b.boxed());
+    }
+    let (mut parts, body) = resp.into_parts();
+    let bytes = match Limited::new(body, MAX_JSON).collect().await {
+        Ok(c) => c.to_bytes(),
+        Err(e) => {
+            return docker_error(
+                StatusCode::BAD_GATEWAY,
+                format!("reading the daemon's answer failed: {e}"),
+            )
+        }
+    };
+    let bytes = match serde_json::from_slice::<Value>(&bytes) {
+        Ok(mut v) => {
+            f(&mut v);
+            serde_json::to_vec(&v).map(Bytes::from).unwrap_or(bytes)
+        }
+        Err(_) => bytes,
+    };
+    parts.headers.remove(http::header::TRANSFER_ENCODING);
+    parts
+        .headers
+        .insert(http::header::CONTENT_LENGTH, bytes.len().into());
+    http::Response::from_parts(parts, full(bytes))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn routes() {
+        let table = [
+            (Method::POST, "/v1.41/containers/create", Route::Create),
+            (Method::POST, "/containers/create?name=web", Route::Create),
+            (Method::GET, "/v1.41/containers/json", Route::List),
+            (Method::GET, "/v1.41/containers/abc/json", Route::Inspect),
+            (
+                Method::POST,
+                "/v1.41/containers/abc/start",
+                Route::Started("abc".into()),
+            ),
+            (
+                Method::POST,
+                "/v1.24/containers/web/restart",
+                Route::Started("web".into()),
+            ),
+            (
+                Method::POST,
+                "/containers/abc/stop",
+                Route::Settled("abc".into()),
+            ),
+            (
+                Method::POST,
+                "/v1.41/containers/abc/kill",
+                Route::Settled("abc".into()),
+            ),
+            (
+                Method::DELETE,
+                "/v1.41/containers/abc",
+                Route::Removed("abc".into()),
+            ),
+            (Method::GET, "/v1.41/containers/abc/logs", Route::Other),
+            (Method::GET, "/v1.41/images/json", Route::Other),
+            (Method::POST, "/v1.41/containers/abc/json", Route::Other),
+            (Method::GET, "/vx/containers/json", Route::Other),
+        ];
+        for (method, path, want) in table {
+            let path_only = path.split('?').next().unwrap();
+            assert_eq!(route(&method, path_only), want, "{method} {path}");
+        }
+    }
+}
