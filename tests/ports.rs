@@ -121,6 +121,12 @@ fn publish_forms_answer_locally_and_show_the_local_side() {
     assert_eq!(page_at(&format!("127.0.0.1:{p1}")).trim(), PAGE);
     assert_eq!(page_at(&format!("127.0.0.1:{p2}")).trim(), PAGE);
     assert_eq!(page_at(&format!("[::1]:{p3}")).trim(), PAGE);
+    // no host IP: both loopbacks answer, as Docker listens on both families
+    assert_eq!(page_at(&format!("[::1]:{p1}")).trim(), PAGE);
+    assert!(
+        refused(&format!("[::1]:{p2}")),
+        "an explicit 127.0.0.1 must not listen on ::1"
+    );
     // `-p P:80` listens on loopback only, not on other interfaces (no opt-in)
     let port_out = ok(docker_at(&a.host, &["port", &fixed, "80"]));
     for want in [

@@ -101,13 +101,24 @@ impl Forwarder {
             match TcpListener::bind(addr).await {
                 Ok(listener) => {
                     let fwd = Arc::new(fwd);
-                    tasks.spawn(accept_loop(
-                        listener,
-                        fwd.clone(),
-                        self.ssh.clone(),
-                        stop.clone(),
-                        tasks.clone(),
-                    ));
+                    let mut listeners = vec![listener];
+                    // Docker listens on both families for an unspecified host IP, and
+                    // many clients try `localhost` as ::1 first: best effort, as Docker
+                    if let Some(v6) = ipv6_twin(b) {
+                        if let Ok(l) = TcpListener::bind(v6).await {
+                            listeners.push(l);
+                        }
+                    }
+                    for l in listeners {
+                        let ssh = self.ssh.clone();
+                        tasks.spawn(accept_loop(
+                            l,
+                            fwd.clone(),
+                            ssh,
+                            stop.clone(),
+                            tasks.clone(),
+                        ));
+                    }
                     forwards.push(fwd);
                 }
                 Err(e) => {
@@ -206,6 +217,17 @@ impl Forwarder {
             .collect();
         serde_json::Value::Array(containers)
     }
+}
+
+/// The IPv6 listener that goes with an IPv4 one when the user gave no host IP.
+fn ipv6_twin(b: &LocalBinding) -> Option<SocketAddr> {
+    use std::net::{IpAddr, Ipv6Addr};
+    let v6 = match (b.requested_ip.as_str(), b.listen_ip) {
+        ("", IpAddr::V4(v4)) if v4.is_loopback() => Ipv6Addr::LOCALHOST,
+        ("", IpAddr::V4(v4)) if v4.is_unspecified() => Ipv6Addr::UNSPECIFIED,
+        _ => return None,
+    };
+    Some(SocketAddr::new(v6.into(), b.host_port))
 }
 
 async fn close_all(c: ContainerForwards) {
