@@ -5,12 +5,14 @@
 //! function here is pure (JSON in, JSON out); listening, dialling and events
 //! live elsewhere.
 
+pub mod key;
 pub mod plan;
 pub mod view;
 
+pub use key::{PortKey, PortRange, Proto};
 pub use plan::{
-    plan_create, read_label, shown_ip, CreatePlan, LocalBinding, PlanOptions, PortKey, PortRange,
-    PortsLabel, Proto, PORTS_LABEL,
+    plan_create, read_label, shown_ip, CreatePlan, LocalBinding, PlanOptions, PortsLabel,
+    PORTS_LABEL,
 };
 pub use view::{remote_ports, rewrite_inspect, rewrite_list};
 

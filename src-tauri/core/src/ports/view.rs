@@ -8,7 +8,8 @@ use std::collections::BTreeSet;
 
 use serde_json::{json, Value};
 
-use super::plan::{read_label, shown_ip, PortKey, Proto};
+use super::key::{PortKey, Proto};
+use super::plan::{read_label, shown_ip};
 
 /// Rewrites a `GET /containers/{id}/json` answer in place. Without the ports
 /// label it is left untouched. Otherwise `HostConfig` gets the user's
