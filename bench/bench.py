@@ -5,7 +5,8 @@ Environment (all set by run.sh):
   AGENT_PID, BERTH_HOST (tcp://127.0.0.1:PORT), DIRECT_HOST (unix://...),
   SSHL_HOST (unix://... forwarded by `ssh -N -L`), SSHL_PID, SSHURL_HOST (ssh://...),
   SSH_PATH (PATH whose first `ssh` adds `-F <bench ssh_config>`), BENCH_CONFIG (DOCKER_CONFIG),
-  CONTAINER, PS_RUNS, EXEC_RUNS, EXEC_BYTES, CONC
+  CONTAINER, PS_RUNS, EXEC_RUNS, EXEC_BYTES, CONC, BENCH_SECTIONS (default rss,ps,exec,ports);
+  section 4 (port forwarding) lives in ports.py, see there for its extra variables.
 Every timing is measured side by side: the variants are interleaved round by round in a
 shuffled order, and ratios are computed from medians (plus the median of per-round ratios).
 """
@@ -324,14 +325,28 @@ def bench_exec():
           f"VmHWM since the burst reset {mib(status_kib(AGENT_PID, 'VmHWM')):.1f} MiB")
 
 
+def bench_ports():
+    import ports  # bench/ports.py: section 4, port forwarding
+    ports.bench_ports(result, hdr)
+
+
+SECTIONS = {"rss": bench_rss, "ps": bench_ps, "exec": bench_exec, "ports": bench_ports}
+
+
 def main():
     random.seed()
     t0 = time.time()
     phases = []
-    for f in (bench_rss, bench_ps, bench_exec):  # rss first: the agent is fresh, so "idle" is idle
+    wanted = [s for s in E.get("BENCH_SECTIONS", "rss,ps,exec,ports").split(",") if s]
+    unknown = [s for s in wanted if s not in SECTIONS]
+    if unknown:
+        raise SystemExit(f"unknown section(s) {unknown}; known: {','.join(SECTIONS)}")
+    # always in this order: rss first (the agent is fresh, so "idle" is idle), ports last
+    for name in [s for s in SECTIONS if s in wanted]:
+        f = SECTIONS[name]
         t1 = time.time()
         f()
-        phases.append(f"{f.__name__[6:]} {time.time() - t1:.0f} s")
+        phases.append(f"{name} {time.time() - t1:.0f} s")
     with open("/proc/loadavg") as f:
         load = " ".join(f.read().split()[:3])
     hdr(f"summary (measurement {time.time() - t0:.0f} s: {', '.join(phases)}; load now {load})")

@@ -1,7 +1,11 @@
 #!/usr/bin/env bash
-# Berth performance benchmark. Usage: bash bench/run.sh   (see bench/README.md)
+# Berth performance benchmark. Usage: bash bench/run.sh [SECTIONS]   (see bench/README.md)
+#   SECTIONS: comma list of rss,ps,exec,ports (default: all), e.g. `bash bench/run.sh ports`;
+#   same as BENCH_SECTIONS=ports.
 # Knobs (env): PS_RUNS=60 EXEC_RUNS=5 EXEC_BYTES=268435456 CONC=100 SKIP_BUILD=0 SSHL_GCM=0
+#   PORTS_RUNS=5 PORTS_MIB=256 PORTS_OPEN_RUNS=100 PORTS_CLOSE_RUNS=30
 set -euo pipefail
+BENCH_SECTIONS=${1:-${BENCH_SECTIONS:-rss,ps,exec,ports}}
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 BENCH=$ROOT/bench
@@ -43,6 +47,14 @@ cleanup() {
   [[ -n $SSHL_PID ]] && kill -TERM "$SSHL_PID" 2>/dev/null || true
   [[ -n ${SSHL_GCM_PID:-} ]] && kill -TERM "$SSHL_GCM_PID" 2>/dev/null || true
   docker -H "unix://$DOCKER_SOCK" rm -f "$CONTAINER" >/dev/null 2>&1 || true
+  # section 4 (ports.py) records its ssh -L pids and container names here before starting them
+  if [[ -s $WORK/ports-sshL.pids ]]; then
+    while read -r p; do kill -TERM "$p" 2>/dev/null || true; done <"$WORK/ports-sshL.pids"
+  fi
+  if [[ -s $WORK/ports-containers ]]; then
+    # shellcheck disable=SC2046
+    docker -H "unix://$DOCKER_SOCK" rm -f $(sort -u "$WORK/ports-containers") >/dev/null 2>&1 || true
+  fi
   [[ -n $AGENT_PID ]] && wait "$AGENT_PID" 2>/dev/null || true
   [[ -n $SSHL_PID ]] && wait "$SSHL_PID" 2>/dev/null || true
   rm -rf "$WORK"
@@ -115,8 +127,10 @@ export AGENT_PID SSHL_PID CONTAINER BERTH_HOST
 export DIRECT_HOST="unix://$DOCKER_SOCK" SSHL_HOST="unix://$WORK/fwd.sock"
 export SSHURL_HOST="ssh://$SSH_USER@127.0.0.1:$SSH_PORT" SSH_PATH="$WORK/bin:$PATH"
 export BENCH_CONFIG="$WORK/docker-config"
+export BENCH_SECTIONS BENCH_WORK="$WORK" BENCH_ID=$$ BENCH_SSH_CONFIG="$WORK/ssh_config"
+export SSH_PORT SSH_USER TEST_IMAGE
 export PS_RUNS=${PS_RUNS:-60} EXEC_RUNS=${EXEC_RUNS:-5} EXEC_BYTES=${EXEC_BYTES:-268435456} CONC=${CONC:-100}
-log "measuring"
+log "measuring: $BENCH_SECTIONS"
 python3 -u "$BENCH/bench.py"
 if [[ -s $WORK/agent.err ]]; then
   echo; echo "berth-agent stderr (last 10 lines):"; tail -n 10 "$WORK/agent.err"
