@@ -17,6 +17,8 @@ use crate::ssh::{
     AuthConfig, Credentials, HostKeyCheck, HostKeyPolicy, SshError, SshSession, SshTarget,
 };
 use crate::status::{DaemonInfo, Status};
+use crate::sync::manager::SyncOptions;
+use crate::sync::SyncManager;
 use crate::upstream::{self, UpstreamError, UpstreamSpec};
 
 /// How long shutdown waits for the listeners to drain before closing SSH.
@@ -32,6 +34,8 @@ pub struct AgentConfig {
     pub upstream: UpstreamSpec,
     /// Automatic port forwarding and its options; `None` switches it off.
     pub ports: Option<PlanOptions>,
+    /// Bind-mount sync and its options; `None` switches it off.
+    pub sync: Option<SyncOptions>,
 }
 
 /// Why the agent could not start.
@@ -76,11 +80,15 @@ impl Agent {
                 background.clone(),
             )
         });
+        let sync = cfg
+            .sync
+            .map(|opts| SyncManager::new(ssh.clone(), opts, background.clone()));
         let ctx = Arc::new(ProxyCtx {
             ssh,
             upstream: selected.upstream,
             status: status.clone(),
             ports,
+            sync,
         });
         Ok(Self {
             status,

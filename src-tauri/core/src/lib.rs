@@ -10,4 +10,5 @@ pub mod proxy;
 pub mod remote;
 pub mod ssh;
 pub mod status;
+pub mod sync;
 pub mod upstream;

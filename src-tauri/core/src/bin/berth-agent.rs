@@ -11,6 +11,7 @@ use berth_core::listen::{ListenAddr, DEFAULT_LISTEN};
 use berth_core::ports::PlanOptions;
 use berth_core::remote::{expand_home, parse_remote, resolve};
 use berth_core::ssh::{AuthConfig, HostKeyPolicy};
+use berth_core::sync::manager::SyncOptions;
 use berth_core::upstream::UpstreamSpec;
 use clap::Parser;
 use tokio_util::sync::CancellationToken;
@@ -44,6 +45,21 @@ struct Args {
     /// interfaces too, instead of 127.0.0.1 only.
     #[arg(long)]
     forward_all_interfaces: bool,
+    /// Do not sync local bind-mount sources to the remote.
+    #[arg(long)]
+    no_sync: bool,
+    /// Remote directory for bind-mount replicas (default ~/.cache/berth/mounts).
+    #[arg(long)]
+    mounts_root: Option<String>,
+    /// A remote path prefix whose bind mounts are never synced; repeatable.
+    #[arg(long = "remote-only")]
+    remote_only: Vec<String>,
+    /// An extra ignore pattern (gitignore syntax) for synced trees; repeatable.
+    #[arg(long = "sync-ignore")]
+    sync_ignores: Vec<String>,
+    /// Sync `.git` directories too (skipped by default).
+    #[arg(long)]
+    sync_git: bool,
     /// OpenSSH client config used to resolve Host aliases.
     #[arg(long, default_value = "~/.ssh/config")]
     ssh_config: String,
@@ -111,6 +127,12 @@ async fn run(args: Args) -> anyhow::Result<()> {
         upstream: args.remote_docker,
         ports: (!args.no_port_forwarding).then_some(PlanOptions {
             all_interfaces: args.forward_all_interfaces,
+        }),
+        sync: (!args.no_sync).then(|| SyncOptions {
+            mounts_root: args.mounts_root.clone(),
+            remote_only: args.remote_only.clone(),
+            ignores: args.sync_ignores.clone(),
+            include_git: args.sync_git,
         }),
     };
     let listeners = bind_all(&listen).await?;

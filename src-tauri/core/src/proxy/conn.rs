@@ -69,6 +69,9 @@ async fn handle(
         if let Some(pf) = &ctx.ports {
             status["forwards"] = pf.forwarder.snapshot();
         }
+        if let Some(sync) = &ctx.sync {
+            status["mounts"] = sync.snapshot();
+        }
         return json_ok(&status);
     }
     let counters = &ctx.status.counters;

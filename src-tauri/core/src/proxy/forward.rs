@@ -76,13 +76,13 @@ pub async fn forward(
 ) -> http::Response<ProxyBody> {
     let client_upgrade = wants_upgrade(&req).then(|| hyper::upgrade::on(&mut req));
     let ports = ctx.ports.as_ref();
-    let route = match ports {
-        Some(_) => intercept::route(req.method(), req.uri().path()),
-        None => Route::Other,
+    let route = match (ports, &ctx.sync) {
+        (None, None) => Route::Other,
+        _ => intercept::route(req.method(), req.uri().path()),
     };
     // ports picked for a create stay held until its answer is back
-    let (req, _reserved) = match (&route, ports) {
-        (Route::Create, Some(pf)) => match intercept::plan_create(req, ctx, pf).await {
+    let (req, _reserved) = match route {
+        Route::Create => match intercept::rewrite_create(req, ctx).await {
             Ok((req, reserved)) => (req, Some(reserved)),
             Err(refusal) => return refusal,
         },

@@ -72,12 +72,12 @@ fn with_body(mut parts: http::request::Parts, bytes: Bytes) -> http::Request<Pro
     http::Request::from_parts(parts, full(bytes))
 }
 
-/// Rewrites a create body so the remote publishes on its loopback only, and
-/// reserves the local ports. Errors are Docker-style answers for the client.
-pub async fn plan_create(
+/// Rewrites a create body: published ports go to the remote's loopback (the
+/// local ports are reserved), local bind sources are synced to replicas
+/// first. Errors are Docker-style answers for the client.
+pub async fn rewrite_create(
     req: http::Request<Incoming>,
     ctx: &ProxyCtx,
-    pf: &PortForwarding,
 ) -> Result<(http::Request<ProxyBody>, Reservations), http::Response<ProxyBody>> {
     let (parts, body) = req.into_parts();
     let bytes = Limited::new(body, MAX_JSON)
@@ -90,37 +90,48 @@ pub async fn plan_create(
             )
         })?
         .to_bytes();
-    let Ok(value) = serde_json::from_slice::<Value>(&bytes) else {
+    let Ok(mut value) = serde_json::from_slice::<Value>(&bytes) else {
         // not JSON: the daemon gives its own answer
         return Ok((with_body(parts, bytes), Reservations::default()));
     };
-    let image_exposed = if value
+    let mut reservations = Reservations::default();
+    if let Some(pf) = &ctx.ports {
+        value = plan_ports(value, ctx, pf, &mut reservations).await?;
+    }
+    if let Some(sync) = &ctx.sync {
+        match sync.prepare_create(&value).await {
+            Ok(Some(rewritten)) => value = rewritten,
+            Ok(None) => {}
+            Err(e) => return Err(docker_error(StatusCode::INTERNAL_SERVER_ERROR, e)),
+        }
+    }
+    let bytes = serde_json::to_vec(&value).map(Bytes::from).unwrap_or(bytes);
+    Ok((with_body(parts, bytes), reservations))
+}
+
+async fn plan_ports(
+    value: Value,
+    ctx: &ProxyCtx,
+    pf: &PortForwarding,
+    reservations: &mut Reservations,
+) -> Result<Value, http::Response<ProxyBody>> {
+    let publish_all = value
         .pointer("/HostConfig/PublishAllPorts")
         .and_then(Value::as_bool)
-        == Some(true)
-    {
-        image_exposed_ports(
-            ctx,
-            value
-                .get("Image")
-                .and_then(Value::as_str)
-                .unwrap_or_default(),
-        )
-        .await
+        == Some(true);
+    let image_exposed = if publish_all {
+        let image = value
+            .get("Image")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        image_exposed_ports(ctx, image).await
     } else {
         Vec::new()
     };
-    let mut reservations = Reservations::default();
-    let plan = ports::plan_create(&value, &image_exposed, &pf.options, &mut |ip, range| {
+    match ports::plan_create(&value, &image_exposed, &pf.options, &mut |ip, range| {
         reservations.pick(ip, range)
-    });
-    match plan {
-        Ok(plan) => {
-            let bytes = serde_json::to_vec(&plan.body)
-                .map(Bytes::from)
-                .unwrap_or(bytes);
-            Ok((with_body(parts, bytes), reservations))
-        }
+    }) {
+        Ok(plan) => Ok(plan.body),
         Err(e) => {
             let status = match e {
                 PortError::PortAllocated { .. }

@@ -19,6 +19,7 @@ use std::sync::Arc;
 use crate::portfwd::PortForwarding;
 use crate::ssh::SshSession;
 use crate::status::Status;
+use crate::sync::SyncManager;
 use crate::upstream::Upstream;
 
 /// Everything a client connection needs, shared by all of them.
@@ -28,4 +29,6 @@ pub struct ProxyCtx {
     pub status: Arc<Status>,
     /// Automatic port forwarding; `None` when switched off.
     pub ports: Option<PortForwarding>,
+    /// Bind-mount sync; `None` when switched off.
+    pub sync: Option<Arc<SyncManager>>,
 }

@@ -270,6 +270,20 @@ impl SshSession {
         .await
     }
 
+    /// A session channel running a subsystem (`sftp`), stdio as the stream.
+    pub async fn open_subsystem(&self, name: &str) -> Result<ChannelIo, SshError> {
+        let name = name.to_string();
+        self.open(&format!("subsystem {name}"), move |h| {
+            let name = name.clone();
+            async move {
+                let ch = h.0.channel_open_session().await?;
+                ch.request_subsystem(true, name).await?;
+                Ok(ch)
+            }
+        })
+        .await
+    }
+
     /// Runs a short command and returns its stdout (diagnostics only).
     pub async fn run(&self, command: &str) -> Result<String, SshError> {
         use tokio::io::AsyncReadExt;

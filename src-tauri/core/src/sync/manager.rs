@@ -1,0 +1,351 @@
+//! Owns the replicas of one remote: plans the bind mounts of a create,
+//! brings each replica up to date before the container is created (a half
+//! uploaded replica is never used), and keeps it in sync from a file watcher.
+//! Containers sharing a source share one replica and one watcher.
+//!
+//! Every sync is a rescan of the local tree diffed against the manifest of
+//! the last completed sync, so bursts coalesce, order is always consistent,
+//! and a watcher that overflowed simply leads to the next full rescan.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use notify::RecursiveMode;
+use russh_sftp::client::SftpSession;
+use serde_json::{json, Value};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use super::binds::{plan_binds, BindOptions, LocalKind, SyncSource};
+use super::replica::{self, Applied};
+use super::tree::{self, Manifest};
+use super::SyncError;
+use crate::ssh::SshSession;
+
+/// How long the watcher waits for a burst of changes to settle.
+const DEBOUNCE: Duration = Duration::from_millis(150);
+
+/// What the user configured for sync.
+#[derive(Debug, Clone, Default)]
+pub struct SyncOptions {
+    /// Remote directory holding the replicas; default `~/.cache/berth/mounts`.
+    pub mounts_root: Option<String>,
+    /// Remote path prefixes that are never synced (besides the Docker socket).
+    pub remote_only: Vec<String>,
+    /// Extra ignore patterns (gitignore syntax).
+    pub ignores: Vec<String>,
+    /// Sync `.git` directories too (ignored by default).
+    pub include_git: bool,
+}
+
+/// One synced source and its state, for status and the watcher.
+struct Replica {
+    source: SyncSource,
+    /// The tree as the replica holds it after the last completed sync.
+    manifest: tokio::sync::Mutex<Manifest>,
+    state: Mutex<ReplicaState>,
+    /// Keeps the file watcher alive; dropped with the replica.
+    watcher: Mutex<
+        Option<
+            notify_debouncer_full::Debouncer<
+                notify::RecommendedWatcher,
+                notify_debouncer_full::RecommendedCache,
+            >,
+        >,
+    >,
+}
+
+#[derive(Debug, Clone, Default)]
+struct ReplicaState {
+    phase: &'static str,
+    error: Option<String>,
+    files: u64,
+    bytes: u64,
+    last_sync_unix: u64,
+    syncs: u64,
+    uploaded_files: u64,
+}
+
+pub struct SyncManager {
+    ssh: Arc<SshSession>,
+    opts: SyncOptions,
+    /// The SFTP session and the resolved mounts root, opened on first use.
+    sftp: tokio::sync::Mutex<Option<(Arc<SftpSession>, String)>>,
+    replicas: tokio::sync::Mutex<HashMap<PathBuf, Arc<Replica>>>,
+    view: Mutex<Vec<Arc<Replica>>>,
+    shutdown: CancellationToken,
+}
+
+impl SyncManager {
+    pub fn new(ssh: Arc<SshSession>, opts: SyncOptions, shutdown: CancellationToken) -> Arc<Self> {
+        Arc::new(Self {
+            ssh,
+            opts,
+            sftp: Default::default(),
+            replicas: Default::default(),
+            view: Default::default(),
+            shutdown,
+        })
+    }
+
+    /// The SFTP session, re-opened if the SSH session was replaced.
+    async fn sftp(&self) -> Result<(Arc<SftpSession>, String), SyncError> {
+        let mut slot = self.sftp.lock().await;
+        if let Some((s, root)) = slot.as_ref() {
+            if s.canonicalize(".").await.is_ok() {
+                return Ok((s.clone(), root.clone()));
+            }
+        }
+        let s = replica::connect(&self.ssh).await?;
+        let root = match &self.opts.mounts_root {
+            Some(r) => r.clone(),
+            None => replica::default_mounts_root(&s).await?,
+        };
+        replica::mkdir_all(&s, &root).await?;
+        *slot = Some((s.clone(), root.clone()));
+        Ok((s, root))
+    }
+
+    /// Plans the bind mounts of a create body; every local source is synced
+    /// before this returns. `Ok(None)`: nothing to sync, the body stays as is.
+    pub async fn prepare_create(
+        self: &Arc<Self>,
+        body: &Value,
+    ) -> Result<Option<Value>, SyncError> {
+        // cheap check first: no SFTP session for creates without local binds
+        let mut local_kind = |p: &Path| match std::fs::metadata(p) {
+            Ok(m) if m.is_dir() => Some(LocalKind::Dir),
+            Ok(m) if m.is_file() => Some(LocalKind::File),
+            _ => None,
+        };
+        let probe = BindOptions {
+            mounts_root: "/berth-probe".into(),
+            remote_only: self.opts.remote_only.clone(),
+        };
+        if plan_binds(body, &mut local_kind, &probe)?.syncs.is_empty() {
+            return Ok(None);
+        }
+        let (_, root) = self.sftp().await?;
+        let opts = BindOptions {
+            mounts_root: root,
+            remote_only: self.opts.remote_only.clone(),
+        };
+        let plan = plan_binds(body, &mut local_kind, &opts)?;
+        for source in plan.syncs {
+            self.ensure(source).await?;
+        }
+        Ok(Some(plan.body))
+    }
+
+    /// Brings the source's replica up to date, creating it and its watcher
+    /// on first use.
+    async fn ensure(self: &Arc<Self>, source: SyncSource) -> Result<(), SyncError> {
+        let existing = self.replicas.lock().await.get(&source.local).cloned();
+        let rep = match existing {
+            Some(r) => r,
+            None => {
+                let (sftp, _) = self.sftp().await?;
+                let known = replica::read_manifest(&sftp, &source.replica)
+                    .await
+                    .unwrap_or_default();
+                let rep = Arc::new(Replica {
+                    source: source.clone(),
+                    manifest: tokio::sync::Mutex::new(known),
+                    state: Mutex::new(ReplicaState {
+                        phase: "initial sync",
+                        ..Default::default()
+                    }),
+                    watcher: Mutex::new(None),
+                });
+                self.sync_now(&rep).await?;
+                self.start_watching(&rep);
+                let mut all = self.replicas.lock().await;
+                all.insert(source.local.clone(), rep.clone());
+                if let Ok(mut v) = self.view.lock() {
+                    *v = all.values().cloned().collect();
+                }
+                return Ok(());
+            }
+        };
+        self.sync_now(&rep).await.map(|_| ())
+    }
+
+    /// One rescan → diff → apply → record round.
+    async fn sync_now(&self, rep: &Replica) -> Result<Applied, SyncError> {
+        let mut manifest = rep.manifest.lock().await;
+        let src = &rep.source;
+        let (root, base) = match src.kind {
+            LocalKind::Dir => (src.local.clone(), src.local.clone()),
+            LocalKind::File => (
+                src.local.clone(),
+                src.local
+                    .parent()
+                    .map(Path::to_path_buf)
+                    .unwrap_or_default(),
+            ),
+        };
+        let ignores = self.opts.ignores.clone();
+        let ignore_git = !self.opts.include_git;
+        let scan_root = root.clone();
+        let local =
+            tokio::task::spawn_blocking(move || tree::scan(&scan_root, &ignores, ignore_git))
+                .await
+                .map_err(|e| SyncError::Unreadable {
+                    path: root.clone(),
+                    reason: e.to_string(),
+                })?;
+        let result = async {
+            let local = local?;
+            tree::safety_check(root.exists(), &local, &manifest)
+                .map_err(|e| tree::with_local(e, &root))?;
+            let ops = tree::diff(&local, &manifest);
+            let (sftp, _) = self.sftp().await?;
+            let applied = replica::apply(&sftp, &base, &src.replica, &ops).await?;
+            if !ops.is_empty() || applied.files > 0 {
+                replica::write_manifest(&sftp, &src.replica, &local).await?;
+            }
+            Ok::<_, SyncError>((applied, local))
+        }
+        .await;
+        let mut st = rep.state.lock().map(|s| s.clone()).unwrap_or_default();
+        let out = match result {
+            Ok((applied, local)) => {
+                st.phase = "watching";
+                st.error = None;
+                st.files = local
+                    .values()
+                    .filter(|e| matches!(e, tree::EntryKind::File { .. }))
+                    .count() as u64;
+                st.bytes = local
+                    .values()
+                    .map(|e| match e {
+                        tree::EntryKind::File { size, .. } => *size,
+                        _ => 0,
+                    })
+                    .sum();
+                st.syncs += 1;
+                st.uploaded_files += applied.files;
+                st.last_sync_unix = SystemTime::now()
+                    .duration_since(UNIX_EPOCH)
+                    .map(|d| d.as_secs())
+                    .unwrap_or(0);
+                *manifest = local;
+                Ok(applied)
+            }
+            Err(e) => {
+                st.phase = "error";
+                st.error = Some(e.to_string());
+                Err(e)
+            }
+        };
+        if let Ok(mut s) = rep.state.lock() {
+            *s = st;
+        }
+        out
+    }
+
+    /// Watches the source; each settled burst of changes triggers one sync.
+    fn start_watching(self: &Arc<Self>, rep: &Arc<Replica>) {
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let (path, mode) = match rep.source.kind {
+            LocalKind::Dir => (rep.source.local.clone(), RecursiveMode::Recursive),
+            // editors replace a file by renaming over it: watch its directory
+            LocalKind::File => (
+                rep.source
+                    .local
+                    .parent()
+                    .map(Path::to_path_buf)
+                    .unwrap_or_default(),
+                RecursiveMode::NonRecursive,
+            ),
+        };
+        let debouncer = notify_debouncer_full::new_debouncer(
+            DEBOUNCE,
+            None,
+            move |res: notify_debouncer_full::DebounceEventResult| {
+                // our own scans and uploads open files: reads are not changes
+                let changed = match &res {
+                    Ok(events) => events
+                        .iter()
+                        .any(|e| !matches!(e.kind, notify::EventKind::Access(_))),
+                    Err(_) => true,
+                };
+                if changed {
+                    let _ = tx.send(res);
+                }
+            },
+        );
+        let mut debouncer = match debouncer {
+            Ok(d) => d,
+            Err(e) => {
+                tracing::warn!(
+                    "cannot watch {}: {e}; changes will sync on the next create",
+                    path.display()
+                );
+                return;
+            }
+        };
+        if let Err(e) = debouncer.watch(&path, mode) {
+            tracing::warn!(
+                "cannot watch {}: {e} (inotify limits?); changes will sync on the next create",
+                path.display()
+            );
+            return;
+        }
+        if let Ok(mut w) = rep.watcher.lock() {
+            *w = Some(debouncer);
+        }
+        let me = Arc::downgrade(self);
+        let rep = rep.clone();
+        let stop = self.shutdown.clone();
+        tokio::spawn(async move {
+            let mut warned = false;
+            loop {
+                let batch = tokio::select! {
+                    _ = stop.cancelled() => break,
+                    b = rx.recv() => match b { Some(b) => b, None => break },
+                };
+                if let Err(errors) = &batch {
+                    if !warned {
+                        tracing::warn!(
+                            "watching {} fell behind ({errors:?}); rescanning",
+                            rep.source.local.display()
+                        );
+                        warned = true;
+                    }
+                }
+                // coalesce whatever else arrived meanwhile
+                while rx.try_recv().is_ok() {}
+                let Some(me) = me.upgrade() else { break };
+                if let Err(e) = me.sync_now(&rep).await {
+                    tracing::warn!("sync of {} failed: {e}", rep.source.local.display());
+                }
+            }
+        });
+    }
+
+    /// Per mount: local path, remote path, files, bytes, state, last sync.
+    pub fn snapshot(&self) -> Value {
+        let view = self.view.lock().map(|v| v.clone()).unwrap_or_default();
+        Value::Array(
+            view.iter()
+                .map(|r| {
+                    let st = r.state.lock().map(|s| s.clone()).unwrap_or_default();
+                    json!({
+                        "local": r.source.local.display().to_string(),
+                        "remote": r.source.replica,
+                        "state": st.phase,
+                        "error": st.error,
+                        "files": st.files,
+                        "bytes": st.bytes,
+                        "syncs": st.syncs,
+                        "uploaded_files": st.uploaded_files,
+                        "last_sync_unix": st.last_sync_unix,
+                    })
+                })
+                .collect(),
+        )
+    }
+}

@@ -1,0 +1,68 @@
+//! Bind-mount sync: a bind mount whose source is on this machine is uploaded
+//! over SFTP (on the existing SSH session) to a replica on the remote, the
+//! mount is rewritten to the replica, and local changes keep flowing to it,
+//! one way, local wins. `binds` and `tree` decide (pure); `replica` carries
+//! the operations out over SFTP; `manager` owns replicas and their watchers.
+
+pub mod binds;
+pub mod manager;
+pub mod replica;
+pub mod tree;
+
+pub use manager::SyncManager;
+
+/// Why a bind mount could not be synced; each message names the file and the fix.
+#[derive(Debug, thiserror::Error)]
+pub enum SyncError {
+    #[error("invalid bind mount {spec:?}: {reason}")]
+    InvalidBind { spec: String, reason: String },
+
+    #[error("cannot read {path}: {reason}; check its permissions, or add it to .dockerignore")]
+    Unreadable {
+        path: std::path::PathBuf,
+        reason: String,
+    },
+
+    #[error("refusing to sync {local}: {reason}; the replica on the remote is left as it was")]
+    Unsafe {
+        local: std::path::PathBuf,
+        reason: String,
+    },
+
+    #[error(
+        "the remote sshd offers no SFTP subsystem, which bind-mount sync needs; enable \
+         `Subsystem sftp internal-sftp` in its sshd_config ({reason})"
+    )]
+    NoSftp { reason: String },
+
+    #[error("cannot write {path} on the remote: {reason}{hint}")]
+    Remote {
+        path: String,
+        reason: String,
+        /// The fix, when the reason suggests one (full disk, permissions).
+        hint: String,
+    },
+
+    #[error("SSH session unavailable for sync: {0}")]
+    Ssh(#[from] crate::ssh::SshError),
+}
+
+impl SyncError {
+    /// A remote failure, with the fix its reason suggests.
+    pub fn remote(path: &str, reason: impl std::fmt::Display) -> Self {
+        let reason = reason.to_string();
+        let lower = reason.to_lowercase();
+        let hint = if lower.contains("permission") {
+            "; make the mounts root writable by the SSH user, or choose another mounts root"
+        } else if lower.contains("space") || lower.contains("quota") || lower.contains("failure") {
+            "; the remote disk may be full: free space there"
+        } else {
+            ""
+        };
+        SyncError::Remote {
+            path: path.to_string(),
+            reason,
+            hint: hint.to_string(),
+        }
+    }
+}

@@ -1,0 +1,485 @@
+use super::*;
+
+fn d() -> EntryKind {
+    EntryKind::Dir
+}
+fn f(size: u64, mtime: i64) -> EntryKind {
+    EntryKind::File {
+        size,
+        mtime,
+        exec: false,
+    }
+}
+fn x(size: u64, mtime: i64) -> EntryKind {
+    EntryKind::File {
+        size,
+        mtime,
+        exec: true,
+    }
+}
+fn l(target: &str) -> EntryKind {
+    EntryKind::Symlink {
+        target: target.to_string(),
+    }
+}
+fn m(entries: &[(&str, EntryKind)]) -> Manifest {
+    entries
+        .iter()
+        .map(|(p, k)| (p.to_string(), k.clone()))
+        .collect()
+}
+fn mkdir(p: &str) -> Op {
+    Op::Mkdir(p.to_string())
+}
+fn put(p: &str, size: u64, exec: bool) -> Op {
+    Op::Put {
+        path: p.to_string(),
+        size,
+        exec,
+    }
+}
+fn link(p: &str, t: &str) -> Op {
+    Op::Symlink {
+        path: p.to_string(),
+        target: t.to_string(),
+    }
+}
+fn rm(p: &str) -> Op {
+    Op::Remove(p.to_string())
+}
+fn rmdir(p: &str) -> Op {
+    Op::Rmdir(p.to_string())
+}
+
+#[test]
+fn diff_table() {
+    let tree = m(&[
+        ("a", d()),
+        ("a/b", d()),
+        ("a/b/f", f(3, 10)),
+        ("l", l("a/b/f")),
+        ("z", x(1, 1)),
+    ]);
+    let cases: Vec<(&str, Manifest, Manifest, Vec<Op>)> = vec![
+        ("unchanged", tree.clone(), tree.clone(), vec![]),
+        ("both empty", m(&[]), m(&[]), vec![]),
+        (
+            "initial upload: parents first, then files and links",
+            tree.clone(),
+            m(&[]),
+            vec![
+                mkdir("a"),
+                mkdir("a/b"),
+                put("a/b/f", 3, false),
+                link("l", "a/b/f"),
+                put("z", 1, true),
+            ],
+        ),
+        (
+            "size, mtime or exec change re-sends",
+            m(&[
+                ("s", f(2, 1)),
+                ("t", f(1, 2)),
+                ("u", x(1, 1)),
+                ("v", f(1, 1)),
+            ]),
+            m(&[
+                ("s", f(1, 1)),
+                ("t", f(1, 1)),
+                ("u", f(1, 1)),
+                ("v", f(1, 1)),
+            ]),
+            vec![put("s", 2, false), put("t", 1, false), put("u", 1, true)],
+        ),
+        (
+            "vanished entries go deepest first",
+            m(&[("keep", f(1, 1))]),
+            m(&[
+                ("a", d()),
+                ("a/b", d()),
+                ("a/b/f", f(1, 1)),
+                ("a/l", l("x")),
+                ("keep", f(1, 1)),
+            ]),
+            vec![rm("a/l"), rm("a/b/f"), rmdir("a/b"), rmdir("a")],
+        ),
+        (
+            "dir becomes file: its contents go first, then the dir",
+            m(&[("a", f(5, 5)), ("a-b", f(1, 1))]),
+            m(&[
+                ("a", d()),
+                ("a-b", f(1, 1)),
+                ("a/c", d()),
+                ("a/c/f", f(1, 1)),
+                ("a/g", f(1, 1)),
+            ]),
+            vec![
+                rm("a/g"),
+                rm("a/c/f"),
+                rmdir("a/c"),
+                rmdir("a"),
+                put("a", 5, false),
+            ],
+        ),
+        (
+            "file becomes dir",
+            m(&[("a", d()), ("a/f", f(1, 1))]),
+            m(&[("a", f(1, 1))]),
+            vec![rm("a"), mkdir("a"), put("a/f", 1, false)],
+        ),
+        (
+            "symlink to a dir becomes a real dir: never written through",
+            m(&[("a", d()), ("a/f", f(1, 1))]),
+            m(&[("a", l("/etc"))]),
+            vec![rm("a"), mkdir("a"), put("a/f", 1, false)],
+        ),
+        (
+            "dir becomes symlink, symlink target changes, file becomes symlink",
+            m(&[("a", l("../out")), ("b", l("new")), ("c", l("/abs"))]),
+            m(&[
+                ("a", d()),
+                ("a/f", f(1, 1)),
+                ("b", l("old")),
+                ("c", f(1, 1)),
+            ]),
+            vec![
+                rm("a/f"),
+                rmdir("a"),
+                rm("b"),
+                rm("c"),
+                link("a", "../out"),
+                link("b", "new"),
+                link("c", "/abs"),
+            ],
+        ),
+        (
+            "mixed: replace, create, update, delete in phase order",
+            m(&[("d", d()), ("d/new", f(1, 1)), ("k", f(9, 9)), ("n", d())]),
+            m(&[
+                ("d", d()),
+                ("d/old", f(1, 1)),
+                ("k", f(1, 1)),
+                ("n", f(1, 1)),
+                ("o", d()),
+                ("o/p", f(1, 1)),
+            ]),
+            vec![
+                rm("n"),
+                mkdir("n"),
+                put("d/new", 1, false),
+                put("k", 9, false),
+                rm("o/p"),
+                rmdir("o"),
+                rm("d/old"),
+            ],
+        ),
+    ];
+    for (name, local, remote, want) in cases {
+        assert_eq!(diff(&local, &remote), want, "{name}");
+    }
+}
+
+#[test]
+fn safety_check_table() {
+    let many = |n: usize| -> Manifest { (0..n).map(|i| (format!("f{i:04}"), f(1, 1))).collect() };
+    let cases: Vec<(&str, bool, Manifest, Manifest, bool)> = vec![
+        ("first sync", true, many(5), m(&[]), true),
+        ("both empty", true, m(&[]), m(&[]), true),
+        ("root gone", false, m(&[]), m(&[]), false),
+        ("root gone with a replica", false, m(&[]), many(3), false),
+        ("local empty, replica not", true, m(&[]), many(1), false),
+        (
+            "small replica may lose everything but one",
+            true,
+            many(1),
+            many(100),
+            true,
+        ),
+        ("101 entries, 91 deleted", true, many(10), many(101), false),
+        ("101 entries, 90 deleted", true, many(11), many(101), true),
+        (
+            "1000 entries, exactly 90% deleted",
+            true,
+            many(100),
+            many(1000),
+            true,
+        ),
+        (
+            "1000 entries, 901 deleted",
+            true,
+            many(99),
+            many(1000),
+            false,
+        ),
+        (
+            "kind changes are not deletions",
+            true,
+            (0..200).map(|i| (format!("f{i:04}"), d())).collect(),
+            many(200),
+            true,
+        ),
+    ];
+    for (name, exists, local, remote, ok) in cases {
+        let got = safety_check(exists, &local, &remote);
+        assert_eq!(got.is_ok(), ok, "{name}: {got:?}");
+    }
+}
+
+#[test]
+fn safety_check_messages() {
+    let root = Path::new("/home/me/src");
+    let err = safety_check(true, &m(&[]), &m(&[("a", d())]))
+        .err()
+        .map(|e| with_local(e, root).to_string());
+    assert_eq!(
+        err.as_deref(),
+        Some("refusing to sync /home/me/src: it is empty locally but its replica has 1 entries (an unmounted disk or a deleted checkout?); the replica on the remote is left as it was")
+    );
+    let other = with_local(
+        SyncError::Unsafe {
+            local: "/x".into(),
+            reason: "r".into(),
+        },
+        root,
+    );
+    assert!(matches!(other, SyncError::Unsafe { local, .. } if local == Path::new("/x")));
+}
+
+#[test]
+fn dockerignore_lines_table() {
+    let cases: &[(&str, &[&str])] = &[
+        ("", &[]),
+        ("# comment\n\n   \n", &[]),
+        ("node_modules", &["/node_modules"]),
+        ("  *.log  \r\n", &["/*.log"]),
+        ("**/*.tmp", &["/**/*.tmp"]),
+        ("/abs/x/", &["/abs/x"]),
+        ("./a//b/./c", &["/a/b/c"]),
+        ("a/../b", &["/b"]),
+        ("!keep.log", &["!/keep.log"]),
+        ("! spaced", &["!/spaced"]),
+        (".", &[]),
+        ("/", &[]),
+        ("\u{feff}bom", &["/bom"]),
+    ];
+    for (text, want) in cases {
+        assert_eq!(dockerignore_lines(text), *want, "{text:?}");
+    }
+}
+
+#[test]
+fn manifest_round_trips_through_json() {
+    let tree = m(&[("a", d()), ("a/f", x(3, -5)), ("l", l("../x"))]);
+    let text = serde_json::to_string(&tree).unwrap();
+    assert_eq!(
+        text,
+        r#"{"a":"dir","a/f":{"file":{"size":3,"mtime":-5,"exec":true}},"l":{"symlink":{"target":"../x"}}}"#
+    );
+    let back: Manifest = serde_json::from_str(&text).unwrap();
+    assert_eq!(back, tree);
+}
+
+/// A fresh directory under the system temp dir, removed on drop.
+struct Temp(PathBuf);
+
+impl Temp {
+    fn new(tag: &str) -> Temp {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        static N: AtomicUsize = AtomicUsize::new(0);
+        let n = N.fetch_add(1, Ordering::SeqCst);
+        let dir = std::env::temp_dir().join(format!("berth-tree-{tag}-{}-{n}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        Temp(dir)
+    }
+    fn write(&self, rel: &str, text: &str) {
+        let p = self.0.join(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, text).unwrap();
+    }
+}
+
+impl Drop for Temp {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// The manifest with mtimes zeroed, for comparison.
+fn shape(tree: &Manifest) -> Manifest {
+    tree.iter()
+        .map(|(p, k)| {
+            let k = match k {
+                EntryKind::File { size, exec, .. } => EntryKind::File {
+                    size: *size,
+                    mtime: 0,
+                    exec: *exec,
+                },
+                other => other.clone(),
+            };
+            (p.clone(), k)
+        })
+        .collect()
+}
+
+#[cfg(unix)]
+#[test]
+fn scan_honours_ignores_and_never_follows_links() {
+    use std::os::unix::fs::{symlink, PermissionsExt};
+    let t = Temp::new("scan");
+    for (rel, text) in [
+        (".gitignore", "*.log\nbuild/\n"),
+        (
+            ".dockerignore",
+            "# docker\nsecret.txt\n**/*.tmp\n!keep.tmp\n",
+        ),
+        ("a.log", "x"),
+        ("sub/b.log", "x"),
+        ("sub/.gitignore", "local.txt\n"),
+        ("sub/local.txt", "x"),
+        ("local.txt", "kept"),
+        ("build/out", "x"),
+        ("sub/build/out", "x"),
+        ("secret.txt", "x"),
+        ("sub/secret.txt", "kept"),
+        ("x.tmp", "x"),
+        ("sub/deep/y.tmp", "x"),
+        ("keep.tmp", "k"),
+        (".hidden", "h"),
+        (".git/HEAD", "ref"),
+        ("sub/.git", "gitdir: ../.git/modules/sub"),
+        ("node_modules/p/i.js", "x"),
+        ("sub/node_modules/q.js", "x"),
+        ("run.sh", "#!/bin/sh\n"),
+    ] {
+        t.write(rel, text);
+    }
+    let root = &t.0;
+    std::fs::set_permissions(root.join("run.sh"), std::fs::Permissions::from_mode(0o755)).unwrap();
+    symlink("/etc/passwd", root.join("abs_link")).unwrap();
+    symlink("../../outside", root.join("sub/up_link")).unwrap();
+    symlink("sub", root.join("dir_link")).unwrap();
+    symlink("missing", root.join("dangling")).unwrap();
+    let _socket = std::os::unix::net::UnixListener::bind(root.join("sock")).unwrap();
+
+    let extra = vec!["node_modules".to_string()];
+    let want_base = m(&[
+        (".dockerignore", f(39, 0)),
+        (".gitignore", f(13, 0)),
+        (".hidden", f(1, 0)),
+        ("abs_link", l("/etc/passwd")),
+        ("dangling", l("missing")),
+        ("dir_link", l("sub")),
+        ("keep.tmp", f(1, 0)),
+        ("local.txt", f(4, 0)),
+        ("run.sh", x(10, 0)),
+        ("sub", d()),
+        ("sub/.gitignore", f(10, 0)),
+        ("sub/deep", d()),
+        ("sub/secret.txt", f(4, 0)),
+        ("sub/up_link", l("../../outside")),
+    ]);
+    let got = scan(root, &extra, true).unwrap();
+    assert_eq!(shape(&got), want_base, "ignore .git");
+
+    let mut want_git = want_base.clone();
+    want_git.insert(".git".into(), d());
+    want_git.insert(".git/HEAD".into(), f(3, 0));
+    want_git.insert("sub/.git".into(), f(27, 0));
+    let got = scan(root, &extra, false).unwrap();
+    assert_eq!(shape(&got), want_git, "keep .git");
+
+    let mtime = match got.get("local.txt") {
+        Some(EntryKind::File { mtime, .. }) => *mtime,
+        other => panic!("{other:?}"),
+    };
+    let now = SystemTimeNow::secs();
+    assert!(
+        (now - 60..=now + 60).contains(&mtime),
+        "mtime {mtime} vs now {now}"
+    );
+}
+
+struct SystemTimeNow;
+impl SystemTimeNow {
+    fn secs() -> i64 {
+        std::time::SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_secs() as i64
+    }
+}
+
+#[test]
+fn scan_single_file_root() {
+    let t = Temp::new("file");
+    t.write("conf.toml", "a = 1\n");
+    let got = scan(&t.0.join("conf.toml"), &[], true).unwrap();
+    assert_eq!(shape(&got), m(&[("conf.toml", f(6, 0))]));
+}
+
+#[cfg(unix)]
+#[test]
+fn scan_follows_a_symlinked_root() {
+    let t = Temp::new("rootlink");
+    t.write("real/a", "1");
+    std::os::unix::fs::symlink(t.0.join("real"), t.0.join("link")).unwrap();
+    let got = scan(&t.0.join("link"), &[], true).unwrap();
+    assert_eq!(shape(&got), m(&[("a", f(1, 0))]));
+}
+
+#[test]
+fn scan_errors_name_the_path() {
+    let t = Temp::new("err");
+    let missing = t.0.join("gone");
+    let got = scan(&missing, &[], true);
+    assert!(
+        matches!(&got, Err(SyncError::Unreadable { path, .. }) if *path == missing),
+        "{got:?}"
+    );
+
+    let got = scan(&t.0, &["[z-a]".to_string()], true);
+    let msg = got.map(|_| ()).unwrap_err().to_string();
+    assert!(
+        msg.starts_with(&format!(
+            "refusing to sync {}: the ignore pattern \"[z-a]\" is invalid",
+            t.0.display()
+        )),
+        "{msg}"
+    );
+}
+
+#[cfg(unix)]
+#[test]
+fn scan_reports_an_unreadable_dir() {
+    use std::os::unix::fs::PermissionsExt;
+    let t = Temp::new("perm");
+    t.write("locked/f", "x");
+    let locked = t.0.join("locked");
+    std::fs::set_permissions(&locked, std::fs::Permissions::from_mode(0o000)).unwrap();
+    let readable_anyway = std::fs::read_dir(&locked).is_ok(); // running as root
+    let got = scan(&t.0, &[], true);
+    std::fs::set_permissions(&locked, std::fs::Permissions::from_mode(0o755)).unwrap();
+    if readable_anyway {
+        return;
+    }
+    assert!(
+        matches!(&got, Err(SyncError::Unreadable { path, .. }) if *path == locked),
+        "{got:?}"
+    );
+}
+
+#[test]
+fn bad_patterns_in_ignore_files_are_skipped() {
+    let t = Temp::new("badpat");
+    t.write(".gitignore", "[z-a]\n*.log\n");
+    t.write(".dockerignore", "[y-b]\n*.tmp\n");
+    t.write("x.log", "x");
+    t.write("y.tmp", "y");
+    t.write("z", "z");
+    let got = scan(&t.0, &[], true).unwrap();
+    assert_eq!(
+        got.keys().collect::<Vec<_>>(),
+        [".dockerignore", ".gitignore", "z"]
+    );
+}
