@@ -188,6 +188,15 @@ impl SyncManager {
         };
         let ignores = self.opts.ignores.clone();
         let ignore_git = !self.opts.include_git;
+        // a vanished root is refused before anything else looks at it
+        if !root.exists() {
+            let err = tree::safety_check(false, &Manifest::new(), &manifest)
+                .map_err(|e| tree::with_local(e, &root));
+            if let Err(e) = err {
+                self.record_error(rep, &e);
+                return Err(e);
+            }
+        }
         let scan_root = root.clone();
         let local =
             tokio::task::spawn_blocking(move || tree::scan(&scan_root, &ignores, ignore_git))
@@ -202,7 +211,11 @@ impl SyncManager {
                 .map_err(|e| tree::with_local(e, &root))?;
             let ops = tree::diff(&local, &manifest);
             let (sftp, _) = self.sftp().await?;
-            let applied = replica::apply(&sftp, &base, &src.replica, &ops).await?;
+            let how = match src.kind {
+                LocalKind::Dir => replica::Write::Replace,
+                LocalKind::File => replica::Write::InPlace,
+            };
+            let applied = replica::apply(&sftp, &base, &src.replica, &ops, how).await?;
             if !ops.is_empty() || applied.files > 0 {
                 replica::write_manifest(&sftp, &src.replica, &local).await?;
             }
@@ -244,6 +257,13 @@ impl SyncManager {
             *s = st;
         }
         out
+    }
+
+    fn record_error(&self, rep: &Replica, e: &SyncError) {
+        if let Ok(mut st) = rep.state.lock() {
+            st.phase = "error";
+            st.error = Some(e.to_string());
+        }
     }
 
     /// Watches the source; each settled burst of changes triggers one sync.

@@ -111,6 +111,16 @@ pub struct Applied {
     pub removed: u64,
 }
 
+/// How a file lands in the replica.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Write {
+    /// Under a temporary name, then renamed in: readers never see half a file.
+    Replace,
+    /// Truncated and rewritten in place: a single-file bind mount pins the
+    /// inode it was mounted with, so a renamed-in file would never be seen.
+    InPlace,
+}
+
 /// Applies `ops` (from `tree::diff`) to the replica at `replica_dir`, reading
 /// files under `local_base`.
 pub async fn apply(
@@ -118,6 +128,7 @@ pub async fn apply(
     local_base: &Path,
     replica_dir: &str,
     ops: &[Op],
+    how: Write,
 ) -> Result<Applied, SyncError> {
     let remote = |rel: &str| format!("{}/{}", replica_dir.trim_end_matches('/'), rel);
     let mut applied = Applied::default();
@@ -134,7 +145,9 @@ pub async fn apply(
                         .map_err(|e| SyncError::remote(&p, e))?;
                 }
             }
-            Op::Put { path, exec, .. } => puts.push((local_base.join(path), remote(path), *exec)),
+            Op::Put { path, exec, .. } => {
+                puts.push((local_base.join(path), remote(path), *exec, how))
+            }
             Op::Symlink { path, target } => {
                 flush_puts(sftp, &mut puts, &mut applied).await?;
                 let p = remote(path);
@@ -171,9 +184,12 @@ pub async fn apply(
     Ok(applied)
 }
 
+/// One file to send: local path, remote path, exec bit, how to write it.
+type PutJob = (PathBuf, String, bool, Write);
+
 async fn flush_puts(
     sftp: &Arc<SftpSession>,
-    puts: &mut Vec<(PathBuf, String, bool)>,
+    puts: &mut Vec<PutJob>,
     applied: &mut Applied,
 ) -> Result<(), SyncError> {
     if puts.is_empty() {
@@ -181,9 +197,9 @@ async fn flush_puts(
     }
     let batch = std::mem::take(puts);
     let results: Vec<Result<u64, SyncError>> = stream::iter(batch)
-        .map(|(local, remote, exec)| {
+        .map(|(local, remote, exec, how)| {
             let sftp = sftp.clone();
-            async move { put(&sftp, &local, &remote, exec).await }
+            async move { put(&sftp, &local, &remote, exec, how).await }
         })
         .buffer_unordered(FILES_IN_FLIGHT)
         .collect()
@@ -196,14 +212,23 @@ async fn flush_puts(
 }
 
 /// Streams one file to a temporary name beside its place, then renames it in.
-async fn put(sftp: &SftpSession, local: &Path, remote: &str, exec: bool) -> Result<u64, SyncError> {
+async fn put(
+    sftp: &SftpSession,
+    local: &Path,
+    remote: &str,
+    exec: bool,
+    how: Write,
+) -> Result<u64, SyncError> {
     let unreadable = |e: std::io::Error| SyncError::Unreadable {
         path: local.to_path_buf(),
         reason: e.to_string(),
     };
     let mut src = tokio::fs::File::open(local).await.map_err(unreadable)?;
     let (dir, name) = remote.rsplit_once('/').unwrap_or((".", remote));
-    let tmp = format!("{dir}/.berth-tmp-{name}");
+    let tmp = match how {
+        Write::Replace => format!("{dir}/.berth-tmp-{name}"),
+        Write::InPlace => remote.to_string(),
+    };
     let mut dst = sftp
         .create(tmp.clone())
         .await
@@ -224,9 +249,11 @@ async fn put(sftp: &SftpSession, local: &Path, remote: &str, exec: bool) -> Resu
     sftp.set_metadata(tmp.clone(), attrs)
         .await
         .map_err(|e| SyncError::remote(&tmp, e))?;
-    let _ = sftp.remove_file(remote.to_string()).await;
-    sftp.rename(tmp.clone(), remote.to_string())
-        .await
-        .map_err(|e| SyncError::remote(remote, e))?;
+    if how == Write::Replace {
+        let _ = sftp.remove_file(remote.to_string()).await;
+        sftp.rename(tmp.clone(), remote.to_string())
+            .await
+            .map_err(|e| SyncError::remote(remote, e))?;
+    }
     Ok(bytes)
 }

@@ -40,8 +40,8 @@ pub enum EntryKind {
     File {
         /// Length in bytes.
         size: u64,
-        /// Last modification, in whole seconds since the Unix epoch (what an
-        /// SFTP v3 `setstat` can store).
+        /// Last modification, in nanoseconds since the Unix epoch: two saves
+        /// within one second that keep the size must still differ.
         mtime: i64,
         /// Any execute bit set (always false on hosts without Unix modes).
         exec: bool,
@@ -303,8 +303,8 @@ fn removal(path: &str, kind: &EntryKind) -> Op {
 fn file_entry(path: &Path, meta: &std::fs::Metadata) -> Result<EntryKind, SyncError> {
     let modified = meta.modified().map_err(|e| unreadable(path, &e))?;
     let mtime = match modified.duration_since(UNIX_EPOCH) {
-        Ok(after) => i64::try_from(after.as_secs()).unwrap_or(i64::MAX),
-        Err(before) => i64::try_from(before.duration().as_secs()).map_or(i64::MIN, |s| -s),
+        Ok(after) => i64::try_from(after.as_nanos()).unwrap_or(i64::MAX),
+        Err(before) => i64::try_from(before.duration().as_nanos()).map_or(i64::MIN, |s| -s),
     };
     Ok(EntryKind::File {
         size: meta.len(),

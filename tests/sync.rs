@@ -1,0 +1,408 @@
+//! Bind-mount sync against the real test bed: `-v LOCAL:/app` shows the local
+//! files in the container on the remote, and local edits follow within moments.
+
+mod common;
+use common::*;
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// A local tree for one test, removed at the end.
+struct Tree(PathBuf);
+
+impl Tree {
+    fn new(prefix: &str) -> Self {
+        let p = std::env::temp_dir().join(unique(prefix));
+        std::fs::create_dir_all(&p).unwrap();
+        Tree(p)
+    }
+    fn path(&self) -> &Path {
+        &self.0
+    }
+    fn s(&self) -> String {
+        self.0.display().to_string()
+    }
+    fn write(&self, rel: &str, text: &str) {
+        let p = self.0.join(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, text).unwrap();
+    }
+}
+
+impl Drop for Tree {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Runs `sh -c script` in the container until it prints `want` (or times out).
+fn eventually(host: &str, container: &str, script: &str, want: &str) {
+    let t = Instant::now();
+    let mut last = String::new();
+    while t.elapsed() < Duration::from_secs(15) {
+        let out = docker_at(host, &["exec", container, "sh", "-c", script]);
+        last = String::from_utf8_lossy(&out.stdout).into_owned();
+        if last.trim() == want.trim() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!("`{script}` never printed {want:?}; last: {last:?}");
+}
+
+fn mounts(port: u16) -> Vec<serde_json::Value> {
+    status(port)["mounts"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+}
+
+#[test]
+fn a_local_tree_is_seen_in_the_container_with_modes_and_symlinks() {
+    let tb = testbed();
+    let a = agent();
+    let t = Tree::new("tree");
+    t.write("hello.txt", "hello from the laptop\n");
+    t.write("sub/deep/file.txt", "deep\n");
+    t.write("run.sh", "#!/bin/sh\necho ran\n");
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(
+        t.path().join("run.sh"),
+        std::fs::Permissions::from_mode(0o755),
+    )
+    .unwrap();
+    std::os::unix::fs::symlink("hello.txt", t.path().join("link")).unwrap();
+    std::os::unix::fs::symlink("/etc/passwd", t.path().join("outside")).unwrap();
+    let bind = format!("{}:/app:ro", t.s());
+    let out = ok(docker_at(
+        &a.host,
+        &["run", "--rm", "-v", &bind, tb.image(), "sh", "-c", "cat /app/hello.txt /app/sub/deep/file.txt; /app/run.sh; readlink /app/link; readlink /app/outside; touch /app/x 2>&1 | grep -c Read-only"],
+    ));
+    assert_eq!(
+        out,
+        "hello from the laptop\ndeep\nran\nhello.txt\n/etc/passwd\n1\n"
+    );
+    // the daemon mounted a replica, not the laptop path
+    let m = mounts(a.port());
+    let entry = m
+        .iter()
+        .find(|m| m["local"] == t.s().as_str())
+        .unwrap_or_else(|| panic!("{m:?}"));
+    assert_eq!(entry["state"], "watching");
+    assert_eq!(entry["files"], 3);
+}
+
+#[test]
+fn local_edits_reach_a_running_container() {
+    let tb = testbed();
+    let a = agent();
+    let t = Tree::new("live");
+    t.write("a.txt", "one\n");
+    t.write("dir/b.txt", "b\n");
+    let name = unique("live");
+    ok(docker_at(
+        &a.host,
+        &[
+            "run",
+            "-d",
+            "--name",
+            &name,
+            "-v",
+            &format!("{}:/app", t.s()),
+            tb.image(),
+            "sleep",
+            "600",
+        ],
+    ));
+    // write
+    t.write("a.txt", "two\n");
+    eventually(&a.host, &name, "cat /app/a.txt", "two");
+    // create, in a new directory
+    t.write("new/dir/c.txt", "c\n");
+    eventually(&a.host, &name, "cat /app/new/dir/c.txt", "c");
+    // rename a file, and an editor's atomic save (write a temp file, rename it over)
+    std::fs::rename(t.path().join("a.txt"), t.path().join("renamed.txt")).unwrap();
+    t.write(".a.txt.swp", "saved atomically\n");
+    std::fs::rename(t.path().join(".a.txt.swp"), t.path().join("dir/b.txt")).unwrap();
+    eventually(
+        &a.host,
+        &name,
+        "ls /app; cat /app/dir/b.txt",
+        "dir\nnew\nrenamed.txt\nsaved atomically",
+    );
+    // move a directory, delete a file
+    std::fs::rename(t.path().join("new"), t.path().join("moved")).unwrap();
+    std::fs::remove_file(t.path().join("renamed.txt")).unwrap();
+    eventually(
+        &a.host,
+        &name,
+        "ls /app; cat /app/moved/dir/c.txt",
+        "dir\nmoved\nc",
+    );
+    // a burst like a `git checkout`: 2,000 files arrive, in one consistent state
+    for i in 0..2000 {
+        t.write(&format!("burst/{}/f{i}.txt", i % 20), &format!("{i}\n"));
+    }
+    eventually(
+        &a.host,
+        &name,
+        "find /app/burst -type f | wc -l; cat /app/burst/19/f1999.txt",
+        "2000\n1999",
+    );
+    ok(docker_at(&a.host, &["rm", "-f", &name]));
+}
+
+#[test]
+fn single_file_binds_and_shared_replicas() {
+    let tb = testbed();
+    let a = agent();
+    let t = Tree::new("file");
+    t.write("nginx.conf", "worker_processes 1;\n");
+    let bind = format!("{}/nginx.conf:/etc/nginx/nginx.conf:ro", t.s());
+    let name = unique("file");
+    ok(docker_at(
+        &a.host,
+        &[
+            "run",
+            "-d",
+            "--name",
+            &name,
+            "-v",
+            &bind,
+            tb.image(),
+            "sleep",
+            "600",
+        ],
+    ));
+    eventually(
+        &a.host,
+        &name,
+        "cat /etc/nginx/nginx.conf",
+        "worker_processes 1;",
+    );
+    t.write("nginx.conf", "worker_processes 4;\n");
+    eventually(
+        &a.host,
+        &name,
+        "cat /etc/nginx/nginx.conf",
+        "worker_processes 4;",
+    );
+    // a second container of the same source shares the replica: nothing is sent again
+    let before = mounts(a.port());
+    let uploaded = |m: &[serde_json::Value]| {
+        m.iter()
+            .find(|m| m["local"].as_str().unwrap().ends_with("nginx.conf"))
+            .unwrap()["uploaded_files"]
+            .as_u64()
+            .unwrap()
+    };
+    let out = ok(docker_at(
+        &a.host,
+        &[
+            "run",
+            "--rm",
+            "-v",
+            &bind,
+            tb.image(),
+            "cat",
+            "/etc/nginx/nginx.conf",
+        ],
+    ));
+    assert_eq!(out, "worker_processes 4;\n");
+    let after = mounts(a.port());
+    assert_eq!(
+        uploaded(&before),
+        uploaded(&after),
+        "an unchanged file was sent again"
+    );
+    assert_eq!(
+        after.len(),
+        before.len(),
+        "a second replica was made for the same source"
+    );
+    ok(docker_at(&a.host, &["rm", "-f", &name]));
+}
+
+#[test]
+fn ignored_files_and_remote_sources_stay_where_they_are() {
+    let tb = testbed();
+    let a = agent();
+    let t = Tree::new("ign");
+    t.write("keep.txt", "keep\n");
+    t.write(".gitignore", "*.log\n");
+    t.write(".dockerignore", "secret/\n");
+    t.write("debug.log", "noise\n");
+    t.write("secret/key", "s3cret\n");
+    t.write(".git/HEAD", "ref: refs/heads/main\n");
+    let vol = unique("vol");
+    let out = ok(docker_at(
+        &a.host,
+        &[
+            "run",
+            "--rm",
+            "-v",
+            &format!("{}:/app", t.s()),
+            "-v",
+            &format!("{vol}:/data"),
+            "-v",
+            "/var/run/docker.sock:/var/run/docker.sock",
+            tb.image(),
+            "sh",
+            "-c",
+            "ls -A /app; test -S /var/run/docker.sock && echo socket; ls /data | wc -l",
+        ],
+    ));
+    assert_eq!(out, ".dockerignore\n.gitignore\nkeep.txt\nsocket\n0\n");
+    ok(docker_at(&a.host, &["volume", "rm", &vol]));
+    // a source that does not exist locally is left to the daemon's own rules
+    let missing = format!("/tmp/{}", unique("nolocal"));
+    let name = unique("nolocal");
+    ok(docker_at(
+        &a.host,
+        &[
+            "create",
+            "--name",
+            &name,
+            "-v",
+            &format!("{missing}:/x"),
+            tb.image(),
+        ],
+    ));
+    let binds = ok(docker_at(
+        &a.host,
+        &["inspect", &name, "--format", "{{json .HostConfig.Binds}}"],
+    ));
+    assert_eq!(binds.trim(), format!("[\"{missing}:/x\"]"));
+    ok(docker_at(&a.host, &["rm", &name]));
+}
+
+#[test]
+fn a_vanished_local_root_never_wipes_the_replica() {
+    let tb = testbed();
+    let a = agent();
+    let t = Tree::new("vanish");
+    for i in 0..5 {
+        t.write(&format!("f{i}.txt"), "data\n");
+    }
+    let name = unique("vanish");
+    ok(docker_at(
+        &a.host,
+        &[
+            "run",
+            "-d",
+            "--name",
+            &name,
+            "-v",
+            &format!("{}:/app", t.s()),
+            tb.image(),
+            "sleep",
+            "600",
+        ],
+    ));
+    eventually(&a.host, &name, "ls /app | wc -l", "5");
+    // the checkout is deleted (or its disk unmounted)
+    for i in 0..5 {
+        std::fs::remove_file(t.path().join(format!("f{i}.txt"))).unwrap();
+    }
+    std::fs::remove_dir(t.path()).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let entry = loop {
+        let m = mounts(a.port());
+        let e = m
+            .iter()
+            .find(|m| m["local"] == t.s().as_str())
+            .cloned()
+            .unwrap();
+        if e["state"] == "error" || Instant::now() > deadline {
+            break e;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(entry["state"], "error", "{entry}");
+    assert!(
+        entry["error"]
+            .as_str()
+            .unwrap()
+            .contains("refusing to sync"),
+        "{entry}"
+    );
+    let left = ok(docker_at(
+        &a.host,
+        &["exec", &name, "sh", "-c", "ls /app | wc -l"],
+    ));
+    assert_eq!(left.trim(), "5", "the replica was emptied");
+    ok(docker_at(&a.host, &["rm", "-f", &name]));
+}
+
+#[test]
+fn an_unwritable_mounts_root_fails_the_create_clearly() {
+    let tb = testbed();
+    let mut args = default_args(tb);
+    args.extend(["--mounts-root".into(), "/proc/berth-mounts".into()]);
+    let a = start_agent(&args);
+    let t = Tree::new("unwritable");
+    t.write("x", "x\n");
+    let name = unique("unwritable");
+    let out = docker_at(
+        &a.host,
+        &[
+            "run",
+            "-d",
+            "--name",
+            &name,
+            "-v",
+            &format!("{}:/app", t.s()),
+            tb.image(),
+            "sleep",
+            "60",
+        ],
+    );
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(err.contains("cannot write /proc/berth-mounts"), "{err}");
+    let left = ok(docker_at(
+        &tb.direct_host(),
+        &["ps", "-a", "-q", "--filter", &format!("name={name}")],
+    ));
+    assert!(left.trim().is_empty(), "a container was created anyway");
+}
+
+#[test]
+fn compose_relative_volumes_are_synced() {
+    let tb = testbed();
+    let a = agent();
+    let t = Tree::new("compose");
+    t.write("src/index.html", "from compose\n");
+    t.write(
+        "docker-compose.yml",
+        &format!("version: '3'\nservices:\n  app:\n    image: {}\n    command: sleep 600\n    volumes:\n      - ./src:/app\n", tb.image()),
+    );
+    let project = unique("cs").replace('-', "");
+    let compose = |args: &[&str]| {
+        std::process::Command::new("docker-compose")
+            .arg("-p")
+            .arg(&project)
+            .args(args)
+            .current_dir(t.path())
+            .env("DOCKER_HOST", &a.host)
+            .output()
+            .unwrap()
+    };
+    ok(compose(&["up", "-d"]));
+    let out = ok(compose(&["exec", "-T", "app", "cat", "/app/index.html"]));
+    assert_eq!(out, "from compose\n");
+    t.write("src/index.html", "edited\n");
+    let t0 = Instant::now();
+    loop {
+        let out = ok(compose(&["exec", "-T", "app", "cat", "/app/index.html"]));
+        if out == "edited\n" {
+            break;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(15),
+            "edit never arrived: {out:?}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    ok(compose(&["down"]));
+}
