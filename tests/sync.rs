@@ -7,6 +7,15 @@ use common::*;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+/// Every agent of this machine adopts the replicas of this machine's
+/// containers (that is how a restarted agent catches up), so concurrent
+/// agents would sync the same trees: these tests take turns.
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn turn() -> std::sync::MutexGuard<'static, ()> {
+    ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 /// A local tree for one test, removed at the end.
 struct Tree(PathBuf);
 
@@ -59,6 +68,7 @@ fn mounts(port: u16) -> Vec<serde_json::Value> {
 
 #[test]
 fn a_local_tree_is_seen_in_the_container_with_modes_and_symlinks() {
+    let _turn = turn();
     let tb = testbed();
     let a = agent();
     let t = Tree::new("tree");
@@ -74,9 +84,24 @@ fn a_local_tree_is_seen_in_the_container_with_modes_and_symlinks() {
     std::os::unix::fs::symlink("hello.txt", t.path().join("link")).unwrap();
     std::os::unix::fs::symlink("/etc/passwd", t.path().join("outside")).unwrap();
     let bind = format!("{}:/app:ro", t.s());
+    let name = unique("tree");
+    ok(docker_at(
+        &a.host,
+        &[
+            "run",
+            "-d",
+            "--name",
+            &name,
+            "-v",
+            &bind,
+            tb.image(),
+            "sleep",
+            "600",
+        ],
+    ));
     let out = ok(docker_at(
         &a.host,
-        &["run", "--rm", "-v", &bind, tb.image(), "sh", "-c", "cat /app/hello.txt /app/sub/deep/file.txt; /app/run.sh; readlink /app/link; readlink /app/outside; touch /app/x 2>&1 | grep -c Read-only"],
+        &["exec", &name, "sh", "-c", "cat /app/hello.txt /app/sub/deep/file.txt; /app/run.sh; readlink /app/link; readlink /app/outside; touch /app/x 2>&1 | grep -c Read-only"],
     ));
     assert_eq!(
         out,
@@ -87,13 +112,85 @@ fn a_local_tree_is_seen_in_the_container_with_modes_and_symlinks() {
     let entry = m
         .iter()
         .find(|m| m["local"] == t.s().as_str())
-        .unwrap_or_else(|| panic!("{m:?}"));
+        .unwrap_or_else(|| panic!("{m:?}"))
+        .clone();
     assert_eq!(entry["state"], "watching");
     assert_eq!(entry["files"], 3);
+    assert_eq!(
+        entry["containers"].as_array().map(Vec::len),
+        Some(1),
+        "{entry}"
+    );
+    let replica = PathBuf::from(entry["remote"].as_str().unwrap());
+    assert!(
+        replica.join("hello.txt").exists(),
+        "the test bed's remote is this machine: {replica:?}"
+    );
+    let binds = ok(docker_at(
+        &a.host,
+        &["inspect", &name, "--format", "{{json .HostConfig.Binds}}"],
+    ));
+    assert_eq!(binds.trim(), format!("[\"{}:/app:ro\"]", replica.display()));
+    // the last container gone, the replica goes too
+    ok(docker_at(&a.host, &["rm", "-f", &name]));
+    let t0 = Instant::now();
+    while replica.exists()
+        || mounts(a.port())
+            .iter()
+            .any(|m| m["local"] == t.s().as_str())
+    {
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "replica {replica:?} not removed"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn a_restarted_agent_readopts_replicas_and_catches_up() {
+    let _turn = turn();
+    let tb = testbed();
+    let mut a = agent();
+    let t = Tree::new("readopt");
+    t.write("v.txt", "before\n");
+    let name = unique("readopt");
+    ok(docker_at(
+        &a.host,
+        &[
+            "run",
+            "-d",
+            "--name",
+            &name,
+            "-v",
+            &format!("{}:/app", t.s()),
+            tb.image(),
+            "sleep",
+            "600",
+        ],
+    ));
+    eventually(&a.host, &name, "cat /app/v.txt", "before");
+    a.child.kill().unwrap();
+    a.child.wait().unwrap();
+    // changed while no agent runs
+    t.write("v.txt", "while the agent was down\n");
+    t.write("added.txt", "added\n");
+    let b = agent();
+    eventually(
+        &b.host,
+        &name,
+        "cat /app/v.txt /app/added.txt",
+        "while the agent was down\nadded",
+    );
+    // and it watches again
+    t.write("v.txt", "after\n");
+    eventually(&b.host, &name, "cat /app/v.txt", "after");
+    ok(docker_at(&b.host, &["rm", "-f", &name]));
 }
 
 #[test]
 fn local_edits_reach_a_running_container() {
+    let _turn = turn();
     let tb = testbed();
     let a = agent();
     let t = Tree::new("live");
@@ -154,6 +251,7 @@ fn local_edits_reach_a_running_container() {
 
 #[test]
 fn single_file_binds_and_shared_replicas() {
+    let _turn = turn();
     let tb = testbed();
     let a = agent();
     let t = Tree::new("file");
@@ -225,6 +323,7 @@ fn single_file_binds_and_shared_replicas() {
 
 #[test]
 fn ignored_files_and_remote_sources_stay_where_they_are() {
+    let _turn = turn();
     let tb = testbed();
     let a = agent();
     let t = Tree::new("ign");
@@ -278,6 +377,7 @@ fn ignored_files_and_remote_sources_stay_where_they_are() {
 
 #[test]
 fn a_vanished_local_root_never_wipes_the_replica() {
+    let _turn = turn();
     let tb = testbed();
     let a = agent();
     let t = Tree::new("vanish");
@@ -336,6 +436,7 @@ fn a_vanished_local_root_never_wipes_the_replica() {
 
 #[test]
 fn an_unwritable_mounts_root_fails_the_create_clearly() {
+    let _turn = turn();
     let tb = testbed();
     let mut args = default_args(tb);
     args.extend(["--mounts-root".into(), "/proc/berth-mounts".into()]);
@@ -369,6 +470,7 @@ fn an_unwritable_mounts_root_fails_the_create_clearly() {
 
 #[test]
 fn compose_relative_volumes_are_synced() {
+    let _turn = turn();
     let tb = testbed();
     let a = agent();
     let t = Tree::new("compose");

@@ -9,6 +9,7 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::events::{self, EventSink};
 use crate::listen::{ListenAddr, Listener};
 use crate::portfwd::PortForwarding;
 use crate::ports::PlanOptions;
@@ -18,7 +19,7 @@ use crate::ssh::{
 };
 use crate::status::{DaemonInfo, Status};
 use crate::sync::manager::SyncOptions;
-use crate::sync::SyncManager;
+use crate::sync::{SyncEvents, SyncManager};
 use crate::upstream::{self, UpstreamError, UpstreamSpec};
 
 /// How long shutdown waits for the listeners to drain before closing SSH.
@@ -73,16 +74,35 @@ impl Agent {
         let status = Arc::new(Status::new(ssh.clone(), selected.clone(), daemon));
         let background = CancellationToken::new();
         let ports = cfg.ports.map(|opts| {
-            PortForwarding::start(
+            PortForwarding::new(
                 ssh.clone(),
                 selected.upstream.clone(),
                 opts,
                 background.clone(),
             )
         });
-        let sync = cfg
-            .sync
-            .map(|opts| SyncManager::new(ssh.clone(), opts, background.clone()));
+        let sync = cfg.sync.map(|opts| {
+            SyncManager::new(
+                ssh.clone(),
+                selected.upstream.clone(),
+                opts,
+                background.clone(),
+            )
+        });
+        let mut sinks: Vec<Arc<dyn EventSink>> = Vec::new();
+        if let Some(pf) = &ports {
+            sinks.push(pf.watcher.clone());
+        }
+        if let Some(sync) = &sync {
+            sinks.push(Arc::new(SyncEvents(sync.clone())));
+        }
+        let follow = events::run(
+            ssh.clone(),
+            selected.upstream.clone(),
+            sinks,
+            background.clone(),
+        );
+        tokio::spawn(follow);
         let ctx = Arc::new(ProxyCtx {
             ssh,
             upstream: selected.upstream,

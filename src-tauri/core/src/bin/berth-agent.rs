@@ -60,6 +60,9 @@ struct Args {
     /// Sync `.git` directories too (skipped by default).
     #[arg(long)]
     sync_git: bool,
+    /// Keep a replica on the remote when its last container is removed.
+    #[arg(long)]
+    keep_replicas: bool,
     /// OpenSSH client config used to resolve Host aliases.
     #[arg(long, default_value = "~/.ssh/config")]
     ssh_config: String,
@@ -133,6 +136,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
             remote_only: args.remote_only.clone(),
             ignores: args.sync_ignores.clone(),
             include_git: args.sync_git,
+            keep_replicas: args.keep_replicas,
         }),
     };
     let listeners = bind_all(&listen).await?;

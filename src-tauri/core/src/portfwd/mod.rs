@@ -27,16 +27,16 @@ pub struct PortForwarding {
 }
 
 impl PortForwarding {
-    /// Builds it and starts the watcher, which runs until `shutdown`.
-    pub fn start(
+    /// Builds it; its listeners close at `shutdown`. The watcher is an
+    /// `EventSink` of the remote's event stream (see `crate::events`).
+    pub fn new(
         ssh: Arc<SshSession>,
         upstream: Upstream,
         options: PlanOptions,
         shutdown: CancellationToken,
     ) -> Self {
-        let forwarder = Arc::new(Forwarder::new(ssh.clone(), shutdown.clone()));
+        let forwarder = Arc::new(Forwarder::new(ssh.clone(), shutdown));
         let watcher = Arc::new(Watcher::new(ssh, upstream, forwarder.clone()));
-        tokio::spawn(watcher.clone().run(shutdown));
         Self {
             forwarder,
             watcher,

@@ -23,6 +23,10 @@ use super::replica::{self, Applied};
 use super::tree::{self, Manifest};
 use super::SyncError;
 use crate::ssh::SshSession;
+use crate::upstream::Upstream;
+
+/// The container label listing the local sources a container uses.
+pub const MOUNTS_LABEL: &str = "dev.berth.mounts";
 
 /// How long the watcher waits for a burst of changes to settle.
 const DEBOUNCE: Duration = Duration::from_millis(150);
@@ -38,16 +42,23 @@ pub struct SyncOptions {
     pub ignores: Vec<String>,
     /// Sync `.git` directories too (ignored by default).
     pub include_git: bool,
+    /// Keep a replica on the remote when its last container is removed.
+    pub keep_replicas: bool,
 }
 
 /// One synced source and its state, for status and the watcher.
-struct Replica {
-    source: SyncSource,
+pub(super) struct Replica {
+    pub(super) source: SyncSource,
     /// The tree as the replica holds it after the last completed sync.
-    manifest: tokio::sync::Mutex<Manifest>,
+    pub(super) manifest: tokio::sync::Mutex<Manifest>,
     state: Mutex<ReplicaState>,
+    /// Containers using it (ids), from the create events and the label.
+    pub(super) containers: Mutex<std::collections::HashSet<String>>,
+    /// Set once a container used it: only then may its last one retire it
+    /// (a replica is made before its container exists).
+    pub(super) attached_once: std::sync::atomic::AtomicBool,
     /// Keeps the file watcher alive; dropped with the replica.
-    watcher: Mutex<
+    pub(super) watcher: Mutex<
         Option<
             notify_debouncer_full::Debouncer<
                 notify::RecommendedWatcher,
@@ -69,20 +80,30 @@ struct ReplicaState {
 }
 
 pub struct SyncManager {
-    ssh: Arc<SshSession>,
-    opts: SyncOptions,
+    pub(super) ssh: Arc<SshSession>,
+    pub(super) upstream: Upstream,
+    pub(super) opts: SyncOptions,
+    /// This machine, as recorded in the mounts label.
+    pub(super) owner: String,
     /// The SFTP session and the resolved mounts root, opened on first use.
     sftp: tokio::sync::Mutex<Option<(Arc<SftpSession>, String)>>,
-    replicas: tokio::sync::Mutex<HashMap<PathBuf, Arc<Replica>>>,
-    view: Mutex<Vec<Arc<Replica>>>,
+    pub(super) replicas: tokio::sync::Mutex<HashMap<PathBuf, Arc<Replica>>>,
+    pub(super) view: Mutex<Vec<Arc<Replica>>>,
     shutdown: CancellationToken,
 }
 
 impl SyncManager {
-    pub fn new(ssh: Arc<SshSession>, opts: SyncOptions, shutdown: CancellationToken) -> Arc<Self> {
+    pub fn new(
+        ssh: Arc<SshSession>,
+        upstream: Upstream,
+        opts: SyncOptions,
+        shutdown: CancellationToken,
+    ) -> Arc<Self> {
         Arc::new(Self {
             ssh,
+            upstream,
             opts,
+            owner: super::lifecycle::machine_id(),
             sftp: Default::default(),
             replicas: Default::default(),
             view: Default::default(),
@@ -91,7 +112,7 @@ impl SyncManager {
     }
 
     /// The SFTP session, re-opened if the SSH session was replaced.
-    async fn sftp(&self) -> Result<(Arc<SftpSession>, String), SyncError> {
+    pub(super) async fn sftp(&self) -> Result<(Arc<SftpSession>, String), SyncError> {
         let mut slot = self.sftp.lock().await;
         if let Some((s, root)) = slot.as_ref() {
             if s.canonicalize(".").await.is_ok() {
@@ -133,43 +154,70 @@ impl SyncManager {
             remote_only: self.opts.remote_only.clone(),
         };
         let plan = plan_binds(body, &mut local_kind, &opts)?;
+        let label = super::lifecycle::MountsLabel {
+            owner: self.owner.clone(),
+            paths: plan.syncs.iter().map(|s| s.local.clone()).collect(),
+        };
         for source in plan.syncs {
             self.ensure(source).await?;
         }
-        Ok(Some(plan.body))
+        // which sources the container uses, so a restarted agent finds them again
+        let mut body = plan.body;
+        if let Some(obj) = body.as_object_mut() {
+            let labels = obj.entry("Labels").or_insert_with(|| json!({}));
+            if !labels.is_object() {
+                *labels = json!({});
+            }
+            if let Some(l) = labels.as_object_mut() {
+                l.insert(MOUNTS_LABEL.into(), json!(label).to_string().into());
+            }
+        }
+        Ok(Some(body))
     }
 
     /// Brings the source's replica up to date, creating it and its watcher
     /// on first use.
     async fn ensure(self: &Arc<Self>, source: SyncSource) -> Result<(), SyncError> {
         let existing = self.replicas.lock().await.get(&source.local).cloned();
-        let rep = match existing {
-            Some(r) => r,
-            None => {
-                let (sftp, _) = self.sftp().await?;
-                let known = replica::read_manifest(&sftp, &source.replica)
-                    .await
-                    .unwrap_or_default();
-                let rep = Arc::new(Replica {
-                    source: source.clone(),
-                    manifest: tokio::sync::Mutex::new(known),
-                    state: Mutex::new(ReplicaState {
-                        phase: "initial sync",
-                        ..Default::default()
-                    }),
-                    watcher: Mutex::new(None),
-                });
-                self.sync_now(&rep).await?;
-                self.start_watching(&rep);
-                let mut all = self.replicas.lock().await;
-                all.insert(source.local.clone(), rep.clone());
-                if let Ok(mut v) = self.view.lock() {
-                    *v = all.values().cloned().collect();
-                }
-                return Ok(());
-            }
-        };
-        self.sync_now(&rep).await.map(|_| ())
+        match existing {
+            Some(rep) => self.sync_now(&rep).await.map(|_| ()),
+            None => self.adopt(source).await.map(|_| ()),
+        }
+    }
+
+    /// Makes a replica known: reads the manifest the remote kept, syncs the
+    /// difference, starts watching.
+    pub(super) async fn adopt(
+        self: &Arc<Self>,
+        source: SyncSource,
+    ) -> Result<Arc<Replica>, SyncError> {
+        let (sftp, _) = self.sftp().await?;
+        let known = replica::read_manifest(&sftp, &source.replica)
+            .await
+            .unwrap_or_default();
+        let rep = Arc::new(Replica {
+            source: source.clone(),
+            manifest: tokio::sync::Mutex::new(known),
+            state: Mutex::new(ReplicaState {
+                phase: "initial sync",
+                ..Default::default()
+            }),
+            containers: Default::default(),
+            attached_once: Default::default(),
+            watcher: Mutex::new(None),
+        });
+        self.sync_now(&rep).await?;
+        self.start_watching(&rep);
+        let mut all = self.replicas.lock().await;
+        let rep = all.entry(source.local.clone()).or_insert(rep).clone();
+        self.publish(&all);
+        Ok(rep)
+    }
+
+    pub(super) fn publish(&self, all: &HashMap<PathBuf, Arc<Replica>>) {
+        if let Ok(mut v) = self.view.lock() {
+            *v = all.values().cloned().collect();
+        }
     }
 
     /// One rescan → diff → apply → record round.
@@ -259,7 +307,7 @@ impl SyncManager {
         out
     }
 
-    fn record_error(&self, rep: &Replica, e: &SyncError) {
+    pub(super) fn record_error(&self, rep: &Replica, e: &SyncError) {
         if let Ok(mut st) = rep.state.lock() {
             st.phase = "error";
             st.error = Some(e.to_string());
@@ -353,9 +401,16 @@ impl SyncManager {
             view.iter()
                 .map(|r| {
                     let st = r.state.lock().map(|s| s.clone()).unwrap_or_default();
+                    let mut containers: Vec<String> = r
+                        .containers
+                        .lock()
+                        .map(|c| c.iter().cloned().collect())
+                        .unwrap_or_default();
+                    containers.sort();
                     json!({
                         "local": r.source.local.display().to_string(),
                         "remote": r.source.replica,
+                        "containers": containers,
                         "state": st.phase,
                         "error": st.error,
                         "files": st.files,

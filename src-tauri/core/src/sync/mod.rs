@@ -5,10 +5,12 @@
 //! the operations out over SFTP; `manager` owns replicas and their watchers.
 
 pub mod binds;
+pub mod lifecycle;
 pub mod manager;
 pub mod replica;
 pub mod tree;
 
+pub use lifecycle::SyncEvents;
 pub use manager::SyncManager;
 
 /// Why a bind mount could not be synced; each message names the file and the fix.

@@ -1,0 +1,254 @@
+//! Which containers use which replica, from the daemon's events and the
+//! `dev.berth.mounts` label: a container created with synced mounts is
+//! attached to their replicas; when the last one is destroyed the replica's
+//! watcher stops and the replica is removed from the remote (unless the
+//! policy keeps it). After an agent restart, reconciling with the label
+//! re-adopts every replica still in use, syncing whatever changed meanwhile.
+
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use futures_util::future::BoxFuture;
+use serde_json::Value;
+
+use super::binds::{replica_path, LocalKind, SyncSource};
+use super::manager::{Replica, SyncManager, MOUNTS_LABEL};
+use super::replica::{self, Write};
+use super::tree::{self, Manifest};
+use super::SyncError;
+use crate::events::{percent_encode, ContainerEvent, EventSink};
+use crate::upstream::client::get_json;
+use crate::upstream::UpstreamError;
+
+/// What the mounts label holds: this machine's id and its local sources.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct MountsLabel {
+    /// The machine whose paths these are: another laptop using the same
+    /// remote must never treat them as its own (its `/home/me/src` is a
+    /// different tree, and syncing it would overwrite the replica).
+    pub owner: String,
+    pub paths: Vec<PathBuf>,
+}
+
+/// This machine's id: `/etc/machine-id`, else the host name.
+pub fn machine_id() -> String {
+    [
+        "/etc/machine-id",
+        "/var/lib/dbus/machine-id",
+        "/proc/sys/kernel/hostname",
+    ]
+    .iter()
+    .filter_map(|p| std::fs::read_to_string(p).ok())
+    .map(|s| s.trim().to_string())
+    .find(|s| !s.is_empty())
+    .unwrap_or_else(|| "unknown".into())
+}
+
+/// The local sources a container's label lists for machine `owner`.
+pub fn label_paths(labels: &serde_json::Map<String, Value>, owner: &str) -> Vec<PathBuf> {
+    labels
+        .get(MOUNTS_LABEL)
+        .and_then(Value::as_str)
+        .and_then(|s| serde_json::from_str::<MountsLabel>(s).ok())
+        .filter(|l| l.owner == owner)
+        .map(|l| l.paths)
+        .unwrap_or_default()
+}
+
+impl SyncManager {
+    /// Records that container `id` uses the replicas of `paths`, adopting
+    /// replicas this agent does not know yet (it restarted).
+    async fn attach(self: &Arc<Self>, id: &str, paths: &[PathBuf]) {
+        for path in paths {
+            let known = self.replicas.lock().await.get(path).cloned();
+            let rep = match known {
+                Some(r) => r,
+                None => match self.readopt(path).await {
+                    Ok(r) => r,
+                    Err(e) => {
+                        tracing::warn!("cannot re-adopt the replica of {}: {e}", path.display());
+                        continue;
+                    }
+                },
+            };
+            if let Ok(mut c) = rep.containers.lock() {
+                c.insert(id.to_string());
+            }
+            rep.attached_once.store(true, Ordering::Relaxed);
+        }
+    }
+
+    async fn readopt(self: &Arc<Self>, path: &PathBuf) -> Result<Arc<Replica>, SyncError> {
+        let kind = match std::fs::metadata(path) {
+            Ok(m) if m.is_file() => LocalKind::File,
+            Ok(_) => LocalKind::Dir,
+            Err(e) => {
+                return Err(SyncError::Unreadable {
+                    path: path.clone(),
+                    reason: e.to_string(),
+                })
+            }
+        };
+        let (_, root) = self.sftp().await?;
+        let source = SyncSource {
+            local: path.clone(),
+            kind,
+            replica: replica_path(&root, path),
+        };
+        self.adopt(source).await
+    }
+
+    /// Container `id` is gone: replicas it was the last user of retire.
+    async fn detach(&self, id: &str) {
+        let mut retiring = Vec::new();
+        {
+            let mut all = self.replicas.lock().await;
+            all.retain(|_, rep| {
+                let now_unused = rep
+                    .containers
+                    .lock()
+                    .map(|mut c| c.remove(id) && c.is_empty())
+                    .unwrap_or(false);
+                if now_unused && rep.attached_once.load(Ordering::Relaxed) {
+                    retiring.push(rep.clone());
+                    return false;
+                }
+                true
+            });
+            self.publish(&all);
+        }
+        for rep in retiring {
+            self.retire(&rep).await;
+        }
+    }
+
+    /// Stops the replica's watcher and, unless kept, removes it remotely.
+    async fn retire(&self, rep: &Replica) {
+        if let Ok(mut w) = rep.watcher.lock() {
+            w.take();
+        }
+        if self.opts.keep_replicas {
+            tracing::info!(
+                "keeping the replica of {} (no container uses it)",
+                rep.source.local.display()
+            );
+            return;
+        }
+        let manifest = rep.manifest.lock().await.clone();
+        let result = async {
+            let (sftp, _) = self.sftp().await?;
+            let ops = tree::diff(&Manifest::new(), &manifest);
+            replica::apply(
+                &sftp,
+                &rep.source.local,
+                &rep.source.replica,
+                &ops,
+                Write::Replace,
+            )
+            .await?;
+            let dir = rep.source.replica.trim_end_matches('/');
+            let _ = sftp.remove_file(format!("{dir}.berth-manifest.json")).await;
+            sftp.remove_dir(dir.to_string())
+                .await
+                .map_err(|e| SyncError::remote(dir, e))
+        }
+        .await;
+        match result {
+            Ok(()) => tracing::info!(
+                "removed the replica of {} from the remote",
+                rep.source.local.display()
+            ),
+            Err(e) => tracing::warn!(
+                "could not remove the replica of {}: {e}",
+                rep.source.local.display()
+            ),
+        }
+    }
+
+    /// Attaches every container (running or not) that carries the label;
+    /// replicas whose containers are all gone retire.
+    async fn reconcile_containers(self: &Arc<Self>) -> Result<(), UpstreamError> {
+        let filters = percent_encode(&format!("{{\"label\":[\"{MOUNTS_LABEL}\"]}}"));
+        let path = format!("/containers/json?all=1&filters={filters}");
+        let list = get_json(&self.upstream, &self.ssh, &path)
+            .await?
+            .unwrap_or(Value::Null);
+        let mut alive = Vec::new();
+        for c in list.as_array().into_iter().flatten() {
+            let Some(id) = c.get("Id").and_then(Value::as_str) else {
+                continue;
+            };
+            let labels = c
+                .get("Labels")
+                .and_then(Value::as_object)
+                .cloned()
+                .unwrap_or_default();
+            self.attach(id, &label_paths(&labels, &self.owner)).await;
+            alive.push(id.to_string());
+        }
+        let known: Vec<String> = {
+            let all = self.replicas.lock().await;
+            all.values()
+                .flat_map(|r| {
+                    r.containers
+                        .lock()
+                        .map(|c| c.iter().cloned().collect::<Vec<_>>())
+                        .unwrap_or_default()
+                })
+                .collect()
+        };
+        for id in known.iter().filter(|id| !alive.contains(id)) {
+            self.detach(id).await;
+        }
+        Ok(())
+    }
+}
+
+/// The manager follows container creation and removal.
+pub struct SyncEvents(pub Arc<SyncManager>);
+
+impl EventSink for SyncEvents {
+    fn reconcile(&self) -> BoxFuture<'_, Result<(), UpstreamError>> {
+        Box::pin(self.0.reconcile_containers())
+    }
+
+    fn on_event<'a>(&'a self, event: &'a ContainerEvent) -> BoxFuture<'a, ()> {
+        Box::pin(async move {
+            match event.action.as_str() {
+                "create" => {
+                    let paths = label_paths(&event.attributes, &self.0.owner);
+                    if !paths.is_empty() {
+                        self.0.attach(&event.id, &paths).await;
+                    }
+                }
+                "destroy" => self.0.detach(&event.id).await,
+                _ => {}
+            }
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn reads_the_mounts_label_of_this_machine_only() {
+        let labels = |v: Value| v.as_object().cloned().unwrap();
+        let mine = r#"{"owner":"me","paths":["/a","/b c"]}"#;
+        let theirs = r#"{"owner":"other-laptop","paths":["/a"]}"#;
+        let table = [
+            (json!({"dev.berth.mounts": mine}), vec!["/a", "/b c"]),
+            (json!({"dev.berth.mounts": theirs}), vec![]),
+            (json!({"other": "x"}), vec![]),
+            (json!({"dev.berth.mounts": "[\"/a\"]"}), vec![]),
+            (json!({"dev.berth.mounts": 3}), vec![]),
+        ];
+        for (l, want) in table {
+            let want: Vec<PathBuf> = want.into_iter().map(PathBuf::from).collect();
+            assert_eq!(label_paths(&labels(l.clone()), "me"), want, "{l}");
+        }
+    }
+}
