@@ -29,7 +29,7 @@ use crate::upstream::Upstream;
 pub const MOUNTS_LABEL: &str = "dev.berth.mounts";
 
 /// How long the watcher waits for a burst of changes to settle.
-const DEBOUNCE: Duration = Duration::from_millis(150);
+const DEBOUNCE: Duration = Duration::from_millis(30);
 
 /// What the user configured for sync.
 #[derive(Debug, Clone, Default)]
