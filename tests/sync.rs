@@ -508,3 +508,158 @@ fn compose_relative_volumes_are_synced() {
     }
     ok(compose(&["down"]));
 }
+
+/// `sha256sum` of every file under `dir`, sorted by path, as `HASH  ./path` lines.
+const HASHES: &str =
+    "cd DIR && find . -type f | LC_ALL=C sort | while IFS= read -r f; do sha256sum \"$f\"; done";
+
+fn local_hashes(dir: &Path) -> String {
+    let out = std::process::Command::new("sh")
+        .args([
+            "-c",
+            &HASHES.replace("DIR", &format!("'{}'", dir.display())),
+        ])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn served_edits_odd_names_modes_and_a_5000_change_burst_end_identical() {
+    let _turn = turn();
+    let tb = testbed();
+    let a = agent();
+    let t = Tree::new("site");
+    t.write("index.html", "version one\n");
+    t.write("dir with spaces/naïve – ünïcode.txt", "odd name\n");
+    t.write("tool.sh", "#!/bin/sh\necho tool\n");
+    let name = unique("site");
+    ok(docker_at(
+        &a.host,
+        &[
+            "run",
+            "-d",
+            "--name",
+            &name,
+            "-v",
+            &format!("{}:/www", t.s()),
+            tb.image(),
+            "httpd",
+            "-f",
+            "-p",
+            "80",
+            "-h",
+            "/www",
+        ],
+    ));
+    // httpd serves the local file, then the edited one
+    eventually(
+        &a.host,
+        &name,
+        "wget -q -O - http://127.0.0.1/index.html",
+        "version one",
+    );
+    t.write("index.html", "version two\n");
+    eventually(
+        &a.host,
+        &name,
+        "wget -q -O - http://127.0.0.1/index.html",
+        "version two",
+    );
+    eventually(
+        &a.host,
+        &name,
+        "cat '/www/dir with spaces/naïve – ünïcode.txt'",
+        "odd name",
+    );
+    // chmod +x on a file that is already there
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(
+        t.path().join("tool.sh"),
+        std::fs::Permissions::from_mode(0o755),
+    )
+    .unwrap();
+    eventually(&a.host, &name, "/www/tool.sh", "tool");
+    // a burst: 5,000 changes (creates, rewrites, deletes, a renamed directory)
+    for i in 0..3000 {
+        t.write(&format!("gen/{}/f{i}.txt", i % 30), &format!("first {i}\n"));
+    }
+    for i in (0..3000).step_by(3) {
+        t.write(
+            &format!("gen/{}/f{i}.txt", i % 30),
+            &format!("second {i} {}\n", "x".repeat(i % 7)),
+        );
+    }
+    for i in (1..3000).step_by(7) {
+        let _ = std::fs::remove_file(t.path().join(format!("gen/{}/f{i}.txt", i % 30)));
+    }
+    std::fs::rename(t.path().join("gen/5"), t.path().join("gen/renamed five")).unwrap();
+    let want = local_hashes(t.path());
+    assert!(want.lines().count() > 2500, "{}", want.lines().count());
+    let script = HASHES.replace("DIR", "/www");
+    let t0 = Instant::now();
+    loop {
+        let got = ok(docker_at(&a.host, &["exec", &name, "sh", "-c", &script]));
+        if got == want {
+            break;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(60),
+            "trees differ: {} local vs {} remote lines",
+            want.lines().count(),
+            got.lines().count()
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    ok(docker_at(&a.host, &["rm", "-f", &name]));
+}
+
+#[test]
+fn an_unchanged_tree_is_readopted_without_uploading() {
+    let _turn = turn();
+    let tb = testbed();
+    let mut a = agent();
+    let t = Tree::new("unchanged");
+    for i in 0..200 {
+        t.write(&format!("d{}/f{i}.txt", i % 10), &format!("{i}\n"));
+    }
+    let name = unique("unchanged");
+    ok(docker_at(
+        &a.host,
+        &[
+            "run",
+            "-d",
+            "--name",
+            &name,
+            "-v",
+            &format!("{}:/app", t.s()),
+            tb.image(),
+            "sleep",
+            "600",
+        ],
+    ));
+    a.child.kill().unwrap();
+    a.child.wait().unwrap();
+    let b = agent();
+    let t0 = Instant::now();
+    let entry = loop {
+        let m = mounts(b.port());
+        if let Some(e) = m
+            .iter()
+            .find(|m| m["local"] == t.s().as_str() && m["state"] == "watching")
+        {
+            break e.clone();
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "not re-adopted: {m:?}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(
+        entry["uploaded_files"], 0,
+        "re-adopting an unchanged tree uploaded files: {entry}"
+    );
+    assert_eq!(entry["files"], 200);
+    ok(docker_at(&b.host, &["rm", "-f", &name]));
+}

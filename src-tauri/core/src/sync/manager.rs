@@ -25,6 +25,10 @@ use super::SyncError;
 use crate::ssh::SshSession;
 use crate::upstream::Upstream;
 
+/// First and longest wait before a failed sync is tried again.
+const RETRY_FIRST: Duration = Duration::from_millis(200);
+const RETRY_MAX: Duration = Duration::from_secs(30);
+
 /// The container label listing the local sources a container uses.
 pub const MOUNTS_LABEL: &str = "dev.berth.mounts";
 
@@ -370,12 +374,16 @@ impl SyncManager {
         let stop = self.shutdown.clone();
         tokio::spawn(async move {
             let mut warned = false;
+            // after a failed sync (a file deleted mid-scan, the remote briefly
+            // unreachable, a vanished root) try again without waiting for a change
+            let mut retry: Option<Duration> = None;
             loop {
                 let batch = tokio::select! {
                     _ = stop.cancelled() => break,
-                    b = rx.recv() => match b { Some(b) => b, None => break },
+                    _ = tokio::time::sleep(retry.unwrap_or_default()), if retry.is_some() => None,
+                    b = rx.recv() => match b { Some(b) => Some(b), None => break },
                 };
-                if let Err(errors) = &batch {
+                if let Some(Err(errors)) = &batch {
                     if !warned {
                         tracing::warn!(
                             "watching {} fell behind ({errors:?}); rescanning",
@@ -387,8 +395,16 @@ impl SyncManager {
                 // coalesce whatever else arrived meanwhile
                 while rx.try_recv().is_ok() {}
                 let Some(me) = me.upgrade() else { break };
-                if let Err(e) = me.sync_now(&rep).await {
-                    tracing::warn!("sync of {} failed: {e}", rep.source.local.display());
+                match me.sync_now(&rep).await {
+                    Ok(_) => retry = None,
+                    Err(e) => {
+                        let next = retry.map_or(RETRY_FIRST, |d| (d * 2).min(RETRY_MAX));
+                        tracing::warn!(
+                            "sync of {} failed: {e}; retrying in {next:?}",
+                            rep.source.local.display()
+                        );
+                        retry = Some(next);
+                    }
                 }
             }
         });
