@@ -663,3 +663,64 @@ fn an_unchanged_tree_is_readopted_without_uploading() {
     assert_eq!(entry["files"], 200);
     ok(docker_at(&b.host, &["rm", "-f", &name]));
 }
+
+#[test]
+fn a_full_remote_disk_fails_the_create_clearly() {
+    let _turn = turn();
+    let tb = testbed();
+    // the test bed's remote is this machine: a 1 MiB tmpfs plays a full disk
+    let root = std::env::temp_dir().join(unique("fullroot"));
+    std::fs::create_dir_all(&root).unwrap();
+    let mounted = std::process::Command::new("mount")
+        .args([
+            "-t",
+            "tmpfs",
+            "-o",
+            "size=1m",
+            "tmpfs",
+            root.to_str().unwrap(),
+        ])
+        .status()
+        .unwrap();
+    assert!(mounted.success(), "mount tmpfs (the tests run as root)");
+    struct Unmount(PathBuf);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("umount").arg(&self.0).status();
+            let _ = std::fs::remove_dir(&self.0);
+        }
+    }
+    let _unmount = Unmount(root.clone());
+    let mut args = default_args(tb);
+    args.extend(["--mounts-root".into(), root.display().to_string()]);
+    let a = start_agent(&args);
+    let t = Tree::new("big");
+    std::fs::write(t.path().join("big.bin"), vec![7u8; 3 * 1024 * 1024]).unwrap();
+    let name = unique("full");
+    let out = docker_at(
+        &a.host,
+        &[
+            "run",
+            "-d",
+            "--name",
+            &name,
+            "-v",
+            &format!("{}:/app", t.s()),
+            tb.image(),
+            "sleep",
+            "60",
+        ],
+    );
+    assert!(!out.status.success(), "created on a full disk");
+    let err = stderr(&out);
+    assert!(
+        err.contains("cannot write") && err.contains("big.bin"),
+        "{err}"
+    );
+    assert!(err.contains("disk may be full"), "{err}");
+    let left = ok(docker_at(
+        &tb.direct_host(),
+        &["ps", "-a", "-q", "--filter", &format!("name={name}")],
+    ));
+    assert!(left.trim().is_empty(), "a container was created anyway");
+}
