@@ -44,6 +44,25 @@ impl Drop for Tree {
     }
 }
 
+/// Starts `sleep 600` in a detached container with one bind mount.
+fn sleeper(host: &str, name: &str, bind: &str) {
+    let tb = testbed();
+    ok(docker_at(
+        host,
+        &[
+            "run",
+            "-d",
+            "--name",
+            name,
+            "-v",
+            bind,
+            tb.image(),
+            "sleep",
+            "600",
+        ],
+    ));
+}
+
 /// Runs `sh -c script` in the container until it prints `want` (or times out).
 fn eventually(host: &str, container: &str, script: &str, want: &str) {
     let t = Instant::now();
@@ -69,7 +88,7 @@ fn mounts(port: u16) -> Vec<serde_json::Value> {
 #[test]
 fn a_local_tree_is_seen_in_the_container_with_modes_and_symlinks() {
     let _turn = turn();
-    let tb = testbed();
+    let _tb = testbed();
     let a = agent();
     let t = Tree::new("tree");
     t.write("hello.txt", "hello from the laptop\n");
@@ -85,20 +104,7 @@ fn a_local_tree_is_seen_in_the_container_with_modes_and_symlinks() {
     std::os::unix::fs::symlink("/etc/passwd", t.path().join("outside")).unwrap();
     let bind = format!("{}:/app:ro", t.s());
     let name = unique("tree");
-    ok(docker_at(
-        &a.host,
-        &[
-            "run",
-            "-d",
-            "--name",
-            &name,
-            "-v",
-            &bind,
-            tb.image(),
-            "sleep",
-            "600",
-        ],
-    ));
+    sleeper(&a.host, &name, &bind);
     let out = ok(docker_at(
         &a.host,
         &["exec", &name, "sh", "-c", "cat /app/hello.txt /app/sub/deep/file.txt; /app/run.sh; readlink /app/link; readlink /app/outside; touch /app/x 2>&1 | grep -c Read-only"],
@@ -150,25 +156,12 @@ fn a_local_tree_is_seen_in_the_container_with_modes_and_symlinks() {
 #[test]
 fn a_restarted_agent_readopts_replicas_and_catches_up() {
     let _turn = turn();
-    let tb = testbed();
+    let _tb = testbed();
     let mut a = agent();
     let t = Tree::new("readopt");
     t.write("v.txt", "before\n");
     let name = unique("readopt");
-    ok(docker_at(
-        &a.host,
-        &[
-            "run",
-            "-d",
-            "--name",
-            &name,
-            "-v",
-            &format!("{}:/app", t.s()),
-            tb.image(),
-            "sleep",
-            "600",
-        ],
-    ));
+    sleeper(&a.host, &name, &format!("{}:/app", t.s()));
     eventually(&a.host, &name, "cat /app/v.txt", "before");
     a.child.kill().unwrap();
     a.child.wait().unwrap();
@@ -191,26 +184,13 @@ fn a_restarted_agent_readopts_replicas_and_catches_up() {
 #[test]
 fn local_edits_reach_a_running_container() {
     let _turn = turn();
-    let tb = testbed();
+    let _tb = testbed();
     let a = agent();
     let t = Tree::new("live");
     t.write("a.txt", "one\n");
     t.write("dir/b.txt", "b\n");
     let name = unique("live");
-    ok(docker_at(
-        &a.host,
-        &[
-            "run",
-            "-d",
-            "--name",
-            &name,
-            "-v",
-            &format!("{}:/app", t.s()),
-            tb.image(),
-            "sleep",
-            "600",
-        ],
-    ));
+    sleeper(&a.host, &name, &format!("{}:/app", t.s()));
     // write
     t.write("a.txt", "two\n");
     eventually(&a.host, &name, "cat /app/a.txt", "two");
@@ -258,20 +238,7 @@ fn single_file_binds_and_shared_replicas() {
     t.write("nginx.conf", "worker_processes 1;\n");
     let bind = format!("{}/nginx.conf:/etc/nginx/nginx.conf:ro", t.s());
     let name = unique("file");
-    ok(docker_at(
-        &a.host,
-        &[
-            "run",
-            "-d",
-            "--name",
-            &name,
-            "-v",
-            &bind,
-            tb.image(),
-            "sleep",
-            "600",
-        ],
-    ));
+    sleeper(&a.host, &name, &bind);
     eventually(
         &a.host,
         &name,
@@ -378,27 +345,14 @@ fn ignored_files_and_remote_sources_stay_where_they_are() {
 #[test]
 fn a_vanished_local_root_never_wipes_the_replica() {
     let _turn = turn();
-    let tb = testbed();
+    let _tb = testbed();
     let a = agent();
     let t = Tree::new("vanish");
     for i in 0..5 {
         t.write(&format!("f{i}.txt"), "data\n");
     }
     let name = unique("vanish");
-    ok(docker_at(
-        &a.host,
-        &[
-            "run",
-            "-d",
-            "--name",
-            &name,
-            "-v",
-            &format!("{}:/app", t.s()),
-            tb.image(),
-            "sleep",
-            "600",
-        ],
-    ));
+    sleeper(&a.host, &name, &format!("{}:/app", t.s()));
     eventually(&a.host, &name, "ls /app | wc -l", "5");
     // the checkout is deleted (or its disk unmounted)
     for i in 0..5 {
@@ -617,27 +571,14 @@ fn served_edits_odd_names_modes_and_a_5000_change_burst_end_identical() {
 #[test]
 fn an_unchanged_tree_is_readopted_without_uploading() {
     let _turn = turn();
-    let tb = testbed();
+    let _tb = testbed();
     let mut a = agent();
     let t = Tree::new("unchanged");
     for i in 0..200 {
         t.write(&format!("d{}/f{i}.txt", i % 10), &format!("{i}\n"));
     }
     let name = unique("unchanged");
-    ok(docker_at(
-        &a.host,
-        &[
-            "run",
-            "-d",
-            "--name",
-            &name,
-            "-v",
-            &format!("{}:/app", t.s()),
-            tb.image(),
-            "sleep",
-            "600",
-        ],
-    ));
+    sleeper(&a.host, &name, &format!("{}:/app", t.s()));
     a.child.kill().unwrap();
     a.child.wait().unwrap();
     let b = agent();
