@@ -5,8 +5,9 @@ Environment (all set by run.sh):
   AGENT_PID, BERTH_HOST (tcp://127.0.0.1:PORT), DIRECT_HOST (unix://...),
   SSHL_HOST (unix://... forwarded by `ssh -N -L`), SSHL_PID, SSHURL_HOST (ssh://...),
   SSH_PATH (PATH whose first `ssh` adds `-F <bench ssh_config>`), BENCH_CONFIG (DOCKER_CONFIG),
-  CONTAINER, PS_RUNS, EXEC_RUNS, EXEC_BYTES, CONC, BENCH_SECTIONS (default rss,ps,exec,ports);
-  section 4 (port forwarding) lives in ports.py, see there for its extra variables.
+  CONTAINER, PS_RUNS, EXEC_RUNS, EXEC_BYTES, CONC, BENCH_SECTIONS (default rss,ps,exec,ports,sync);
+  section 4 (port forwarding) lives in ports.py, section 5 (bind-mount sync) in sync.py, see there
+  for their extra variables.
 Every timing is measured side by side: the variants are interleaved round by round in a
 shuffled order, and ratios are computed from medians (plus the median of per-round ratios).
 """
@@ -330,18 +331,24 @@ def bench_ports():
     ports.bench_ports(result, hdr)
 
 
-SECTIONS = {"rss": bench_rss, "ps": bench_ps, "exec": bench_exec, "ports": bench_ports}
+def bench_sync():
+    import sync  # bench/sync.py: section 5, bind-mount sync
+    sync.bench_sync(result, hdr)
+
+
+SECTIONS = {"rss": bench_rss, "ps": bench_ps, "exec": bench_exec, "ports": bench_ports,
+            "sync": bench_sync}
 
 
 def main():
     random.seed()
     t0 = time.time()
     phases = []
-    wanted = [s for s in E.get("BENCH_SECTIONS", "rss,ps,exec,ports").split(",") if s]
+    wanted = [s for s in E.get("BENCH_SECTIONS", "rss,ps,exec,ports,sync").split(",") if s]
     unknown = [s for s in wanted if s not in SECTIONS]
     if unknown:
         raise SystemExit(f"unknown section(s) {unknown}; known: {','.join(SECTIONS)}")
-    # always in this order: rss first (the agent is fresh, so "idle" is idle), ports last
+    # always in this order: rss first (the agent is fresh, so "idle" is idle), sync last
     for name in [s for s in SECTIONS if s in wanted]:
         f = SECTIONS[name]
         t1 = time.time()

@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # Berth performance benchmark. Usage: bash bench/run.sh [SECTIONS]   (see bench/README.md)
-#   SECTIONS: comma list of rss,ps,exec,ports (default: all), e.g. `bash bench/run.sh ports`;
+#   SECTIONS: comma list of rss,ps,exec,ports,sync (default: all), e.g. `bash bench/run.sh ports`;
 #   same as BENCH_SECTIONS=ports.
 # Knobs (env): PS_RUNS=60 EXEC_RUNS=5 EXEC_BYTES=268435456 CONC=100 SKIP_BUILD=0 SSHL_GCM=0
 #   PORTS_RUNS=5 PORTS_MIB=256 PORTS_OPEN_RUNS=100 PORTS_CLOSE_RUNS=30
+#   SYNC_ROUNDS=3 SYNC_RTT_ROUNDS=3 SYNC_RTT_MS=10 SYNC_FILES=2000 SYNC_MB=140 SYNC_READOPT_RUNS=3
+#   SYNC_EDITS=100 SYNC_MEM_FILES=100000 SYNC_MEM_TIMEOUT=180
 set -euo pipefail
-BENCH_SECTIONS=${1:-${BENCH_SECTIONS:-rss,ps,exec,ports}}
+BENCH_SECTIONS=${1:-${BENCH_SECTIONS:-rss,ps,exec,ports,sync}}
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 BENCH=$ROOT/bench
@@ -16,6 +18,7 @@ die() { echo "[bench] ERROR: $*" >&2; exit 1; }
 want=()
 command -v python3 >/dev/null || want+=(python3)
 command -v head >/dev/null || want+=(coreutils)
+if [[ ,$BENCH_SECTIONS, == *,sync,* ]]; then command -v rsync >/dev/null || want+=(rsync); fi
 if ((${#want[@]})); then
   log "installing: ${want[*]}"
   apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y "${want[@]}"
@@ -54,6 +57,16 @@ cleanup() {
   if [[ -s $WORK/ports-containers ]]; then
     # shellcheck disable=SC2046
     docker -H "unix://$DOCKER_SOCK" rm -f $(sort -u "$WORK/ports-containers") >/dev/null 2>&1 || true
+  fi
+  # section 5 (sync.py) records the pids of its own agents and relay, and the replica paths
+  # (remote == this machine) it has seen, before/when they come up
+  if [[ -s $WORK/sync.pids ]]; then
+    while read -r p; do kill -KILL "$p" 2>/dev/null || true; done <"$WORK/sync.pids"
+  fi
+  if [[ -s $WORK/sync-replicas ]]; then
+    while read -r r; do
+      [[ $r == */berth/* && -d $r ]] && rm -rf "$r" "$r.berth-manifest.json"
+    done <"$WORK/sync-replicas"
   fi
   [[ -n $AGENT_PID ]] && wait "$AGENT_PID" 2>/dev/null || true
   [[ -n $SSHL_PID ]] && wait "$SSHL_PID" 2>/dev/null || true
@@ -128,7 +141,7 @@ export DIRECT_HOST="unix://$DOCKER_SOCK" SSHL_HOST="unix://$WORK/fwd.sock"
 export SSHURL_HOST="ssh://$SSH_USER@127.0.0.1:$SSH_PORT" SSH_PATH="$WORK/bin:$PATH"
 export BENCH_CONFIG="$WORK/docker-config"
 export BENCH_SECTIONS BENCH_WORK="$WORK" BENCH_ID=$$ BENCH_SSH_CONFIG="$WORK/ssh_config"
-export SSH_PORT SSH_USER TEST_IMAGE
+export SSH_PORT SSH_USER TEST_IMAGE SSH_KEY KNOWN_HOSTS AGENT_BIN="$WORK/berth-agent"
 export PS_RUNS=${PS_RUNS:-60} EXEC_RUNS=${EXEC_RUNS:-5} EXEC_BYTES=${EXEC_BYTES:-268435456} CONC=${CONC:-100}
 log "measuring: $BENCH_SECTIONS"
 python3 -u "$BENCH/bench.py"
