@@ -139,14 +139,17 @@ impl SyncManager {
         let result = async {
             let (sftp, _) = self.sftp().await?;
             let ops = tree::diff(&Manifest::new(), &manifest);
-            replica::apply(
+            let (_, failed) = replica::apply(
                 &sftp,
                 &rep.source.local,
                 &rep.source.replica,
                 &ops,
                 Write::Replace,
             )
-            .await?;
+            .await;
+            if let Some(e) = failed {
+                return Err(e);
+            }
             let dir = rep.source.replica.trim_end_matches('/');
             let _ = sftp.remove_file(format!("{dir}.berth-manifest.json")).await;
             sftp.remove_dir(dir.to_string())

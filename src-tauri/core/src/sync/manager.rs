@@ -264,11 +264,20 @@ impl SyncManager {
             let ops = tree::diff(&local, &manifest);
             let (sftp, _) = self.sftp().await?;
             let how = match src.kind {
+                // nothing uses a replica before its first sync completes
+                LocalKind::Dir if manifest.is_empty() => replica::Write::Direct,
                 LocalKind::Dir => replica::Write::Replace,
                 LocalKind::File => replica::Write::InPlace,
             };
-            let applied = replica::apply(&sftp, &base, &src.replica, &ops, how).await?;
-            if !ops.is_empty() || applied.files > 0 {
+            let (applied, failed) = replica::apply(&sftp, &base, &src.replica, &ops, how).await;
+            if let Some(e) = failed {
+                // keep exactly what took effect, so the retry redoes the rest
+                let partial = tree::after_ops(&manifest, &local, &ops, &applied.done);
+                let _ = replica::write_manifest(&sftp, &src.replica, &partial).await;
+                *manifest = partial;
+                return Err(e);
+            }
+            if !ops.is_empty() {
                 replica::write_manifest(&sftp, &src.replica, &local).await?;
             }
             Ok::<_, SyncError>((applied, local))

@@ -9,15 +9,17 @@ use std::sync::Arc;
 
 use futures_util::stream::{self, StreamExt};
 use russh_sftp::client::SftpSession;
-use russh_sftp::protocol::FileAttributes;
+use russh_sftp::protocol::{FileAttributes, OpenFlags};
 use tokio::io::AsyncWriteExt;
 
 use super::tree::{Manifest, Op};
 use super::SyncError;
 use crate::ssh::SshSession;
 
-/// Files uploaded at once; each also pipelines its own writes.
-const FILES_IN_FLIGHT: usize = 16;
+/// Files uploaded (and directories made) at once: latency, not bandwidth,
+/// dominates per-file transfers over a real network. Each file also
+/// pipelines its own writes.
+const FILES_IN_FLIGHT: usize = 64;
 
 /// Opens an SFTP session on the SSH session.
 pub async fn connect(ssh: &SshSession) -> Result<Arc<SftpSession>, SyncError> {
@@ -103,12 +105,15 @@ pub async fn write_manifest(
         .map_err(|e| SyncError::remote(&path, e))
 }
 
-/// What one `apply` moved.
-#[derive(Debug, Default, Clone, Copy)]
+/// What one `apply` moved, and which operations took effect.
+#[derive(Debug, Default, Clone)]
 pub struct Applied {
     pub files: u64,
     pub bytes: u64,
     pub removed: u64,
+    /// Per operation: it took effect. After a failure this tells exactly
+    /// what the replica now holds (see `tree::after_ops`).
+    pub done: Vec<bool>,
 }
 
 /// How a file lands in the replica.
@@ -119,37 +124,59 @@ pub enum Write {
     /// Truncated and rewritten in place: a single-file bind mount pins the
     /// inode it was mounted with, so a renamed-in file would never be seen.
     InPlace,
+    /// Straight to the final name: for a first sync, which no container
+    /// sees before it is complete (saves two round trips per file).
+    Direct,
 }
 
 /// Applies `ops` (from `tree::diff`) to the replica at `replica_dir`, reading
-/// files under `local_base`.
+/// files under `local_base`. Stops at the first failure, which it returns
+/// beside what did take effect.
 pub async fn apply(
     sftp: &Arc<SftpSession>,
     local_base: &Path,
     replica_dir: &str,
     ops: &[Op],
     how: Write,
-) -> Result<Applied, SyncError> {
+) -> (Applied, Option<SyncError>) {
+    let mut applied = Applied {
+        done: vec![false; ops.len()],
+        ..Default::default()
+    };
+    let err = apply_ops(sftp, local_base, replica_dir, ops, how, &mut applied)
+        .await
+        .err();
+    (applied, err)
+}
+
+async fn apply_ops(
+    sftp: &Arc<SftpSession>,
+    local_base: &Path,
+    replica_dir: &str,
+    ops: &[Op],
+    how: Write,
+    applied: &mut Applied,
+) -> Result<(), SyncError> {
     let remote = |rel: &str| format!("{}/{}", replica_dir.trim_end_matches('/'), rel);
-    let mut applied = Applied::default();
     mkdir_all(sftp, replica_dir).await?;
     // ops come ordered: kind-change removals, mkdirs, puts/symlinks, removals
     let mut puts = Vec::new();
-    for op in ops {
+    let dirs: Vec<String> = ops
+        .iter()
+        .filter_map(|op| match op {
+            Op::Mkdir(rel) => Some(remote(rel)),
+            _ => None,
+        })
+        .collect();
+    make_dirs(sftp, dirs).await?;
+    for (i, op) in ops.iter().enumerate() {
         match op {
-            Op::Mkdir(rel) => {
-                let p = remote(rel);
-                if !sftp.try_exists(p.clone()).await.unwrap_or(false) {
-                    sftp.create_dir(p.clone())
-                        .await
-                        .map_err(|e| SyncError::remote(&p, e))?;
-                }
-            }
+            Op::Mkdir(_) => applied.done[i] = true,
             Op::Put { path, exec, .. } => {
-                puts.push((local_base.join(path), remote(path), *exec, how))
+                puts.push((i, local_base.join(path), remote(path), *exec, how))
             }
             Op::Symlink { path, target } => {
-                flush_puts(sftp, &mut puts, &mut applied).await?;
+                flush_puts(sftp, &mut puts, applied).await?;
                 let p = remote(path);
                 let _ = sftp.remove_file(p.clone()).await;
                 // OpenSSH's sftp-server takes SYMLINK's arguments in the reverse order
@@ -157,9 +184,10 @@ pub async fn apply(
                 sftp.symlink(target.clone(), p.clone())
                     .await
                     .map_err(|e| SyncError::remote(&p, e))?;
+                applied.done[i] = true;
             }
             Op::Remove(rel) => {
-                flush_puts(sftp, &mut puts, &mut applied).await?;
+                flush_puts(sftp, &mut puts, applied).await?;
                 let p = remote(rel);
                 if let Err(e) = sftp.remove_file(p.clone()).await {
                     if sftp.try_exists(p.clone()).await.unwrap_or(false) {
@@ -167,9 +195,10 @@ pub async fn apply(
                     }
                 }
                 applied.removed += 1;
+                applied.done[i] = true;
             }
             Op::Rmdir(rel) => {
-                flush_puts(sftp, &mut puts, &mut applied).await?;
+                flush_puts(sftp, &mut puts, applied).await?;
                 let p = remote(rel);
                 if let Err(e) = sftp.remove_dir(p.clone()).await {
                     if sftp.try_exists(p.clone()).await.unwrap_or(false) {
@@ -177,16 +206,49 @@ pub async fn apply(
                     }
                 }
                 applied.removed += 1;
+                applied.done[i] = true;
             }
         }
     }
-    flush_puts(sftp, &mut puts, &mut applied).await?;
-    Ok(applied)
+    flush_puts(sftp, &mut puts, applied).await
 }
 
-/// One file to send: local path, remote path, exec bit, how to write it.
-type PutJob = (PathBuf, String, bool, Write);
+/// Makes directories (parents listed before children), one depth level at
+/// a time, each level all at once.
+async fn make_dirs(sftp: &Arc<SftpSession>, dirs: Vec<String>) -> Result<(), SyncError> {
+    let depth = |p: &String| p.matches('/').count();
+    let mut levels: std::collections::BTreeMap<usize, Vec<String>> = Default::default();
+    for d in dirs {
+        levels.entry(depth(&d)).or_default().push(d);
+    }
+    for (_, level) in levels {
+        let results: Vec<Result<(), SyncError>> = stream::iter(level)
+            .map(|p| {
+                let sftp = sftp.clone();
+                async move {
+                    match sftp.create_dir(p.clone()).await {
+                        Ok(()) => Ok(()),
+                        // already there (a replica being caught up) is fine
+                        Err(e) if !sftp.try_exists(p.clone()).await.unwrap_or(false) => {
+                            Err(SyncError::remote(&p, e))
+                        }
+                        Err(_) => Ok(()),
+                    }
+                }
+            })
+            .buffer_unordered(FILES_IN_FLIGHT)
+            .collect()
+            .await;
+        results.into_iter().collect::<Result<(), _>>()?;
+    }
+    Ok(())
+}
 
+/// One file to send: its op index, local path, remote path, exec bit, how.
+type PutJob = (usize, PathBuf, String, bool, Write);
+
+/// Sends the queued files, many at once; every one that lands is marked
+/// done, even when another fails.
 async fn flush_puts(
     sftp: &Arc<SftpSession>,
     puts: &mut Vec<PutJob>,
@@ -196,19 +258,28 @@ async fn flush_puts(
         return Ok(());
     }
     let batch = std::mem::take(puts);
-    let results: Vec<Result<u64, SyncError>> = stream::iter(batch)
-        .map(|(local, remote, exec, how)| {
+    let results: Vec<(usize, Result<u64, SyncError>)> = stream::iter(batch)
+        .map(|(i, local, remote, exec, how)| {
             let sftp = sftp.clone();
-            async move { put(&sftp, &local, &remote, exec, how).await }
+            async move { (i, put(&sftp, &local, &remote, exec, how).await) }
         })
         .buffer_unordered(FILES_IN_FLIGHT)
         .collect()
         .await;
-    for r in results {
-        applied.bytes += r?;
-        applied.files += 1;
+    let mut first_err = None;
+    for (i, r) in results {
+        match r {
+            Ok(bytes) => {
+                applied.bytes += bytes;
+                applied.files += 1;
+                applied.done[i] = true;
+            }
+            Err(e) => {
+                first_err.get_or_insert(e);
+            }
+        }
     }
-    Ok(())
+    first_err.map_or(Ok(()), Err)
 }
 
 /// Streams one file to a temporary name beside its place, then renames it in.
@@ -225,35 +296,52 @@ async fn put(
     };
     let mut src = tokio::fs::File::open(local).await.map_err(unreadable)?;
     let (dir, name) = remote.rsplit_once('/').unwrap_or((".", remote));
-    let tmp = match how {
+    let target = match how {
         Write::Replace => format!("{dir}/.berth-tmp-{name}"),
-        Write::InPlace => remote.to_string(),
+        Write::InPlace | Write::Direct => remote.to_string(),
     };
+    // the mode travels with the open; only an existing file needs a setstat
+    let attrs = FileAttributes {
+        permissions: Some(if exec { 0o755 } else { 0o644 }),
+        ..Default::default()
+    };
+    let flags = OpenFlags::CREATE | OpenFlags::TRUNCATE | OpenFlags::WRITE;
     let mut dst = sftp
-        .create(tmp.clone())
+        .open_with_flags_and_attributes(target.clone(), flags, attrs.clone())
         .await
-        .map_err(|e| SyncError::remote(&tmp, e))?;
+        .map_err(|e| SyncError::remote(&target, e))?;
     let copied = tokio::io::copy(&mut src, &mut dst).await;
     let closed = dst.shutdown().await;
     let bytes = match (copied, closed) {
         (Ok(n), Ok(())) => n,
         (Err(e), _) | (_, Err(e)) => {
-            let _ = sftp.remove_file(tmp.clone()).await;
+            if how == Write::Replace {
+                let _ = sftp.remove_file(target.clone()).await;
+            }
             return Err(SyncError::remote(remote, e));
         }
     };
-    let attrs = FileAttributes {
-        permissions: Some(if exec { 0o755 } else { 0o644 }),
-        ..Default::default()
-    };
-    sftp.set_metadata(tmp.clone(), attrs)
-        .await
-        .map_err(|e| SyncError::remote(&tmp, e))?;
-    if how == Write::Replace {
-        let _ = sftp.remove_file(remote.to_string()).await;
-        sftp.rename(tmp.clone(), remote.to_string())
-            .await
-            .map_err(|e| SyncError::remote(remote, e))?;
+    match how {
+        Write::InPlace | Write::Direct => {
+            if how == Write::InPlace {
+                sftp.set_metadata(target.clone(), attrs)
+                    .await
+                    .map_err(|e| SyncError::remote(&target, e))?;
+            }
+        }
+        Write::Replace => {
+            // SFTP v3 will not rename over an existing file: remove it, then retry
+            if sftp
+                .rename(target.clone(), remote.to_string())
+                .await
+                .is_err()
+            {
+                let _ = sftp.remove_file(remote.to_string()).await;
+                sftp.rename(target.clone(), remote.to_string())
+                    .await
+                    .map_err(|e| SyncError::remote(remote, e))?;
+            }
+        }
     }
     Ok(bytes)
 }

@@ -299,6 +299,49 @@ fn removal(path: &str, kind: &EntryKind) -> Op {
     }
 }
 
+/// What a replica holds after only the `done` operations of `ops` (made by
+/// `diff(local, before)`) took effect: the manifest to keep after a sync
+/// that stopped halfway, so the next diff redoes exactly the rest and
+/// nothing uploaded meanwhile is forgotten.
+pub fn after_ops(before: &Manifest, local: &Manifest, ops: &[Op], done: &[bool]) -> Manifest {
+    let mut now = before.clone();
+    for (op, _) in ops.iter().zip(done).filter(|(_, d)| **d) {
+        match op {
+            Op::Mkdir(p) => {
+                now.insert(p.clone(), EntryKind::Dir);
+            }
+            Op::Put { path, .. } => match local.get(path) {
+                Some(entry) => {
+                    now.insert(path.clone(), entry.clone());
+                }
+                // sent, but its metadata is unknown: make sure it is sent again
+                None => {
+                    now.insert(
+                        path.clone(),
+                        EntryKind::File {
+                            size: u64::MAX,
+                            mtime: i64::MIN,
+                            exec: false,
+                        },
+                    );
+                }
+            },
+            Op::Symlink { path, target } => {
+                now.insert(
+                    path.clone(),
+                    EntryKind::Symlink {
+                        target: target.clone(),
+                    },
+                );
+            }
+            Op::Remove(p) | Op::Rmdir(p) => {
+                now.remove(p);
+            }
+        }
+    }
+    now
+}
+
 /// A file entry from its metadata.
 fn file_entry(path: &Path, meta: &std::fs::Metadata) -> Result<EntryKind, SyncError> {
     let modified = meta.modified().map_err(|e| unreadable(path, &e))?;

@@ -483,3 +483,51 @@ fn bad_patterns_in_ignore_files_are_skipped() {
         [".dockerignore", ".gitignore", "z"]
     );
 }
+
+#[test]
+fn a_sync_stopped_halfway_keeps_exactly_what_took_effect() {
+    let file = |size: u64| EntryKind::File {
+        size,
+        mtime: 1,
+        exec: false,
+    };
+    let before: Manifest = [
+        ("old.txt".to_string(), file(1)),
+        ("gone.txt".to_string(), file(2)),
+    ]
+    .into_iter()
+    .collect();
+    let local: Manifest = [
+        ("old.txt".to_string(), file(5)),
+        ("d".to_string(), EntryKind::Dir),
+        ("d/new.txt".to_string(), file(3)),
+        ("d/late.txt".to_string(), file(4)),
+    ]
+    .into_iter()
+    .collect();
+    let ops = diff(&local, &before);
+    // the directory and one new file landed, the rest did not
+    let done: Vec<bool> = ops
+        .iter()
+        .map(|op| {
+            matches!(op, Op::Mkdir(p) if p == "d")
+                || matches!(op, Op::Put { path, .. } if path == "d/new.txt")
+        })
+        .collect();
+    let now = after_ops(&before, &local, &ops, &done);
+    assert_eq!(now.get("d"), Some(&EntryKind::Dir));
+    assert_eq!(now.get("d/new.txt"), Some(&file(3)));
+    assert_eq!(now.get("old.txt"), Some(&file(1)), "not re-sent yet");
+    assert_eq!(now.get("gone.txt"), Some(&file(2)), "not removed yet");
+    assert_eq!(now.get("d/late.txt"), None);
+    // so the next diff redoes exactly the rest
+    let rest = diff(&local, &now);
+    assert_eq!(rest.len(), 3, "{rest:?}");
+    // and a file that landed but vanished locally meanwhile is removed next time
+    let local2: Manifest = local
+        .iter()
+        .filter(|(k, _)| k.as_str() != "d/new.txt")
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    assert!(diff(&local2, &now).contains(&Op::Remove("d/new.txt".into())));
+}
