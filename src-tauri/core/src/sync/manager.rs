@@ -66,7 +66,7 @@ pub(super) struct Replica {
         Option<
             notify_debouncer_full::Debouncer<
                 notify::RecommendedWatcher,
-                notify_debouncer_full::RecommendedCache,
+                notify_debouncer_full::NoCache,
             >,
         >,
     >,
@@ -342,7 +342,11 @@ impl SyncManager {
                 RecursiveMode::NonRecursive,
             ),
         };
-        let debouncer = notify_debouncer_full::new_debouncer(
+        let debouncer = notify_debouncer_full::new_debouncer_opt::<
+            _,
+            notify::RecommendedWatcher,
+            notify_debouncer_full::NoCache,
+        >(
             DEBOUNCE,
             None,
             move |res: notify_debouncer_full::DebounceEventResult| {
@@ -357,6 +361,9 @@ impl SyncManager {
                     let _ = tx.send(res);
                 }
             },
+            // every batch leads to a rescan, so renames need no pairing: no file-id cache
+            notify_debouncer_full::NoCache,
+            notify::Config::default(),
         );
         let mut debouncer = match debouncer {
             Ok(d) => d,

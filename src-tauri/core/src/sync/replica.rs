@@ -158,7 +158,15 @@ async fn apply_ops(
     applied: &mut Applied,
 ) -> Result<(), SyncError> {
     let remote = |rel: &str| format!("{}/{}", replica_dir.trim_end_matches('/'), rel);
-    mkdir_all(sftp, replica_dir).await?;
+    // one round trip in the steady state; the walk up only for a new replica
+    if how == Write::Direct
+        || !sftp
+            .try_exists(replica_dir.to_string())
+            .await
+            .unwrap_or(false)
+    {
+        mkdir_all(sftp, replica_dir).await?;
+    }
     // ops come ordered: kind-change removals, mkdirs, puts/symlinks, removals
     let mut puts = Vec::new();
     let dirs: Vec<String> = ops
