@@ -31,9 +31,11 @@ pub struct MountsLabel {
     pub paths: Vec<PathBuf>,
 }
 
-/// This machine's id: `/etc/machine-id`, else the host name.
+/// This machine, as Berth names it on remotes: a short digest of
+/// `/etc/machine-id` (else the host name), so the id itself never leaves it.
 pub fn machine_id() -> String {
-    [
+    use sha2::{Digest, Sha256};
+    let raw = [
         "/etc/machine-id",
         "/var/lib/dbus/machine-id",
         "/proc/sys/kernel/hostname",
@@ -42,7 +44,10 @@ pub fn machine_id() -> String {
     .filter_map(|p| std::fs::read_to_string(p).ok())
     .map(|s| s.trim().to_string())
     .find(|s| !s.is_empty())
-    .unwrap_or_else(|| "unknown".into())
+    .unwrap_or_else(|| "unknown".into());
+    let digest = Sha256::digest(format!("berth-machine:{raw}").as_bytes());
+    let hex: String = digest.iter().take(8).map(|b| format!("{b:02x}")).collect();
+    format!("m-{hex}")
 }
 
 /// The local sources a container's label lists for machine `owner`.

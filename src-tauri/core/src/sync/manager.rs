@@ -124,10 +124,13 @@ impl SyncManager {
             }
         }
         let s = replica::connect(&self.ssh).await?;
-        let root = match &self.opts.mounts_root {
+        let base = match &self.opts.mounts_root {
             Some(r) => r.clone(),
             None => replica::default_mounts_root(&s).await?,
         };
+        // one directory per machine: two laptops with the same path must never
+        // share (and overwrite) one replica
+        let root = format!("{}/{}", base.trim_end_matches('/'), self.owner);
         replica::mkdir_all(&s, &root).await?;
         *slot = Some((s.clone(), root.clone()));
         Ok((s, root))

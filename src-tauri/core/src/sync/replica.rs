@@ -169,6 +169,7 @@ async fn apply_ops(
     }
     // ops come ordered: kind-change removals, mkdirs, puts/symlinks, removals
     let mut puts = Vec::new();
+    let mut removals = Vec::new();
     let dirs: Vec<String> = ops
         .iter()
         .filter_map(|op| match op {
@@ -194,31 +195,93 @@ async fn apply_ops(
                     .map_err(|e| SyncError::remote(&p, e))?;
                 applied.done[i] = true;
             }
-            Op::Remove(rel) => {
+            Op::Remove(_) | Op::Rmdir(_) => {
                 flush_puts(sftp, &mut puts, applied).await?;
-                let p = remote(rel);
-                if let Err(e) = sftp.remove_file(p.clone()).await {
-                    if sftp.try_exists(p.clone()).await.unwrap_or(false) {
-                        return Err(SyncError::remote(&p, e));
-                    }
+                removals.push(i);
+                let next_is_removal = matches!(ops.get(i + 1), Some(Op::Remove(_) | Op::Rmdir(_)));
+                if !next_is_removal {
+                    remove_all(
+                        sftp,
+                        replica_dir,
+                        ops,
+                        std::mem::take(&mut removals),
+                        applied,
+                    )
+                    .await?;
                 }
-                applied.removed += 1;
-                applied.done[i] = true;
-            }
-            Op::Rmdir(rel) => {
-                flush_puts(sftp, &mut puts, applied).await?;
-                let p = remote(rel);
-                if let Err(e) = sftp.remove_dir(p.clone()).await {
-                    if sftp.try_exists(p.clone()).await.unwrap_or(false) {
-                        return Err(SyncError::remote(&p, e));
-                    }
-                }
-                applied.removed += 1;
-                applied.done[i] = true;
             }
         }
     }
     flush_puts(sftp, &mut puts, applied).await
+}
+
+/// Removes a run of entries: every file at once, then directories level by
+/// level, deepest first, each level at once.
+async fn remove_all(
+    sftp: &Arc<SftpSession>,
+    replica_dir: &str,
+    ops: &[Op],
+    run: Vec<usize>,
+    applied: &mut Applied,
+) -> Result<(), SyncError> {
+    let remote = |rel: &str| format!("{}/{}", replica_dir.trim_end_matches('/'), rel);
+    let files: Vec<(usize, String)> = run
+        .iter()
+        .filter_map(|&i| match &ops[i] {
+            Op::Remove(rel) => Some((i, remote(rel))),
+            _ => None,
+        })
+        .collect();
+    let mut dirs: std::collections::BTreeMap<std::cmp::Reverse<usize>, Vec<(usize, String)>> =
+        Default::default();
+    for &i in &run {
+        if let Op::Rmdir(rel) = &ops[i] {
+            dirs.entry(std::cmp::Reverse(rel.matches('/').count()))
+                .or_default()
+                .push((i, remote(rel)));
+        }
+    }
+    let levels = std::iter::once((false, files)).chain(dirs.into_values().map(|l| (true, l)));
+    for (is_dir, level) in levels {
+        let results: Vec<(usize, Result<(), SyncError>)> = stream::iter(level)
+            .map(|(i, p)| {
+                let sftp = sftp.clone();
+                async move {
+                    let r = if is_dir {
+                        sftp.remove_dir(p.clone()).await
+                    } else {
+                        sftp.remove_file(p.clone()).await
+                    };
+                    // already gone is fine
+                    let r = match r {
+                        Err(e) if sftp.try_exists(p.clone()).await.unwrap_or(false) => {
+                            Err(SyncError::remote(&p, e))
+                        }
+                        _ => Ok(()),
+                    };
+                    (i, r)
+                }
+            })
+            .buffer_unordered(FILES_IN_FLIGHT)
+            .collect()
+            .await;
+        let mut first_err = None;
+        for (i, r) in results {
+            match r {
+                Ok(()) => {
+                    applied.removed += 1;
+                    applied.done[i] = true;
+                }
+                Err(e) => {
+                    first_err.get_or_insert(e);
+                }
+            }
+        }
+        if let Some(e) = first_err {
+            return Err(e);
+        }
+    }
+    Ok(())
 }
 
 /// Makes directories (parents listed before children), one depth level at
