@@ -164,16 +164,7 @@ fn socket_permission_denied_says_docker_group() {
             format!("ssh://{user}@127.0.0.1:{}", tb.get("SSH_PORT")),
         )],
     ));
-    assert!(
-        a.ready_line.contains("via tcp://127.0.0.1:2375"),
-        "{}",
-        a.ready_line
-    );
-    let reason = upstream_reason(a.port());
-    assert!(
-        reason.contains("unix:///var/run/docker.sock failed"),
-        "{reason}"
-    );
+    assert_auto_chose_tcp(&a);
 }
 
 #[test]

@@ -385,11 +385,7 @@ fn a_taken_local_port_fails_the_create_and_leaves_nothing() {
         "{}",
         stderr(&out)
     );
-    let left = ok(docker_at(
-        &tb.direct_host(),
-        &["ps", "-a", "-q", "--filter", &format!("name={name}")],
-    ));
-    assert!(left.trim().is_empty(), "a container was created anyway");
+    assert_not_created(&name);
     // UDP cannot ride SSH: refused clearly, nothing created
     let out = docker_at(
         &a.host,
@@ -411,11 +407,7 @@ fn a_taken_local_port_fails_the_create_and_leaves_nothing() {
         "{}",
         stderr(&out)
     );
-    let left = ok(docker_at(
-        &tb.direct_host(),
-        &["ps", "-a", "-q", "--filter", &format!("name={name}")],
-    ));
-    assert!(left.trim().is_empty());
+    assert_not_created(&name);
     drop(holder);
 }
 

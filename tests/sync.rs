@@ -415,11 +415,7 @@ fn an_unwritable_mounts_root_fails_the_create_clearly() {
     assert!(!out.status.success());
     let err = stderr(&out);
     assert!(err.contains("cannot write /proc/berth-mounts"), "{err}");
-    let left = ok(docker_at(
-        &tb.direct_host(),
-        &["ps", "-a", "-q", "--filter", &format!("name={name}")],
-    ));
-    assert!(left.trim().is_empty(), "a container was created anyway");
+    assert_not_created(&name);
 }
 
 #[test]
@@ -662,9 +658,5 @@ fn a_full_remote_disk_fails_the_create_clearly() {
         "{err}"
     );
     assert!(err.contains("disk may be full"), "{err}");
-    let left = ok(docker_at(
-        &tb.direct_host(),
-        &["ps", "-a", "-q", "--filter", &format!("name={name}")],
-    ));
-    assert!(left.trim().is_empty(), "a container was created anyway");
+    assert_not_created(&name);
 }

@@ -102,16 +102,7 @@ fn windows_like_remote_is_reached_over_tcp() {
     let mut args = default_args(tb);
     args[1] = format!("ssh://root@127.0.0.1:{}", tb.get("SSH_WIN_PORT"));
     let a = start_agent(&args);
-    assert!(
-        a.ready_line.contains("via tcp://127.0.0.1:2375"),
-        "{}",
-        a.ready_line
-    );
-    let reason = upstream_reason(a.port());
-    assert!(
-        reason.contains("unix:///var/run/docker.sock failed"),
-        "{reason}"
-    );
+    assert_auto_chose_tcp(&a);
     // half-close survives the tcp path: stdin EOF ends `cat`, output still arrives
     let out = docker_with(
         &a.host,

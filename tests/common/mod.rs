@@ -305,10 +305,38 @@ pub fn status(port: u16) -> serde_json::Value {
     serde_json::from_str(body).unwrap_or_else(|e| panic!("status is not JSON ({e}): {resp}"))
 }
 
+/// `auto` passed over the refused unix socket and took the daemon's tcp
+/// endpoint, and says so in the ready line and the status.
+pub fn assert_auto_chose_tcp(a: &AgentProc) {
+    assert!(
+        a.ready_line.contains("via tcp://127.0.0.1:2375"),
+        "{}",
+        a.ready_line
+    );
+    let reason = upstream_reason(a.port());
+    assert!(
+        reason.contains("unix:///var/run/docker.sock failed"),
+        "{reason}"
+    );
+}
+
 /// Why the agent chose its upstream, from the status endpoint.
 pub fn upstream_reason(port: u16) -> String {
     status(port)["upstream"]["reason"]
         .as_str()
         .unwrap_or_default()
         .to_string()
+}
+
+/// Asserts the daemon has no container of that name (a refused create left nothing).
+pub fn assert_not_created(name: &str) {
+    let filter = format!("name={name}");
+    let left = ok(docker_at(
+        &testbed().direct_host(),
+        &["ps", "-a", "-q", "--filter", &filter],
+    ));
+    assert!(
+        left.trim().is_empty(),
+        "a container named {name} was created anyway"
+    );
 }
