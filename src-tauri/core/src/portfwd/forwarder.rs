@@ -16,10 +16,8 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::ports::{shown_ip, LocalBinding, PortKey};
+use crate::ssh::channel_io::PIPE_BUF;
 use crate::ssh::SshSession;
-
-/// Per-direction copy buffer: two SSH packets.
-const PIPE_BUF: usize = 64 * 1024;
 
 /// One local listener and what it carried.
 pub struct Forward {

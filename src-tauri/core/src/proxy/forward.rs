@@ -16,10 +16,7 @@ use super::intercept::{self, Route};
 use super::reply::{docker_error, ProxyBody};
 use super::ProxyCtx;
 use crate::ports;
-
-/// Per-direction buffer of an upgraded byte pipe: two SSH packets, so bulk
-/// `exec -i` / `attach` traffic moves in full packets (tokio's default is 8 KiB).
-const PIPE_BUF: usize = 64 * 1024;
+use crate::ssh::channel_io::PIPE_BUF;
 
 /// The upstream half of one client connection.
 #[derive(Default)]

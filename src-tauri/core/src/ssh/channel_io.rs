@@ -24,6 +24,11 @@ use tokio::sync::mpsc;
 
 use super::session::SessionHandle;
 
+/// Per-direction buffer for copying between a local socket and a channel:
+/// two SSH packets, so bulk traffic moves in full packets (tokio's default
+/// copy buffer is 8 KiB).
+pub const PIPE_BUF: usize = 64 * 1024;
+
 /// How many consumed bytes the reader accumulates before it credits them back
 /// to the server, as a fraction of the window (fewer, larger adjustments).
 const CREDIT_DIVISOR: u32 = 4;

@@ -182,7 +182,7 @@ async fn apply_ops(
         match op {
             Op::Mkdir(_) => applied.done[i] = true,
             Op::Put { path, exec, .. } => {
-                puts.push((i, local_base.join(path), remote(path), *exec, how))
+                puts.push((i, (local_base.join(path), remote(path), *exec, how)))
             }
             Op::Symlink { path, target } => {
                 flush_puts(sftp, &mut puts, applied).await?;
@@ -215,134 +215,39 @@ async fn apply_ops(
     flush_puts(sftp, &mut puts, applied).await
 }
 
-/// Removes a run of entries: every file at once, then directories level by
-/// level, deepest first, each level at once.
-async fn remove_all(
+/// Runs `job` on every `(op index, item)`, `FILES_IN_FLIGHT` at once, and
+/// returns each index with its result.
+async fn in_flight<T, R, F, Fut>(
     sftp: &Arc<SftpSession>,
-    replica_dir: &str,
-    ops: &[Op],
-    run: Vec<usize>,
-    applied: &mut Applied,
-) -> Result<(), SyncError> {
-    let remote = |rel: &str| format!("{}/{}", replica_dir.trim_end_matches('/'), rel);
-    let files: Vec<(usize, String)> = run
-        .iter()
-        .filter_map(|&i| match &ops[i] {
-            Op::Remove(rel) => Some((i, remote(rel))),
-            _ => None,
-        })
-        .collect();
-    let mut dirs: std::collections::BTreeMap<std::cmp::Reverse<usize>, Vec<(usize, String)>> =
-        Default::default();
-    for &i in &run {
-        if let Op::Rmdir(rel) = &ops[i] {
-            dirs.entry(std::cmp::Reverse(rel.matches('/').count()))
-                .or_default()
-                .push((i, remote(rel)));
-        }
-    }
-    let levels = std::iter::once((false, files)).chain(dirs.into_values().map(|l| (true, l)));
-    for (is_dir, level) in levels {
-        let results: Vec<(usize, Result<(), SyncError>)> = stream::iter(level)
-            .map(|(i, p)| {
-                let sftp = sftp.clone();
-                async move {
-                    let r = if is_dir {
-                        sftp.remove_dir(p.clone()).await
-                    } else {
-                        sftp.remove_file(p.clone()).await
-                    };
-                    // already gone is fine
-                    let r = match r {
-                        Err(e) if sftp.try_exists(p.clone()).await.unwrap_or(false) => {
-                            Err(SyncError::remote(&p, e))
-                        }
-                        _ => Ok(()),
-                    };
-                    (i, r)
-                }
-            })
-            .buffer_unordered(FILES_IN_FLIGHT)
-            .collect()
-            .await;
-        let mut first_err = None;
-        for (i, r) in results {
-            match r {
-                Ok(()) => {
-                    applied.removed += 1;
-                    applied.done[i] = true;
-                }
-                Err(e) => {
-                    first_err.get_or_insert(e);
-                }
-            }
-        }
-        if let Some(e) = first_err {
-            return Err(e);
-        }
-    }
-    Ok(())
-}
-
-/// Makes directories (parents listed before children), one depth level at
-/// a time, each level all at once.
-async fn make_dirs(sftp: &Arc<SftpSession>, dirs: Vec<String>) -> Result<(), SyncError> {
-    let depth = |p: &String| p.matches('/').count();
-    let mut levels: std::collections::BTreeMap<usize, Vec<String>> = Default::default();
-    for d in dirs {
-        levels.entry(depth(&d)).or_default().push(d);
-    }
-    for (_, level) in levels {
-        let results: Vec<Result<(), SyncError>> = stream::iter(level)
-            .map(|p| {
-                let sftp = sftp.clone();
-                async move {
-                    match sftp.create_dir(p.clone()).await {
-                        Ok(()) => Ok(()),
-                        // already there (a replica being caught up) is fine
-                        Err(e) if !sftp.try_exists(p.clone()).await.unwrap_or(false) => {
-                            Err(SyncError::remote(&p, e))
-                        }
-                        Err(_) => Ok(()),
-                    }
-                }
-            })
-            .buffer_unordered(FILES_IN_FLIGHT)
-            .collect()
-            .await;
-        results.into_iter().collect::<Result<(), _>>()?;
-    }
-    Ok(())
-}
-
-/// One file to send: its op index, local path, remote path, exec bit, how.
-type PutJob = (usize, PathBuf, String, bool, Write);
-
-/// Sends the queued files, many at once; every one that lands is marked
-/// done, even when another fails.
-async fn flush_puts(
-    sftp: &Arc<SftpSession>,
-    puts: &mut Vec<PutJob>,
-    applied: &mut Applied,
-) -> Result<(), SyncError> {
-    if puts.is_empty() {
-        return Ok(());
-    }
-    let batch = std::mem::take(puts);
-    let results: Vec<(usize, Result<u64, SyncError>)> = stream::iter(batch)
-        .map(|(i, local, remote, exec, how)| {
-            let sftp = sftp.clone();
-            async move { (i, put(&sftp, &local, &remote, exec, how).await) }
+    items: Vec<(usize, T)>,
+    job: F,
+) -> Vec<(usize, Result<R, SyncError>)>
+where
+    F: Fn(Arc<SftpSession>, T) -> Fut,
+    Fut: std::future::Future<Output = Result<R, SyncError>>,
+{
+    stream::iter(items)
+        .map(|(i, item)| {
+            let fut = job(sftp.clone(), item);
+            async move { (i, fut.await) }
         })
         .buffer_unordered(FILES_IN_FLIGHT)
         .collect()
-        .await;
+        .await
+}
+
+/// Marks every operation that took effect as done (counting it with
+/// `count`), even when another failed; returns the first failure.
+fn settle<R>(
+    results: Vec<(usize, Result<R, SyncError>)>,
+    applied: &mut Applied,
+    count: impl Fn(&mut Applied, R),
+) -> Result<(), SyncError> {
     let mut first_err = None;
     for (i, r) in results {
         match r {
-            Ok(bytes) => {
-                applied.bytes += bytes;
-                applied.files += 1;
+            Ok(v) => {
+                count(applied, v);
                 applied.done[i] = true;
             }
             Err(e) => {
@@ -351,6 +256,106 @@ async fn flush_puts(
         }
     }
     first_err.map_or(Ok(()), Err)
+}
+
+/// Groups remote paths by depth, shallowest first.
+fn by_depth(
+    paths: Vec<(usize, String)>,
+) -> std::collections::BTreeMap<usize, Vec<(usize, String)>> {
+    let mut levels: std::collections::BTreeMap<usize, Vec<(usize, String)>> = Default::default();
+    for (i, p) in paths {
+        levels
+            .entry(p.matches('/').count())
+            .or_default()
+            .push((i, p));
+    }
+    levels
+}
+
+/// Removes a run of entries: every file at once, then directories level by
+/// level, deepest first, each level at once. Entries already gone are fine.
+async fn remove_all(
+    sftp: &Arc<SftpSession>,
+    replica_dir: &str,
+    ops: &[Op],
+    run: Vec<usize>,
+    applied: &mut Applied,
+) -> Result<(), SyncError> {
+    let remote = |rel: &str| format!("{}/{}", replica_dir.trim_end_matches('/'), rel);
+    let (mut files, mut dirs) = (Vec::new(), Vec::new());
+    for i in run {
+        match &ops[i] {
+            Op::Remove(rel) => files.push((i, remote(rel))),
+            Op::Rmdir(rel) => dirs.push((i, remote(rel))),
+            _ => {}
+        }
+    }
+    let levels = std::iter::once((false, files))
+        .chain(by_depth(dirs).into_values().rev().map(|l| (true, l)));
+    for (is_dir, level) in levels {
+        let results = in_flight(sftp, level, |sftp, p: String| async move {
+            let r = if is_dir {
+                sftp.remove_dir(p.clone()).await
+            } else {
+                sftp.remove_file(p.clone()).await
+            };
+            match r {
+                Err(e) if sftp.try_exists(p.clone()).await.unwrap_or(false) => {
+                    Err(SyncError::remote(&p, e))
+                }
+                _ => Ok(()),
+            }
+        })
+        .await;
+        settle(results, applied, |a, ()| a.removed += 1)?;
+    }
+    Ok(())
+}
+
+/// Makes directories (parents listed before children), one depth level at
+/// a time, each level all at once. Directories already there are fine.
+async fn make_dirs(sftp: &Arc<SftpSession>, dirs: Vec<String>) -> Result<(), SyncError> {
+    for level in by_depth(dirs.into_iter().enumerate().collect()).into_values() {
+        let results = in_flight(sftp, level, |sftp, p: String| async move {
+            match sftp.create_dir(p.clone()).await {
+                Err(e) if !sftp.try_exists(p.clone()).await.unwrap_or(false) => {
+                    Err(SyncError::remote(&p, e))
+                }
+                _ => Ok(()),
+            }
+        })
+        .await;
+        results.into_iter().try_for_each(|(_, r)| r)?;
+    }
+    Ok(())
+}
+
+/// One file to send: local path, remote path, exec bit, how to write it.
+type PutJob = (PathBuf, String, bool, Write);
+
+/// Sends the queued files (with their op indices), many at once; every one
+/// that lands is marked done, even when another fails.
+async fn flush_puts(
+    sftp: &Arc<SftpSession>,
+    puts: &mut Vec<(usize, PutJob)>,
+    applied: &mut Applied,
+) -> Result<(), SyncError> {
+    if puts.is_empty() {
+        return Ok(());
+    }
+    let results =
+        in_flight(
+            sftp,
+            std::mem::take(puts),
+            |sftp, (local, remote, exec, how)| async move {
+                put(&sftp, &local, &remote, exec, how).await
+            },
+        )
+        .await;
+    settle(results, applied, |a, bytes| {
+        a.bytes += bytes;
+        a.files += 1;
+    })
 }
 
 /// Streams one file to a temporary name beside its place, then renames it in.
