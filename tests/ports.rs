@@ -42,15 +42,6 @@ impl Drop for Cleanup {
     }
 }
 
-/// A local port that is free right now.
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// GET `path` from `addr` with plain HTTP/1.0; the body, or the error.
 fn http_get(addr: &str, path: &str) -> Result<String, String> {
     let mut s = TcpStream::connect(addr).map_err(|e| e.to_string())?;

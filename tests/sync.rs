@@ -660,3 +660,203 @@ fn a_full_remote_disk_fails_the_create_clearly() {
     assert!(err.contains("disk may be full"), "{err}");
     assert_not_created(&name);
 }
+
+#[test]
+fn touched_files_with_unchanged_content_are_not_sent_again() {
+    let _turn = turn();
+    let _tb = testbed();
+    let a = agent();
+    let t = Tree::new("touched");
+    let big = |c: char| c.to_string().repeat(100 * 1024);
+    for i in 0..5 {
+        t.write(&format!("big{i}.bin"), &big('a'));
+    }
+    let name = unique("touched");
+    sleeper(&a.host, &name, &format!("{}:/app", t.s()));
+    let entry = |port| {
+        mounts(port)
+            .into_iter()
+            .find(|m| m["local"] == t.s().as_str())
+            .expect("mount in status")
+    };
+    let before = entry(a.port());
+    assert_eq!(before["uploaded_files"], 5, "{before}");
+    // every file gets a new mtime; one also new content of the same size
+    std::thread::sleep(Duration::from_millis(20));
+    for i in 0..5 {
+        let f = std::fs::File::options()
+            .write(true)
+            .open(t.path().join(format!("big{i}.bin")))
+            .unwrap();
+        f.set_modified(std::time::SystemTime::now()).unwrap();
+    }
+    t.write("big3.bin", &big('b'));
+    eventually(&a.host, &name, "head -c 3 /app/big3.bin", "bbb");
+    let t0 = Instant::now();
+    let after = loop {
+        let e = entry(a.port());
+        if e["state"] == "watching" && e["pending_changes"] == 0 {
+            break e;
+        }
+        assert!(t0.elapsed() < Duration::from_secs(10), "{e}");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(
+        after["uploaded_files"], 6,
+        "only the file whose content changed is sent again: {after}"
+    );
+    let p = &after["progress"];
+    assert_eq!(p["files_done"], p["files_total"], "{after}");
+    let out = ok(docker_at(
+        &a.host,
+        &["exec", &name, "sh", "-c", "cat /app/big0.bin | head -c 3"],
+    ));
+    assert_eq!(out, "aaa");
+    ok(docker_at(&a.host, &["rm", "-f", &name]));
+}
+
+#[test]
+fn a_remote_without_sftp_fails_the_create_clearly() {
+    let _turn = turn();
+    let tb = testbed();
+    // the test bed's sshd, on another port, without its `Subsystem sftp` line
+    let dir = std::env::temp_dir().join(unique("nosftp"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let base = std::fs::read_to_string(Path::new(tb.get("BERTH_TESTBED_DIR")).join("sshd_config"))
+        .unwrap();
+    let port = free_port();
+    let config: String = base
+        .lines()
+        .filter(|l| !l.starts_with("Subsystem"))
+        .map(|l| match l.split_once(' ') {
+            Some(("Port", _)) => format!("Port {port}"),
+            Some(("PidFile", _)) => format!("PidFile {}", dir.join("sshd.pid").display()),
+            _ => l.to_string(),
+        })
+        .map(|l| l + "\n")
+        .collect();
+    assert!(config.contains(&format!("Port {port}")), "{config}");
+    let cfg = dir.join("sshd_config");
+    std::fs::write(&cfg, config).unwrap();
+    struct Sshd(std::process::Child);
+    impl Drop for Sshd {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let _sshd = Sshd(
+        std::process::Command::new("/usr/sbin/sshd")
+            .args(["-D", "-f", cfg.to_str().unwrap(), "-E"])
+            .arg(dir.join("sshd.log"))
+            .spawn()
+            .unwrap(),
+    );
+    let t0 = Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(t0.elapsed() < Duration::from_secs(10), "sshd did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let known_hosts = dir.join("known_hosts");
+    let a = start_agent(&[
+        "--remote".into(),
+        format!("ssh://root@127.0.0.1:{port}"),
+        "--identity".into(),
+        tb.get("SSH_KEY").into(),
+        "--known-hosts".into(),
+        known_hosts.display().to_string(),
+        "--host-key-policy".into(),
+        "accept-new".into(),
+        "--listen".into(),
+        "tcp://127.0.0.1:0".into(),
+        "--no-port-forwarding".into(),
+    ]);
+    let t = Tree::new("nosftp");
+    t.write("index.html", "hi\n");
+    let name = unique("nosftp");
+    let out = docker_at(
+        &a.host,
+        &[
+            "run",
+            "-d",
+            "--name",
+            &name,
+            "-v",
+            &format!("{}:/app", t.s()),
+            tb.image(),
+            "sleep",
+            "60",
+        ],
+    );
+    assert!(!out.status.success(), "created without SFTP");
+    let err = stderr(&out);
+    assert!(
+        err.contains("no SFTP subsystem") && err.contains("Subsystem sftp"),
+        "{err}"
+    );
+    assert_eq!(
+        err.trim().lines().count(),
+        3,
+        "one line and docker's hint: {err}"
+    );
+    assert_not_created(&name);
+    // the rest of the API is unaffected
+    ok(docker_at(&a.host, &["ps"]));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_rejected_create_leaves_no_replica() {
+    let _turn = turn();
+    let tb = testbed();
+    let a = agent();
+    let t = Tree::new("rejected");
+    t.write("a.txt", "a\n");
+    let name = unique("rejected");
+    // the daemon refuses the create: there is no such image (and no registry)
+    let out = docker_at(
+        &a.host,
+        &[
+            "create",
+            "--pull",
+            "never",
+            "--name",
+            &name,
+            "-v",
+            &format!("{}:/app", t.s()),
+            "berth-test/no-such-image:never",
+        ],
+    );
+    assert!(!out.status.success(), "created: {}", stderr(&out));
+    assert!(stderr(&out).contains("No such image"), "{}", stderr(&out));
+    let leaf = t.path().file_name().unwrap().to_str().unwrap().to_string();
+    let mounts_dir = Path::new(&std::env::var("HOME").unwrap()).join(".cache/berth/mounts");
+    let t0 = Instant::now();
+    loop {
+        let in_status = mounts(a.port())
+            .iter()
+            .any(|m| m["local"] == t.s().as_str());
+        let on_disk: Vec<String> = std::fs::read_dir(&mounts_dir)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .flat_map(|machine| {
+                std::fs::read_dir(machine.path())
+                    .into_iter()
+                    .flatten()
+                    .flatten()
+            })
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with(&format!("{leaf}-")))
+            .collect();
+        if !in_status && on_disk.is_empty() {
+            break;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "replica left behind (status: {in_status}, on the remote: {on_disk:?})"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = tb;
+}

@@ -126,6 +126,15 @@ impl Drop for AgentProc {
 }
 
 /// The standard arguments for the Linux-like remote, plus `extra`.
+/// A local port that is free right now.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
 pub fn default_args(tb: &Testbed) -> Vec<String> {
     vec![
         "--remote".into(),

@@ -78,7 +78,7 @@ pub async fn forward(
         _ => intercept::route(req.method(), req.uri().path()),
     };
     // ports picked for a create stay held until its answer is back
-    let (req, _reserved) = match route {
+    let (req, hold) = match route {
         Route::Create => match intercept::rewrite_create(req, ctx).await {
             Ok((req, reserved)) => (req, Some(reserved)),
             Err(refusal) => return refusal,
@@ -95,7 +95,12 @@ pub async fn forward(
         }
     };
     let mut resp = match sender.send_request(req).await {
-        Ok(r) => r,
+        Ok(r) => {
+            if let Some(hold) = hold {
+                hold.answered(r.status().is_success());
+            }
+            r
+        }
         Err(e) => {
             up.sender = None;
             ctx.status.counters.upstream_errors.fetch_add(1, Relaxed);

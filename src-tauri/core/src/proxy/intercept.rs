@@ -12,6 +12,7 @@ use super::reply::{docker_error, ProxyBody};
 use super::ProxyCtx;
 use crate::portfwd::{PortForwarding, Reservations};
 use crate::ports::{self, PortError, PortKey};
+use crate::sync::manager::PreparedMounts;
 
 /// Create bodies and rewritten answers are read whole, up to this size.
 const MAX_JSON: usize = 16 * 1024 * 1024;
@@ -78,7 +79,7 @@ fn with_body(mut parts: http::request::Parts, bytes: Bytes) -> http::Request<Pro
 pub async fn rewrite_create(
     req: http::Request<Incoming>,
     ctx: &ProxyCtx,
-) -> Result<(http::Request<ProxyBody>, Reservations), http::Response<ProxyBody>> {
+) -> Result<(http::Request<ProxyBody>, CreateHold), http::Response<ProxyBody>> {
     let (parts, body) = req.into_parts();
     let bytes = Limited::new(body, MAX_JSON)
         .collect()
@@ -92,21 +93,48 @@ pub async fn rewrite_create(
         .to_bytes();
     let Ok(mut value) = serde_json::from_slice::<Value>(&bytes) else {
         // not JSON: the daemon gives its own answer
-        return Ok((with_body(parts, bytes), Reservations::default()));
+        return Ok((with_body(parts, bytes), CreateHold::default()));
     };
     let mut reservations = Reservations::default();
     if let Some(pf) = &ctx.ports {
         value = plan_ports(value, ctx, pf, &mut reservations).await?;
     }
+    let mut mounts = None;
     if let Some(sync) = &ctx.sync {
         match sync.prepare_create(&value).await {
-            Ok(Some(rewritten)) => value = rewritten,
+            Ok(Some((rewritten, prepared))) => {
+                value = rewritten;
+                mounts = Some(prepared);
+            }
             Ok(None) => {}
             Err(e) => return Err(docker_error(StatusCode::INTERNAL_SERVER_ERROR, e)),
         }
     }
     let bytes = serde_json::to_vec(&value).map(Bytes::from).unwrap_or(bytes);
-    Ok((with_body(parts, bytes), reservations))
+    Ok((
+        with_body(parts, bytes),
+        CreateHold {
+            _reserved: reservations,
+            mounts,
+        },
+    ))
+}
+
+/// What a create holds until the daemon answers it: the local ports picked
+/// for it (released when dropped) and the replicas made for it.
+#[derive(Default)]
+pub struct CreateHold {
+    _reserved: Reservations,
+    mounts: Option<PreparedMounts>,
+}
+
+impl CreateHold {
+    /// The daemon answered: replicas made for a refused create are retired.
+    pub fn answered(mut self, created: bool) {
+        if let Some(m) = self.mounts.take() {
+            m.answered(created);
+        }
+    }
 }
 
 async fn plan_ports(

@@ -39,12 +39,13 @@ const STDERR_CAP: usize = 4096;
 
 /// What an exec channel's command said besides its stdout.
 #[derive(Clone, Default)]
-pub struct ExecReport(Arc<Mutex<ExecReportInner>>);
+pub struct ExecReport(Arc<Mutex<ExecReportInner>>, Arc<tokio::sync::Notify>);
 
 #[derive(Default)]
 struct ExecReportInner {
     stderr: Vec<u8>,
     exit_status: Option<u32>,
+    closed: bool,
 }
 
 impl ExecReport {
@@ -59,6 +60,35 @@ impl ExecReport {
         if let Ok(mut r) = self.0.lock() {
             r.exit_status = Some(status);
         }
+    }
+
+    fn set_closed(&self) {
+        if let Ok(mut r) = self.0.lock() {
+            r.closed = true;
+        }
+        self.1.notify_waiters();
+    }
+
+    /// The command's exit status once the channel has closed (the server
+    /// sends it after the output's EOF), or `None` if it never said.
+    pub async fn exit_status(&self) -> Option<u32> {
+        loop {
+            let closed = self.1.notified();
+            match self.0.lock() {
+                Ok(r) if r.closed => return r.exit_status,
+                Ok(_) => {}
+                Err(_) => return None,
+            }
+            closed.await;
+        }
+    }
+
+    /// What the command wrote to stderr (the first few KiB).
+    pub fn stderr(&self) -> String {
+        self.0
+            .lock()
+            .map(|r| String::from_utf8_lossy(&r.stderr).into_owned())
+            .unwrap_or_default()
     }
 
     /// One line for an error message, e.g. `exit 127: sh: docker: not found`;
@@ -214,6 +244,7 @@ impl Pump {
             }
         }
         let _ = self.data_tx.send(Chunk::Eof);
+        self.report.set_closed();
         let _ = self.write_half.close().await;
     }
 

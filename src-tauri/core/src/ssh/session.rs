@@ -210,6 +210,12 @@ impl SshSession {
                         reason: format!("{reason:?}"),
                     })
                 }
+                Err(russh::Error::RequestDenied) => {
+                    return Err(SshError::ChannelRefused {
+                        target: target.to_string(),
+                        reason: "the server refused the request".into(),
+                    })
+                }
                 Err(e) if attempt == 0 => {
                     tracing::warn!("opening a channel to {target} failed ({e}); reconnecting");
                     if let Some(live) = self.live.lock().await.take() {
@@ -276,8 +282,27 @@ impl SshSession {
         self.open(&format!("subsystem {name}"), move |h| {
             let name = name.clone();
             async move {
-                let ch = h.0.channel_open_session().await?;
+                let mut ch = h.0.channel_open_session().await?;
                 ch.request_subsystem(true, name).await?;
+                // wait for the answer: a refused subsystem would otherwise
+                // look like a server that never speaks
+                let answer = tokio::time::timeout(Duration::from_secs(15), async {
+                    loop {
+                        match ch.wait().await {
+                            Some(russh::ChannelMsg::Success) => return Ok(()),
+                            Some(russh::ChannelMsg::Failure) => {
+                                return Err(russh::Error::RequestDenied)
+                            }
+                            Some(russh::ChannelMsg::Close | russh::ChannelMsg::Eof) | None => {
+                                return Err(russh::Error::RequestDenied)
+                            }
+                            Some(_) => {}
+                        }
+                    }
+                });
+                answer
+                    .await
+                    .map_err(|_| russh::Error::ConnectionTimeout)??;
                 Ok(ch)
             }
         })

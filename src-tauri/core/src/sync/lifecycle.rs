@@ -101,7 +101,7 @@ impl SyncManager {
             kind,
             replica: replica_path(&root, path),
         };
-        self.adopt(source).await
+        self.adopt(source, false).await
     }
 
     /// Container `id` is gone: replicas it was the last user of retire.
@@ -129,7 +129,7 @@ impl SyncManager {
     }
 
     /// Stops the replica's watcher and, unless kept, removes it remotely.
-    async fn retire(&self, rep: &Replica) {
+    pub(super) async fn retire(&self, rep: &Replica) {
         if let Ok(mut w) = rep.watcher.lock() {
             w.take();
         }
@@ -150,6 +150,7 @@ impl SyncManager {
                 &rep.source.replica,
                 &ops,
                 Write::Replace,
+                &rep.progress,
             )
             .await;
             if let Some(e) = failed {

@@ -9,6 +9,7 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -19,8 +20,11 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::binds::{plan_binds, BindOptions, LocalKind, SyncSource};
+use super::progress::Progress;
 use super::replica::{self, Applied};
+use super::tarball;
 use super::tree::{self, Manifest};
+use super::verify;
 use super::SyncError;
 use crate::ssh::SshSession;
 use crate::upstream::Upstream;
@@ -70,6 +74,10 @@ pub(super) struct Replica {
     /// The tree as the replica holds it after the last completed sync.
     pub(super) manifest: tokio::sync::Mutex<Manifest>,
     state: Mutex<ReplicaState>,
+    /// Creates prepared with it whose answer has not come back yet.
+    pub(super) preparing: AtomicUsize,
+    /// Files and bytes of the sync under way, and changes waiting for the next.
+    pub(super) progress: Arc<Progress>,
     /// Containers using it (ids), from the create events and the label.
     pub(super) containers: Mutex<std::collections::HashSet<String>>,
     /// Set once a container used it: only then may its last one retire it
@@ -108,6 +116,33 @@ pub struct SyncManager {
     pub(super) replicas: tokio::sync::Mutex<HashMap<PathBuf, Arc<Replica>>>,
     pub(super) view: Mutex<Vec<Arc<Replica>>>,
     shutdown: CancellationToken,
+}
+
+/// The replicas a create body was rewritten to use. Tell it whether the
+/// daemon created the container ([`PreparedMounts::answered`]); dropped
+/// unanswered, the outcome is unknown and the replicas stay.
+pub struct PreparedMounts {
+    manager: Arc<SyncManager>,
+    paths: Vec<PathBuf>,
+    outcome: Option<bool>,
+}
+
+impl PreparedMounts {
+    /// Records the daemon's answer to the create.
+    pub fn answered(mut self, created: bool) {
+        self.outcome = Some(created);
+    }
+}
+
+impl Drop for PreparedMounts {
+    fn drop(&mut self) {
+        let manager = self.manager.clone();
+        let paths = std::mem::take(&mut self.paths);
+        let created = self.outcome.unwrap_or(true);
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            rt.spawn(async move { manager.create_answered(paths, created).await });
+        }
+    }
 }
 
 impl SyncManager {
@@ -155,7 +190,7 @@ impl SyncManager {
     pub async fn prepare_create(
         self: &Arc<Self>,
         body: &Value,
-    ) -> Result<Option<Value>, SyncError> {
+    ) -> Result<Option<(Value, PreparedMounts)>, SyncError> {
         // cheap check first: no SFTP session for creates without local binds
         let mut local_kind = |p: &Path| match std::fs::metadata(p) {
             Ok(m) if m.is_dir() => Some(LocalKind::Dir),
@@ -179,9 +214,18 @@ impl SyncManager {
             owner: self.owner.clone(),
             paths: plan.syncs.iter().map(|s| s.local.clone()).collect(),
         };
+        // a preparation that fails sends no create: what it made is not needed
+        let mut prepared = PreparedMounts {
+            manager: self.clone(),
+            paths: Vec::new(),
+            outcome: Some(false),
+        };
         for source in plan.syncs {
+            let path = source.local.clone();
             self.ensure(source).await?;
+            prepared.paths.push(path);
         }
+        prepared.outcome = None;
         // which sources the container uses, so a restarted agent finds them again
         let mut body = plan.body;
         if let Some(obj) = body.as_object_mut() {
@@ -193,17 +237,55 @@ impl SyncManager {
                 l.insert(MOUNTS_LABEL.into(), json!(label).to_string().into());
             }
         }
-        Ok(Some(body))
+        Ok(Some((body, prepared)))
+    }
+
+    /// A create using `paths` was answered: a replica made for a rejected
+    /// create that nothing else uses is retired (it would linger otherwise).
+    async fn create_answered(&self, paths: Vec<PathBuf>, created: bool) {
+        let mut retiring = Vec::new();
+        {
+            let mut all = self.replicas.lock().await;
+            for p in &paths {
+                let Some(rep) = all.get(p) else { continue };
+                let was = rep
+                    .preparing
+                    .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1))
+                    .unwrap_or(0);
+                let left = was.saturating_sub(1);
+                let unused = rep.containers.lock().map(|c| c.is_empty()).unwrap_or(false);
+                if !created && left == 0 && unused && !rep.attached_once.load(Ordering::Acquire) {
+                    if let Some(rep) = all.remove(p) {
+                        retiring.push(rep);
+                    }
+                }
+            }
+            self.publish(&all);
+        }
+        for rep in retiring {
+            self.retire(&rep).await;
+        }
     }
 
     /// Brings the source's replica up to date, creating it and its watcher
     /// on first use.
     async fn ensure(self: &Arc<Self>, source: SyncSource) -> Result<(), SyncError> {
         let existing = self.replicas.lock().await.get(&source.local).cloned();
-        match existing {
-            Some(rep) => self.sync_now(&rep).await.map(|_| ()),
-            None => self.adopt(source).await.map(|_| ()),
-        }
+        let rep = match existing {
+            Some(rep) => {
+                // counted before its sync, so a failed create elsewhere cannot retire it meanwhile
+                rep.preparing.fetch_add(1, Ordering::AcqRel);
+                if let Err(e) = self.sync_now(&rep).await {
+                    rep.preparing.fetch_sub(1, Ordering::AcqRel);
+                    return Err(e);
+                }
+                rep
+            }
+            // counted as it becomes known, before anyone could retire it
+            None => self.adopt(source, true).await?,
+        };
+        let _ = rep;
+        Ok(())
     }
 
     /// Makes a replica known: reads the manifest the remote kept, syncs the
@@ -211,6 +293,7 @@ impl SyncManager {
     pub(super) async fn adopt(
         self: &Arc<Self>,
         source: SyncSource,
+        for_create: bool,
     ) -> Result<Arc<Replica>, SyncError> {
         let (sftp, _) = self.sftp().await?;
         let known = replica::read_manifest(&sftp, &source.replica)
@@ -223,6 +306,8 @@ impl SyncManager {
                 phase: "initial sync",
                 ..Default::default()
             }),
+            preparing: Default::default(),
+            progress: Default::default(),
             containers: Default::default(),
             attached_once: Default::default(),
             watcher: Mutex::new(None),
@@ -231,6 +316,9 @@ impl SyncManager {
         self.start_watching(&rep);
         let mut all = self.replicas.lock().await;
         let rep = all.entry(source.local.clone()).or_insert(rep).clone();
+        if for_create {
+            rep.preparing.fetch_add(1, Ordering::AcqRel);
+        }
         self.publish(&all);
         Ok(rep)
     }
@@ -257,6 +345,8 @@ impl SyncManager {
         };
         let ignores = self.opts.ignores.clone();
         let ignore_git = !self.opts.include_git;
+        // the scan below sees every change reported until now
+        rep.progress.take_pending();
         // a vanished root is refused before anything else looks at it
         if !root.exists() {
             let err = tree::safety_check(false, &Manifest::new(), &manifest)
@@ -278,15 +368,29 @@ impl SyncManager {
             let local = local?;
             tree::safety_check(root.exists(), &local, &manifest)
                 .map_err(|e| tree::with_local(e, &root))?;
-            let ops = tree::diff(&local, &manifest);
+            let first = manifest.is_empty();
+            let mut ops = tree::diff(&local, &manifest);
+            if !first {
+                ops = verify::drop_unchanged(&self.ssh, &base, &src.replica, ops, &manifest).await;
+            }
             let (sftp, _) = self.sftp().await?;
+            rep.progress.begin(&ops);
+            if !first && !ops.is_empty() {
+                self.set_phase(rep, "syncing");
+            }
             let how = match src.kind {
-                // nothing uses a replica before its first sync completes
-                LocalKind::Dir if manifest.is_empty() => replica::Write::Direct,
                 LocalKind::Dir => replica::Write::Replace,
                 LocalKind::File => replica::Write::InPlace,
             };
-            let (applied, failed) = replica::apply(&sftp, &base, &src.replica, &ops, how).await;
+            let progress = &rep.progress;
+            let (applied, failed) = match src.kind {
+                // nothing uses a replica before its first sync completes
+                LocalKind::Dir if first => {
+                    tarball::apply_first(&self.ssh, &sftp, &base, &src.replica, &ops, progress)
+                        .await
+                }
+                _ => replica::apply(&sftp, &base, &src.replica, &ops, how, progress).await,
+            };
             if let Some(e) = failed {
                 // keep exactly what took effect, so the retry redoes the rest
                 let partial = tree::after_ops(&manifest, &local, &ops, &applied.done);
@@ -294,7 +398,8 @@ impl SyncManager {
                 *manifest = partial;
                 return Err(e);
             }
-            if !ops.is_empty() {
+            // also when only mtimes moved (verified unchanged): not re-checked next time
+            if !ops.is_empty() || local != *manifest {
                 replica::write_manifest(&sftp, &src.replica, &local).await?;
             }
             Ok::<_, SyncError>((applied, local))
@@ -341,6 +446,12 @@ impl SyncManager {
         out
     }
 
+    fn set_phase(&self, rep: &Replica, phase: &'static str) {
+        if let Ok(mut st) = rep.state.lock() {
+            st.phase = phase;
+        }
+    }
+
     pub(super) fn record_error(&self, rep: &Replica, e: &SyncError) {
         if let Ok(mut st) = rep.state.lock() {
             st.phase = "error";
@@ -363,6 +474,7 @@ impl SyncManager {
                 RecursiveMode::NonRecursive,
             ),
         };
+        let pending = rep.progress.clone();
         let debouncer = notify_debouncer_full::new_debouncer_opt::<
             _,
             notify::RecommendedWatcher,
@@ -375,10 +487,13 @@ impl SyncManager {
                 let changed = match &res {
                     Ok(events) => events
                         .iter()
-                        .any(|e| !matches!(e.kind, notify::EventKind::Access(_))),
-                    Err(_) => true,
+                        .filter(|e| !matches!(e.kind, notify::EventKind::Access(_)))
+                        .map(|e| e.paths.len().max(1) as u64)
+                        .sum(),
+                    Err(_) => 1,
                 };
-                if changed {
+                if changed > 0 {
+                    pending.add_pending(changed);
                     let _ = tx.send(res);
                 }
             },
@@ -465,6 +580,8 @@ impl SyncManager {
                         "remote": r.source.replica,
                         "containers": containers,
                         "state": st.phase,
+                        "progress": r.progress.to_json(),
+                        "pending_changes": r.progress.pending.load(std::sync::atomic::Ordering::Relaxed),
                         "error": st.error,
                         "files": st.files,
                         "bytes": st.bytes,

@@ -7,8 +7,11 @@
 pub mod binds;
 pub mod lifecycle;
 pub mod manager;
+pub mod progress;
 pub mod replica;
+pub mod tarball;
 pub mod tree;
+pub mod verify;
 
 pub use lifecycle::SyncEvents;
 pub use manager::SyncManager;
@@ -56,7 +59,11 @@ impl SyncError {
         let lower = reason.to_lowercase();
         let hint = if lower.contains("permission") {
             "; make the mounts root writable by the SSH user, or choose another mounts root"
-        } else if lower.contains("space") || lower.contains("quota") || lower.contains("failure") {
+        } else if ["space", "quota", "failure", "wrote only"]
+            .iter()
+            .any(|m| lower.contains(m))
+        {
+            // "wrote only N of M bytes": tar's word for a write the disk cut short
             "; the remote disk may be full: free space there"
         } else {
             ""

@@ -12,6 +12,7 @@ use russh_sftp::client::SftpSession;
 use russh_sftp::protocol::{FileAttributes, OpenFlags};
 use tokio::io::AsyncWriteExt;
 
+use super::progress::Progress;
 use super::tree::{Manifest, Op};
 use super::SyncError;
 use crate::ssh::SshSession;
@@ -23,7 +24,10 @@ const FILES_IN_FLIGHT: usize = 64;
 
 /// Opens an SFTP session on the SSH session.
 pub async fn connect(ssh: &SshSession) -> Result<Arc<SftpSession>, SyncError> {
-    let io = ssh.open_subsystem("sftp").await?;
+    let io = ssh.open_subsystem("sftp").await.map_err(|e| match e {
+        crate::ssh::SshError::ChannelRefused { reason, .. } => SyncError::NoSftp { reason },
+        other => other.into(),
+    })?;
     let report = io.report();
     let config = russh_sftp::client::Config {
         request_timeout_secs: 60,
@@ -76,7 +80,9 @@ fn manifest_path(replica_dir: &str) -> String {
 /// The manifest stored with the replica by the last completed sync.
 pub async fn read_manifest(sftp: &SftpSession, replica_dir: &str) -> Option<Manifest> {
     let bytes = sftp.read(manifest_path(replica_dir)).await.ok()?;
-    serde_json::from_slice(&bytes).ok()
+    let parsed: Manifest = serde_json::from_slice(&bytes).ok()?;
+    // rebuilt in bulk: parsing inserts one by one and leaves nodes half full
+    Some(parsed.into_iter().collect())
 }
 
 /// Records what the replica now holds (written last: a sync cut short
@@ -138,14 +144,23 @@ pub async fn apply(
     replica_dir: &str,
     ops: &[Op],
     how: Write,
+    progress: &Arc<Progress>,
 ) -> (Applied, Option<SyncError>) {
     let mut applied = Applied {
         done: vec![false; ops.len()],
         ..Default::default()
     };
-    let err = apply_ops(sftp, local_base, replica_dir, ops, how, &mut applied)
-        .await
-        .err();
+    let err = apply_ops(
+        sftp,
+        local_base,
+        replica_dir,
+        ops,
+        how,
+        progress,
+        &mut applied,
+    )
+    .await
+    .err();
     (applied, err)
 }
 
@@ -155,6 +170,7 @@ async fn apply_ops(
     replica_dir: &str,
     ops: &[Op],
     how: Write,
+    progress: &Arc<Progress>,
     applied: &mut Applied,
 ) -> Result<(), SyncError> {
     let remote = |rel: &str| format!("{}/{}", replica_dir.trim_end_matches('/'), rel);
@@ -185,7 +201,7 @@ async fn apply_ops(
                 puts.push((i, (local_base.join(path), remote(path), *exec, how)))
             }
             Op::Symlink { path, target } => {
-                flush_puts(sftp, &mut puts, applied).await?;
+                flush_puts(sftp, &mut puts, progress, applied).await?;
                 let p = remote(path);
                 let _ = sftp.remove_file(p.clone()).await;
                 // OpenSSH's sftp-server takes SYMLINK's arguments in the reverse order
@@ -196,7 +212,7 @@ async fn apply_ops(
                 applied.done[i] = true;
             }
             Op::Remove(_) | Op::Rmdir(_) => {
-                flush_puts(sftp, &mut puts, applied).await?;
+                flush_puts(sftp, &mut puts, progress, applied).await?;
                 removals.push(i);
                 let next_is_removal = matches!(ops.get(i + 1), Some(Op::Remove(_) | Op::Rmdir(_)));
                 if !next_is_removal {
@@ -212,7 +228,7 @@ async fn apply_ops(
             }
         }
     }
-    flush_puts(sftp, &mut puts, applied).await
+    flush_puts(sftp, &mut puts, progress, applied).await
 }
 
 /// Runs `job` on every `(op index, item)`, `FILES_IN_FLIGHT` at once, and
@@ -338,20 +354,22 @@ type PutJob = (PathBuf, String, bool, Write);
 async fn flush_puts(
     sftp: &Arc<SftpSession>,
     puts: &mut Vec<(usize, PutJob)>,
+    progress: &Arc<Progress>,
     applied: &mut Applied,
 ) -> Result<(), SyncError> {
     if puts.is_empty() {
         return Ok(());
     }
-    let results =
-        in_flight(
-            sftp,
-            std::mem::take(puts),
-            |sftp, (local, remote, exec, how)| async move {
-                put(&sftp, &local, &remote, exec, how).await
-            },
-        )
-        .await;
+    let results = in_flight(
+        sftp,
+        std::mem::take(puts),
+        |sftp, (local, remote, exec, how)| async move {
+            let bytes = put(&sftp, &local, &remote, exec, how).await?;
+            progress.file_done(bytes);
+            Ok(bytes)
+        },
+    )
+    .await;
     settle(results, applied, |a, bytes| {
         a.bytes += bytes;
         a.files += 1;

@@ -1,0 +1,92 @@
+//! Live counters of one replica's sync, shared between the code moving the
+//! files, the watcher and the status endpoint. Counters only: nothing here
+//! decides anything, so relaxed atomics are enough.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use serde_json::{json, Value};
+
+use super::tree::Op;
+
+/// What the current (or last) sync of a replica has to move and has moved,
+/// and how many local changes wait for the next one.
+#[derive(Debug, Default)]
+pub struct Progress {
+    pub files_total: AtomicU64,
+    pub bytes_total: AtomicU64,
+    pub files_done: AtomicU64,
+    pub bytes_done: AtomicU64,
+    /// Paths the watcher reported since the current sync started its scan.
+    pub pending: AtomicU64,
+}
+
+impl Progress {
+    /// Starts counting a sync that will apply `ops`.
+    pub fn begin(&self, ops: &[Op]) {
+        let (files, bytes) = ops.iter().fold((0, 0), |(f, b), op| match op {
+            Op::Put { size, .. } => (f + 1, b + size),
+            _ => (f, b),
+        });
+        self.files_total.store(files, Ordering::Relaxed);
+        self.bytes_total.store(bytes, Ordering::Relaxed);
+        self.files_done.store(0, Ordering::Relaxed);
+        self.bytes_done.store(0, Ordering::Relaxed);
+    }
+
+    /// Counts one file that landed.
+    pub fn file_done(&self, bytes: u64) {
+        self.files_done.fetch_add(1, Ordering::Relaxed);
+        self.bytes_done.fetch_add(bytes, Ordering::Relaxed);
+    }
+
+    /// A scan is about to start: everything reported so far will be in it.
+    pub fn take_pending(&self) -> u64 {
+        self.pending.swap(0, Ordering::Relaxed)
+    }
+
+    pub fn add_pending(&self, paths: u64) {
+        self.pending.fetch_add(paths, Ordering::Relaxed);
+    }
+
+    /// `{"files_done", "files_total", "bytes_done", "bytes_total"}`.
+    pub fn to_json(&self) -> Value {
+        json!({
+            "files_done": self.files_done.load(Ordering::Relaxed),
+            "files_total": self.files_total.load(Ordering::Relaxed),
+            "bytes_done": self.bytes_done.load(Ordering::Relaxed),
+            "bytes_total": self.bytes_total.load(Ordering::Relaxed),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_files_and_bytes_of_puts_only() {
+        let p = Progress::default();
+        p.begin(&[
+            Op::Mkdir("d".into()),
+            Op::Put {
+                path: "d/a".into(),
+                size: 10,
+                exec: false,
+            },
+            Op::Put {
+                path: "b".into(),
+                size: 5,
+                exec: true,
+            },
+            Op::Remove("c".into()),
+        ]);
+        p.file_done(10);
+        assert_eq!(
+            p.to_json(),
+            json!({"files_done": 1, "files_total": 2, "bytes_done": 10, "bytes_total": 15})
+        );
+        p.add_pending(3);
+        assert_eq!(p.take_pending(), 3);
+        assert_eq!(p.take_pending(), 0);
+    }
+}
