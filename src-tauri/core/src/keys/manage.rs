@@ -2,9 +2,11 @@
 //! [`SecretStore`].
 //!
 //! Layout in the store (service `dev.berth`): account `key/<name>` holds the
-//! private key as unencrypted OpenSSH PEM text; account `index` holds a JSON
-//! list of the key names and their public `authorized_keys` lines, so keys can
-//! be listed without reading a private key.
+//! private key as unencrypted OpenSSH PEM text, `pub/<name>` its public
+//! `authorized_keys` line (so keys are listed without reading a private key),
+//! and `index` a JSON list of the key names. Each entry stays small: Windows
+//! limits one secret to 2560 bytes, which an ed25519, ecdsa or RSA-2048 key
+//! fits (an RSA-4096 key does not: [`KeysError::TooLarge`]).
 //!
 //! An imported key that was encrypted is decrypted once, with the passphrase
 //! the user gave, and stored re-encoded without encryption: the keychain is
@@ -24,6 +26,7 @@ use super::store::SecretStore;
 use super::{validate_id, KeysError};
 
 const KEY_PREFIX: &str = "key/";
+const PUB_PREFIX: &str = "pub/";
 const INDEX: &str = "index";
 
 /// Serialises the read-modify-write of the index within this process.
@@ -72,13 +75,6 @@ impl PublicKeyInfo {
     }
 }
 
-#[derive(Serialize, Deserialize)]
-struct IndexEntry {
-    id: String,
-    /// The `authorized_keys` line (public key and comment).
-    public: String,
-}
-
 /// Generates a new ed25519 key named `id`, stores its private key in `store`
 /// and returns its public side. `comment` may be empty (then `berth:<id>`).
 pub fn generate_ed25519<S: SecretStore + ?Sized>(
@@ -112,32 +108,35 @@ pub fn import_private_key<S: SecretStore + ?Sized>(
 
 /// The keys in `store`, sorted by name.
 pub fn list<S: SecretStore + ?Sized>(store: &S) -> Result<Vec<PublicKeyInfo>, KeysError> {
-    let mut keys = read_index(store)?
-        .iter()
-        .map(|e| {
-            let public = PublicKey::from_openssh(&e.public).map_err(|err| KeysError::Corrupt {
-                key: e.id.clone(),
-                reason: format!("its public key does not parse: {err}"),
-            })?;
-            PublicKeyInfo::new(&e.id, &public)
-        })
-        .collect::<Result<Vec<_>, _>>()?;
+    let mut keys = Vec::new();
+    for id in read_index(store)? {
+        let public = match store.get(&format!("{PUB_PREFIX}{id}"))? {
+            Some(line) => PublicKey::from_openssh(&line).map_err(|e| KeysError::Corrupt {
+                key: id.clone(),
+                reason: format!("its public key does not parse: {e}"),
+            })?,
+            // Lost its public entry: the private key still knows it.
+            None => load_private_key(store, &id)?.public_key().clone(),
+        };
+        keys.push(PublicKeyInfo::new(&id, &public)?);
+    }
     keys.sort_by(|a, b| a.id.cmp(&b.id));
     Ok(keys)
 }
 
-/// Deletes key `id` (its private key and its index entry).
+/// Deletes key `id` (its private key, public key and index entry).
 pub fn delete<S: SecretStore + ?Sized>(store: &S, id: &str) -> Result<(), KeysError> {
     validate_id(id)?;
     let _guard = INDEX_LOCK.lock().unwrap_or_else(|p| p.into_inner());
     let mut index = read_index(store)?;
     let before = index.len();
-    index.retain(|e| e.id != id);
+    index.retain(|e| e != id);
     let listed = index.len() != before;
     if listed {
         write_index(store, &index)?;
     }
     let stored = store.delete(&account(id))?;
+    store.delete(&format!("{PUB_PREFIX}{id}"))?;
     if listed || stored {
         Ok(())
     } else {
@@ -258,25 +257,27 @@ fn save<S: SecretStore + ?Sized>(
     let pem = key.to_openssh(LineEnding::LF).map_err(internal)?;
     let _guard = INDEX_LOCK.lock().unwrap_or_else(|p| p.into_inner());
     let mut index = read_index(store)?;
-    if index.iter().any(|e| e.id == id) || store.get(&account(id))?.is_some() {
+    if index.iter().any(|e| e == id) || store.get(&account(id))?.is_some() {
         return Err(KeysError::Exists {
             key: id.to_string(),
         });
     }
-    store.set(&account(id), &pem)?;
-    index.push(IndexEntry {
-        id: id.to_string(),
-        public: info.authorized_keys_line.clone(),
-    });
-    if let Err(e) = write_index(store, &index) {
+    let public = format!("{PUB_PREFIX}{id}");
+    index.push(id.to_string());
+    let stored = store
+        .set(&account(id), &pem)
+        .and_then(|()| store.set(&public, &info.authorized_keys_line))
+        .and_then(|()| write_index(store, &index));
+    if let Err(e) = stored {
         // Leave no unlisted private key behind.
         let _ = store.delete(&account(id));
+        let _ = store.delete(&public);
         return Err(e);
     }
     Ok(info)
 }
 
-fn read_index<S: SecretStore + ?Sized>(store: &S) -> Result<Vec<IndexEntry>, KeysError> {
+fn read_index<S: SecretStore + ?Sized>(store: &S) -> Result<Vec<String>, KeysError> {
     match store.get(INDEX)? {
         None => Ok(Vec::new()),
         Some(text) => serde_json::from_str(&text).map_err(|e| KeysError::Corrupt {
@@ -286,7 +287,7 @@ fn read_index<S: SecretStore + ?Sized>(store: &S) -> Result<Vec<IndexEntry>, Key
     }
 }
 
-fn write_index<S: SecretStore + ?Sized>(store: &S, index: &[IndexEntry]) -> Result<(), KeysError> {
+fn write_index<S: SecretStore + ?Sized>(store: &S, index: &[String]) -> Result<(), KeysError> {
     store.set(INDEX, &serde_json::to_string(index).map_err(internal)?)
 }
 

@@ -54,10 +54,13 @@ fn generate_then_load_gives_the_same_key() {
         info.fingerprint
     );
     assert_eq!(list(&store).unwrap(), vec![info.clone()]);
-    // Only the key and the index are stored; the index has no private part.
-    assert_eq!(store.accounts(), vec!["index", "key/work"]);
-    let index = store.get("index").unwrap().unwrap();
-    assert!(!index.contains("PRIVATE KEY"), "{}", index.as_str());
+    // The private key, its public line and the index of names.
+    assert_eq!(store.accounts(), vec!["index", "key/work", "pub/work"]);
+    assert_eq!(store.get("index").unwrap().unwrap().as_str(), r#"["work"]"#);
+    assert_eq!(
+        store.get("pub/work").unwrap().unwrap().as_str(),
+        info.authorized_keys_line
+    );
     let (label, auth) = load_for_auth(&store, "work").unwrap();
     assert_eq!(label, "keychain key \"work\"");
     assert_eq!(auth.public_key(), key.public_key());
@@ -222,6 +225,10 @@ fn damaged_entries_are_named() {
     store.set("key/bad", "not a key").unwrap();
     let e = load_private_key(&store, "bad").unwrap_err();
     assert!(matches!(e, KeysError::Corrupt { .. }), "{e}");
+    // A key whose public entry is lost is listed from its private key.
+    let info = generate_ed25519(&store, "good", "").unwrap();
+    store.delete("pub/good").unwrap();
+    assert_eq!(list(&store).unwrap(), vec![info]);
     store.set("index", "{").unwrap();
     assert!(matches!(
         list(&store).unwrap_err(),
@@ -236,4 +243,43 @@ fn install_command_quotes_the_line() {
     let cmd = info.install_command();
     assert!(cmd.contains("'\\''s me"), "{cmd}");
     assert!(cmd.ends_with(">> ~/.ssh/authorized_keys"), "{cmd}");
+}
+
+/// A store whose `set` of one account fails as a dead keychain would.
+struct FailingSet {
+    inner: MemoryStore,
+    account: &'static str,
+}
+
+impl SecretStore for FailingSet {
+    fn service(&self) -> &str {
+        self.inner.service()
+    }
+    fn get(&self, account: &str) -> Result<Option<Zeroizing<String>>, KeysError> {
+        self.inner.get(account)
+    }
+    fn set(&self, account: &str, secret: &str) -> Result<(), KeysError> {
+        if account == self.account {
+            return Err(KeysError::NoKeychain {
+                reason: "gone".into(),
+            });
+        }
+        self.inner.set(account, secret)
+    }
+    fn delete(&self, account: &str) -> Result<bool, KeysError> {
+        self.inner.delete(account)
+    }
+}
+
+#[test]
+fn a_failed_save_leaves_nothing_behind() {
+    for account in ["index", "pub/k", "key/k"] {
+        let store = FailingSet {
+            inner: MemoryStore::new(),
+            account,
+        };
+        let e = generate_ed25519(&store, "k", "").unwrap_err();
+        assert!(matches!(e, KeysError::NoKeychain { .. }), "{account}: {e}");
+        assert!(store.inner.accounts().is_empty(), "{account}");
+    }
 }

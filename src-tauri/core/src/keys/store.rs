@@ -93,16 +93,25 @@ impl SecretStore for KeyringStore {
     }
 
     fn get(&self, account: &str) -> Result<Option<Zeroizing<String>>, KeysError> {
-        match self.entry(account)?.get_password() {
-            Ok(s) => Ok(Some(Zeroizing::new(s))),
+        match self.entry(account)?.get_secret() {
+            Ok(bytes) => match String::from_utf8(bytes) {
+                Ok(s) => Ok(Some(Zeroizing::new(s))),
+                Err(e) => {
+                    drop(Zeroizing::new(e.into_bytes()));
+                    Err(map_error(account, keyring::Error::BadEncoding(Vec::new())))
+                }
+            },
             Err(keyring::Error::NoEntry) => Ok(None),
             Err(e) => Err(map_error(account, e)),
         }
     }
 
+    /// Stored as UTF-8 bytes (`set_secret`), not as a keyring "password":
+    /// Windows would store a password as UTF-16 and so halve the room its
+    /// Credential Manager gives one secret (2560 bytes).
     fn set(&self, account: &str, secret: &str) -> Result<(), KeysError> {
         self.entry(account)?
-            .set_password(secret)
+            .set_secret(secret.as_bytes())
             .map_err(|e| map_error(account, e))
     }
 
