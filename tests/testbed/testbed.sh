@@ -20,7 +20,7 @@ ensure_pkgs() {  # ensure_pkgs "cmd-or-path:package" ...
   local want=() spec c p
   for spec in "$@"; do
     c=${spec%%:*}; p=${spec#*:}
-    if [[ $c == /* ]]; then [[ -x $c ]] || want+=("$p"); else command -v "$c" >/dev/null || want+=("$p"); fi
+    if [[ $c == /* ]]; then [[ -e $c ]] || want+=("$p"); else command -v "$c" >/dev/null || want+=("$p"); fi
   done
   ((${#want[@]})) || return 0
   log "installing: ${want[*]}"
@@ -30,6 +30,11 @@ install_deps() {
   ensure_pkgs dockerd:docker.io docker:docker.io /usr/sbin/sshd:openssh-server ssh:openssh-client \
               ssh-keygen:openssh-client socat:socat docker-compose:docker-compose useradd:passwd \
               pgrep:procps flock:util-linux timeout:coreutils
+  # The keychain: berth-core's keyring crate talks to the Secret Service over
+  # libdbus (headers and pkg-config to build); the tests run in a private
+  # D-Bus session with gnome-keyring (tests/testbed/with-keychain.sh).
+  ensure_pkgs /usr/include/dbus-1.0/dbus/dbus.h:libdbus-1-dev pkg-config:pkg-config \
+              dbus-run-session:dbus-daemon gnome-keyring-daemon:gnome-keyring
   # The test image needs a *static* busybox (Debian's `busybox` package is dynamic).
   local l; l=$(ldd /bin/busybox 2>&1) || true
   if [[ ! -x /bin/busybox || $l != *'not a dynamic'* ]]; then

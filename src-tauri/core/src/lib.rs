@@ -4,6 +4,7 @@
 
 pub mod agent;
 pub mod events;
+pub mod keys;
 pub mod listen;
 pub mod portfwd;
 pub mod ports;

@@ -121,6 +121,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let config = AgentConfig {
         target: resolved.target,
         auth: AuthConfig {
+            keys: Vec::new(),
             identities,
             passphrase: std::env::var("BERTH_KEY_PASSPHRASE").ok(),
             prompt: std::io::stdin().is_terminal(),

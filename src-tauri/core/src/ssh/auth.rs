@@ -1,5 +1,6 @@
-//! User authentication: explicit identity files, else ssh-agent, else the
-//! default `~/.ssh/id_*` keys, the order OpenSSH users expect.
+//! User authentication: keys held in memory (from the OS keychain) and
+//! explicit identity files, else ssh-agent, else the default `~/.ssh/id_*`
+//! keys, the order OpenSSH users expect. Keychain keys never touch a file.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -11,8 +12,12 @@ use super::error::SshError;
 use super::handler::ClientHandler;
 
 /// Where keys come from; decided once from the command line or config.
-#[derive(Debug, Clone, Default)]
+/// Its `Debug` output names the keys but shows no passphrase or key material.
+#[derive(Clone, Default)]
 pub struct AuthConfig {
+    /// Keys already in memory, tried first, each with the label errors name
+    /// it by (e.g. `keychain key "work"`; see [`crate::keys::load_for_auth`]).
+    pub keys: Vec<(String, Arc<PrivateKey>)>,
     /// Explicit key files (`--identity`, or `IdentityFile` of an ssh_config Host).
     pub identities: Vec<PathBuf>,
     /// Passphrase for encrypted keys (`BERTH_KEY_PASSPHRASE`, or asked on the TTY).
@@ -21,9 +26,32 @@ pub struct AuthConfig {
     pub prompt: bool,
 }
 
+impl std::fmt::Debug for AuthConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let keys: Vec<String> = self
+            .keys
+            .iter()
+            .map(|(label, key)| {
+                let fp = key.public_key().fingerprint(russh::keys::HashAlg::Sha256);
+                format!("{label} ({fp}, private key redacted)")
+            })
+            .collect();
+        f.debug_struct("AuthConfig")
+            .field("keys", &keys)
+            .field("identities", &self.identities)
+            .field(
+                "passphrase",
+                &self.passphrase.as_ref().map(|_| "<redacted>"),
+            )
+            .field("prompt", &self.prompt)
+            .finish()
+    }
+}
+
 /// Keys are loaded once and kept for reconnects, so a passphrase is asked only once.
 pub struct Credentials {
-    keys: Vec<(PathBuf, Arc<PrivateKey>)>,
+    /// Each key with the label errors name it by (a path, or a keychain key).
+    keys: Vec<(String, Arc<PrivateKey>)>,
     use_agent: bool,
 }
 
@@ -37,14 +65,14 @@ pub fn default_identities(home: &Path) -> Vec<PathBuf> {
 }
 
 impl Credentials {
-    /// Loads explicit identities (errors name the file), else plans agent + defaults.
+    /// Takes the in-memory keys and loads the explicit identities (errors
+    /// name the file); with neither, plans agent + default key files.
     pub fn load(cfg: &AuthConfig) -> Result<Self, SshError> {
-        if !cfg.identities.is_empty() {
-            let keys = cfg
-                .identities
-                .iter()
-                .map(|p| load_key(p, cfg).map(|k| (p.clone(), Arc::new(k))))
-                .collect::<Result<Vec<_>, _>>()?;
+        if !cfg.keys.is_empty() || !cfg.identities.is_empty() {
+            let mut keys = cfg.keys.clone();
+            for p in &cfg.identities {
+                keys.push((p.display().to_string(), Arc::new(load_key(p, cfg)?)));
+            }
             return Ok(Self {
                 keys,
                 use_agent: false,
@@ -56,7 +84,7 @@ impl Credentials {
         let mut keys = Vec::new();
         for p in default_identities(&home) {
             match load_key(&p, cfg) {
-                Ok(k) => keys.push((p, Arc::new(k))),
+                Ok(k) => keys.push((p.display().to_string(), Arc::new(k))),
                 Err(e) => tracing::warn!("skipping default key: {e}"),
             }
         }
@@ -81,14 +109,12 @@ impl Credentials {
                 Err(e) => tried.push(format!("ssh-agent ({e})")),
             }
         }
-        for (path, key) in &self.keys {
+        for (label, key) in &self.keys {
             let hash = rsa_hash(handle, key.algorithm()).await;
             let attempt = PrivateKeyWithHashAlg::new(key.clone(), hash);
             match handle.authenticate_publickey(user, attempt).await {
                 Ok(AuthResult::Success) => return Ok(()),
-                Ok(AuthResult::Failure { .. }) => {
-                    tried.push(format!("publickey {}", path.display()))
-                }
+                Ok(AuthResult::Failure { .. }) => tried.push(format!("publickey {label}")),
                 Err(e) => {
                     return Err(SshError::Disconnected {
                         addr: host.to_string(),
@@ -176,4 +202,72 @@ async fn rsa_hash(
         .ok()
         .flatten()
         .flatten()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use russh::keys::ssh_key::LineEnding;
+
+    fn key() -> Arc<PrivateKey> {
+        let k = PrivateKey::random(&mut rand::rng(), russh::keys::Algorithm::Ed25519).unwrap();
+        Arc::new(k)
+    }
+
+    #[test]
+    fn debug_redacts_passphrase_and_keys() {
+        let k = key();
+        let pem = k.to_openssh(LineEnding::LF).unwrap();
+        let cfg = AuthConfig {
+            keys: vec![("keychain key \"work\"".into(), k.clone())],
+            identities: vec![PathBuf::from("/k/id_ed25519")],
+            passphrase: Some("hunter2-passphrase".into()),
+            prompt: false,
+        };
+        let d = format!("{cfg:?} {cfg:#?}");
+        assert!(!d.contains("hunter2-passphrase"), "{d}");
+        assert!(d.contains("<redacted>"), "{d}");
+        assert!(d.contains("keychain key"), "{d}");
+        assert!(d.contains("/k/id_ed25519"), "{d}");
+        // Neither the PEM body nor the raw private bytes appear.
+        let body: String = pem.lines().nth(1).unwrap().chars().take(40).collect();
+        assert!(!d.contains(&body), "{d}");
+        if let Some(kp) = k.key_data().ed25519() {
+            let hex: String = kp
+                .private
+                .as_ref()
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect();
+            assert!(!d.to_lowercase().contains(&hex), "{d}");
+            let dec = format!("{:?}", kp.private.as_ref());
+            assert!(!d.contains(&dec[1..dec.len() - 1]), "{d}");
+        }
+    }
+
+    #[test]
+    fn in_memory_keys_are_used_without_files_or_agent() {
+        let k = key();
+        let cfg = AuthConfig {
+            keys: vec![("keychain key \"a\"".into(), k.clone())],
+            ..Default::default()
+        };
+        let c = Credentials::load(&cfg).unwrap();
+        assert!(!c.use_agent);
+        assert_eq!(c.keys.len(), 1);
+        assert_eq!(c.keys[0].0, "keychain key \"a\"");
+        assert_eq!(c.keys[0].1.public_key(), k.public_key());
+    }
+
+    #[test]
+    fn in_memory_keys_come_before_files() {
+        let cfg = AuthConfig {
+            keys: vec![("mem".into(), key())],
+            identities: vec![PathBuf::from("/nonexistent/berth-key")],
+            ..Default::default()
+        };
+        // The file is still loaded (and its error names it).
+        let e = Credentials::load(&cfg).err().unwrap();
+        assert!(e.to_string().contains("/nonexistent/berth-key"), "{e}");
+    }
 }
