@@ -10,6 +10,7 @@
 
 pub mod config;
 pub mod engine;
+pub mod sshimport;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
