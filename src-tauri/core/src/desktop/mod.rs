@@ -9,6 +9,7 @@
 //! the engine by the keychain module (see [`engine`]).
 
 pub mod config;
+pub mod context;
 pub mod engine;
 pub mod sshimport;
 
