@@ -11,6 +11,7 @@
 pub mod config;
 pub mod context;
 pub mod engine;
+pub mod menu;
 pub mod sshimport;
 
 use std::io::Write;
