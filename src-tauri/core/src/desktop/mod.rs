@@ -110,7 +110,10 @@ pub(crate) fn write_atomic(path: &Path, data: &[u8], mode: u32) -> Result<(), De
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| "file".into());
-    let tmp = dir.join(format!(".{name}.berth-{}.tmp", std::process::id()));
+    // unique per process and call, so concurrent writers never share a temp file
+    static SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let seq = SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let tmp = dir.join(format!(".{name}.berth-{}-{seq}.tmp", std::process::id()));
     let result = (|| {
         let mut f = std::fs::OpenOptions::new()
             .write(true)
