@@ -3,6 +3,7 @@
 //! Docker daemon. The headless `berth-agent` and the tray app both use it.
 
 pub mod agent;
+pub mod desktop;
 pub mod events;
 pub mod keys;
 pub mod listen;
