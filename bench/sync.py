@@ -9,7 +9,8 @@ here go to sync.pids, container names to ports-containers and replica paths to s
 before they exist, so run.sh's trap can clean up after a kill), TEST_IMAGE, BERTH_HOST,
 DIRECT_HOST, BENCH_CONFIG.
 Knobs: SYNC_ROUNDS=3 SYNC_RTT_ROUNDS=3 SYNC_RTT_MS=10 (per direction) SYNC_FILES=2000
-SYNC_MB=140 SYNC_READOPT_RUNS=3 SYNC_EDITS=100 SYNC_MEM_FILES=100000 SYNC_MEM_TIMEOUT=180.
+SYNC_MB=140 SYNC_READOPT_RUNS=3 SYNC_EDITS=100 SYNC_MEM_FILES=100000 SYNC_MEM_TIMEOUT=180
+SYNC_PARTS=initial,readopt,edit,memory (any subset).
 
 5a. initial sync: `docker run --rm -v DIR:/app IMAGE true` through the agent (the create blocks
     until the replica is complete) minus `docker run --rm IMAGE true`, vs rsync -a over OpenSSH
@@ -675,7 +676,10 @@ def bench_sync(result, hdr):
     sizes, total = gen_tree(src, NFILES, TOTAL_MB * MB)
     print(f"\n(generated {NFILES} files, {total / MB:.1f} MB, sizes {min(sizes)} B .. {max(sizes) / MB:.1f} MB, "
           f"median {statistics.median(sizes) / 1000:.1f} kB, in {time.perf_counter() - t0:.1f} s)")
+    parts = E.get("SYNC_PARTS", "initial,readopt,edit,memory").split(",")
     for f in (bench_initial, bench_readopt, bench_edit, bench_memory):
+        if f.__name__[6:] not in parts:
+            continue
         t1 = time.time()
         if f is bench_initial:
             f(result, hdr, src, total)

@@ -860,3 +860,49 @@ fn a_rejected_create_leaves_no_replica() {
     }
     let _ = tb;
 }
+
+#[test]
+fn a_replica_whose_container_went_while_no_agent_ran_is_removed() {
+    let _turn = turn();
+    let tb = testbed();
+    let mut a = agent();
+    let t = Tree::new("orphan");
+    t.write("a.txt", "a\n");
+    let name = unique("orphan");
+    sleeper(&a.host, &name, &format!("{}:/app", t.s()));
+    let replica = mounts(a.port())
+        .into_iter()
+        .find(|m| m["local"] == t.s().as_str())
+        .expect("mount in status")["remote"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    a.child.kill().unwrap();
+    a.child.wait().unwrap();
+    // removed behind Berth's back, and long enough ago to be sure
+    ok(docker_at(&tb.direct_host(), &["rm", "-f", &name]));
+    let manifest = format!("{replica}.berth-manifest.json");
+    let backdate = std::process::Command::new("touch")
+        .args(["-d", "1 hour ago", &manifest])
+        .status()
+        .unwrap();
+    assert!(backdate.success());
+    let b = agent();
+    let t0 = Instant::now();
+    while Path::new(&replica).exists() || Path::new(&manifest).exists() {
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "the orphaned replica {replica} is still there"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // a replica still in use is left alone
+    let t2 = Tree::new("kept");
+    t2.write("k.txt", "k\n");
+    let kept = unique("kept");
+    sleeper(&b.host, &kept, &format!("{}:/app", t2.s()));
+    drop(b);
+    let c = agent();
+    eventually(&c.host, &kept, "cat /app/k.txt", "k");
+    ok(docker_at(&c.host, &["rm", "-f", &kept]));
+}

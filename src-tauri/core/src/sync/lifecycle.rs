@@ -184,6 +184,8 @@ impl SyncManager {
             .await?
             .unwrap_or(Value::Null);
         let mut alive = Vec::new();
+        let mut in_use = std::collections::HashSet::new();
+        let root = self.sftp().await.ok().map(|(_, root)| root);
         for c in list.as_array().into_iter().flatten() {
             let Some(id) = c.get("Id").and_then(Value::as_str) else {
                 continue;
@@ -193,7 +195,16 @@ impl SyncManager {
                 .and_then(Value::as_object)
                 .cloned()
                 .unwrap_or_default();
-            self.attach(id, &label_paths(&labels, &self.owner)).await;
+            let paths = label_paths(&labels, &self.owner);
+            if let Some(root) = &root {
+                for p in &paths {
+                    let replica = replica_path(root, p);
+                    if let Some((_, name)) = replica.rsplit_once('/') {
+                        in_use.insert(name.to_string());
+                    }
+                }
+            }
+            self.attach(id, &paths).await;
             alive.push(id.to_string());
         }
         let known: Vec<String> = {
@@ -209,6 +220,16 @@ impl SyncManager {
         };
         for id in known.iter().filter(|id| !alive.contains(id)) {
             self.detach(id).await;
+        }
+        if root.is_some() {
+            // replicas known here stay too (one made for a create under way)
+            for rep in self.replicas.lock().await.values() {
+                if let Some((_, name)) = rep.source.replica.rsplit_once('/') {
+                    in_use.insert(name.to_string());
+                }
+            }
+            let me = self.clone();
+            tokio::spawn(async move { me.collect_orphans(in_use).await });
         }
         Ok(())
     }

@@ -5,6 +5,7 @@
 //! the operations out over SFTP; `manager` owns replicas and their watchers.
 
 pub mod binds;
+pub mod gc;
 pub mod lifecycle;
 pub mod manager;
 pub mod progress;
