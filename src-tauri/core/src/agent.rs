@@ -94,7 +94,7 @@ impl Agent {
             sinks.push(pf.watcher.clone());
         }
         if let Some(sync) = &sync {
-            sinks.push(Arc::new(SyncEvents(sync.clone())));
+            sinks.push(Arc::new(SyncEvents::new(sync.clone())));
         }
         let follow = events::run(
             ssh.clone(),

@@ -11,6 +11,7 @@ use std::sync::Arc;
 
 use futures_util::future::BoxFuture;
 use serde_json::Value;
+use tokio::sync::mpsc;
 
 use super::binds::{replica_path, LocalKind, SyncSource};
 use super::manager::{Replica, SyncManager, MOUNTS_LABEL};
@@ -235,27 +236,67 @@ impl SyncManager {
     }
 }
 
-/// The manager follows container creation and removal.
-pub struct SyncEvents(pub Arc<SyncManager>);
+/// The manager follows container creation and removal. The work runs on a
+/// task of its own, in event order: re-adopting a large replica (a rescan
+/// and a catch-up) must not hold up the port forwards sharing the stream.
+pub struct SyncEvents {
+    tx: mpsc::UnboundedSender<Work>,
+    /// This machine, to pick its paths out of the labels.
+    owner: String,
+}
+
+enum Work {
+    Reconcile,
+    Created(String, Vec<PathBuf>),
+    Destroyed(String),
+}
+
+impl SyncEvents {
+    /// Starts the worker; it ends with the manager's shutdown.
+    pub fn new(manager: Arc<SyncManager>) -> Self {
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let stop = manager.shutdown.clone();
+        let owner = manager.owner.clone();
+        tokio::spawn(async move {
+            loop {
+                let work = tokio::select! {
+                    _ = stop.cancelled() => break,
+                    w = rx.recv() => match w { Some(w) => w, None => break },
+                };
+                match work {
+                    Work::Reconcile => {
+                        if let Err(e) = manager.reconcile_containers().await {
+                            tracing::warn!("cannot reconcile synced mounts: {e}");
+                        }
+                    }
+                    Work::Created(id, paths) => manager.attach(&id, &paths).await,
+                    Work::Destroyed(id) => manager.detach(&id).await,
+                }
+            }
+        });
+        Self { tx, owner }
+    }
+}
 
 impl EventSink for SyncEvents {
     fn reconcile(&self) -> BoxFuture<'_, Result<(), UpstreamError>> {
-        Box::pin(self.0.reconcile_containers())
+        let _ = self.tx.send(Work::Reconcile);
+        Box::pin(async { Ok(()) })
     }
 
     fn on_event<'a>(&'a self, event: &'a ContainerEvent) -> BoxFuture<'a, ()> {
-        Box::pin(async move {
-            match event.action.as_str() {
-                "create" => {
-                    let paths = label_paths(&event.attributes, &self.0.owner);
-                    if !paths.is_empty() {
-                        self.0.attach(&event.id, &paths).await;
-                    }
-                }
-                "destroy" => self.0.detach(&event.id).await,
-                _ => {}
+        let work = match event.action.as_str() {
+            "create" => {
+                let paths = label_paths(&event.attributes, &self.owner);
+                (!paths.is_empty()).then(|| Work::Created(event.id.clone(), paths))
             }
-        })
+            "destroy" => Some(Work::Destroyed(event.id.clone())),
+            _ => None,
+        };
+        if let Some(w) = work {
+            let _ = self.tx.send(w);
+        }
+        Box::pin(async {})
     }
 }
 

@@ -115,7 +115,7 @@ pub struct SyncManager {
     sftp: tokio::sync::Mutex<Option<(Arc<SftpSession>, String)>>,
     pub(super) replicas: tokio::sync::Mutex<HashMap<PathBuf, Arc<Replica>>>,
     pub(super) view: Mutex<Vec<Arc<Replica>>>,
-    shutdown: CancellationToken,
+    pub(super) shutdown: CancellationToken,
 }
 
 /// The replicas a create body was rewritten to use. Tell it whether the
