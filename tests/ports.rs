@@ -42,24 +42,6 @@ impl Drop for Cleanup {
     }
 }
 
-/// GET `path` from `addr` with plain HTTP/1.0; the body, or the error.
-fn http_get(addr: &str, path: &str) -> Result<String, String> {
-    let mut s = TcpStream::connect(addr).map_err(|e| e.to_string())?;
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    s.write_all(format!("GET {path} HTTP/1.0\r\nHost: x\r\n\r\n").as_bytes())
-        .map_err(|e| e.to_string())?;
-    let mut out = String::new();
-    s.read_to_string(&mut out).map_err(|e| e.to_string())?;
-    match out.split_once("\r\n\r\n") {
-        Some((head, body))
-            if head.starts_with("HTTP/1.0 200") || head.starts_with("HTTP/1.1 200") =>
-        {
-            Ok(body.to_string())
-        }
-        _ => Err(format!("unexpected answer: {out:?}")),
-    }
-}
-
 fn page_at(addr: &str) -> String {
     http_get(addr, "/").unwrap_or_else(|e| panic!("GET http://{addr}/: {e}"))
 }

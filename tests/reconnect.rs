@@ -1,6 +1,6 @@
 //! The session dropping under a serving agent: requests fail fast with a
 //! clear message while sshd is down, and the next request reconnects.
-//! (Its own test binary: it stops the shared sshd, which other tests use.)
+//! Each test runs its own sshd, so stopping it disturbs no other test.
 
 mod common;
 use common::*;
@@ -10,35 +10,17 @@ use std::time::{Duration, Instant};
 #[test]
 fn sshd_gone_while_serving_fails_fast_then_reconnects() {
     let _tb = testbed();
-    let a = agent();
+    let mut sshd = PrivateSshd::start("gone", |l| Some(l.to_string()));
+    let a = start_agent(&sshd.agent_args());
     ok(docker_at(&a.host, &["ps"]));
-    let script = repo_root().join("tests/testbed/testbed.sh");
-    let stop = std::process::Command::new("bash")
-        .arg(&script)
-        .arg("sshd-stop")
-        .output()
-        .unwrap();
-    assert!(
-        stop.status.success(),
-        "{}",
-        String::from_utf8_lossy(&stop.stderr)
-    );
-    // (sshd-stop also ends that sshd's open sessions, ours included, as a
+    sshd.kill();
+    // (kill also ends that sshd's open sessions, ours included, as a
     // network drop or a remote reboot would)
     std::thread::sleep(Duration::from_millis(500));
     let t = Instant::now();
     let out = docker_at(&a.host, &["ps"]);
     let took = t.elapsed();
-    let start = std::process::Command::new("bash")
-        .arg(&script)
-        .arg("sshd-start")
-        .output()
-        .unwrap();
-    assert!(
-        start.status.success(),
-        "{}",
-        String::from_utf8_lossy(&start.stderr)
-    );
+    sshd.resume();
     assert!(!out.status.success(), "docker ps succeeded with sshd down");
     let err = stderr(&out);
     assert!(err.contains("berth: cannot reach 127.0.0.1:"), "{err}");
@@ -60,4 +42,145 @@ fn sshd_gone_while_serving_fails_fast_then_reconnects() {
     let st = status(a.port());
     assert_eq!(st["connection"]["state"], "connected", "{st}");
     assert!(st["connection"]["connects"].as_u64().unwrap() >= 2, "{st}");
+}
+
+/// Polls `f` every 100 ms until it gives `Some`, for at most `limit`.
+fn wait_for<T>(limit: Duration, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+    let t0 = Instant::now();
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(t0.elapsed() < limit, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn a_20s_outage_is_ridden_through_and_everything_comes_back() {
+    let tb = testbed();
+    // its own sshd: stopping it disturbs no other test
+    let mut sshd = PrivateSshd::start("outage", |l| Some(l.to_string()));
+    let a = start_agent(&sshd.agent_args());
+    let site = std::env::temp_dir().join(unique("outage-site"));
+    std::fs::create_dir_all(&site).unwrap();
+    std::fs::write(site.join("index.html"), "v1\n").unwrap();
+    let (p1, p2) = (free_port(), free_port());
+    let (web, gone) = (unique("outage-web"), unique("outage-gone"));
+    let run = |name: &str, port: u16, extra: &[&str]| {
+        let publish = format!("{port}:80");
+        let mut args = vec!["run", "-d", "--name", name, "-p", &publish];
+        args.extend_from_slice(extra);
+        args.extend_from_slice(&[tb.image(), "httpd", "-f", "-p", "80", "-h", "/www"]);
+        ok(docker_at(&a.host, &args));
+    };
+    let bind = format!("{}:/www", site.display());
+    run(&web, p1, &["-v", &bind]);
+    run(&gone, p2, &[]);
+    let addr1 = format!("127.0.0.1:{p1}");
+    assert_eq!(http_get(&addr1, "/index.html").unwrap(), "v1\n");
+
+    let down_at = Instant::now();
+    sshd.kill();
+    // noticed at once (the sessions were reset) and reported
+    let st = wait_for(Duration::from_secs(10), "state reconnecting", || {
+        let st = status(a.port());
+        (st["connection"]["state"] == "reconnecting").then_some(st)
+    });
+    let c = &st["connection"];
+    assert!(
+        c["last_error"].as_str().unwrap().contains("cannot reach"),
+        "{st}"
+    );
+    assert!(c["next_attempt_in_ms"].as_u64().unwrap() <= 10_000, "{st}");
+    // API calls fail fast, with the cause and the retry
+    let t = Instant::now();
+    let out = docker_at(&a.host, &["ps"]);
+    assert!(!out.status.success());
+    assert!(
+        t.elapsed() < Duration::from_secs(2),
+        "took {:?}",
+        t.elapsed()
+    );
+    let err = stderr(&out);
+    assert!(
+        err.contains("cannot reach") && err.contains("reconnecting"),
+        "{err}"
+    );
+    // a forwarded port is accepted and closed at once: no hang
+    let t = Instant::now();
+    assert!(http_get(&addr1, "/index.html").is_err());
+    assert!(
+        t.elapsed() < Duration::from_secs(2),
+        "took {:?}",
+        t.elapsed()
+    );
+    // meanwhile: local edits, and a container stops behind Berth's back
+    std::fs::write(site.join("index.html"), "v2\n").unwrap();
+    std::fs::write(site.join("new.txt"), "made during the outage\n").unwrap();
+    ok(docker_at(&tb.direct_host(), &["stop", "-t", "0", &gone]));
+    std::thread::sleep(Duration::from_secs(20).saturating_sub(down_at.elapsed()));
+
+    sshd.resume();
+    let up_at = Instant::now();
+    wait_for(Duration::from_secs(20), "the edit served again", || {
+        (http_get(&addr1, "/index.html").ok()? == "v2\n").then_some(())
+    });
+    let back = up_at.elapsed();
+    eprintln!(
+        "outage of {:?}: served again {back:?} after sshd came back",
+        up_at - down_at
+    );
+    assert_eq!(
+        http_get(&addr1, "/new.txt").unwrap(),
+        "made during the outage\n"
+    );
+    // the container that stopped during the outage lost its forward
+    wait_for(
+        Duration::from_secs(10),
+        "the stopped container's port closed",
+        || {
+            std::net::TcpStream::connect(("127.0.0.1", p2))
+                .is_err()
+                .then_some(())
+        },
+    );
+    let st = status(a.port());
+    assert_eq!(st["connection"]["state"], "connected", "{st}");
+    assert!(st["connection"]["connects"].as_u64().unwrap() >= 2, "{st}");
+    ok(docker_at(&a.host, &["rm", "-f", &web, &gone]));
+    let _ = std::fs::remove_dir_all(&site);
+}
+
+#[test]
+fn a_silent_drop_is_noticed_by_keepalives_within_10s() {
+    let _tb = testbed();
+    let sshd = PrivateSshd::start("silent", |l| Some(l.to_string()));
+    let a = start_agent(&sshd.agent_args());
+    ok(docker_at(&a.host, &["ps"]));
+    // freeze the processes serving our session (a laptop lid closed, a dead
+    // Wi-Fi): nothing is reset, packets simply stop; the listener stays up
+    let pid = std::fs::read_to_string(sshd.dir.join("sshd.pid")).unwrap();
+    let frozen = std::process::Command::new("pkill")
+        .args(["-STOP", "-P", pid.trim()])
+        .status()
+        .unwrap();
+    assert!(frozen.success(), "no session process to freeze");
+    let t0 = Instant::now();
+    let noticed = wait_for(Duration::from_secs(15), "the drop noticed", || {
+        let st = status(a.port());
+        let connects = st["connection"]["connects"].as_u64().unwrap_or(0);
+        (st["connection"]["state"] != "connected" || connects >= 2).then(|| t0.elapsed())
+    });
+    eprintln!("silent drop noticed after {noticed:?}");
+    assert!(noticed <= Duration::from_secs(10), "{noticed:?}");
+    // a new session takes over
+    wait_for(
+        Duration::from_secs(15),
+        "docker ps through a new session",
+        || docker_at(&a.host, &["ps"]).status.success().then_some(()),
+    );
+    let _ = std::process::Command::new("pkill")
+        .args(["-CONT", "-P", pid.trim()])
+        .status();
 }

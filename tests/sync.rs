@@ -720,57 +720,16 @@ fn a_remote_without_sftp_fails_the_create_clearly() {
     let _turn = turn();
     let tb = testbed();
     // the test bed's sshd, on another port, without its `Subsystem sftp` line
-    let dir = std::env::temp_dir().join(unique("nosftp"));
-    std::fs::create_dir_all(&dir).unwrap();
-    let base = std::fs::read_to_string(Path::new(tb.get("BERTH_TESTBED_DIR")).join("sshd_config"))
-        .unwrap();
-    let port = free_port();
-    let config: String = base
-        .lines()
-        .filter(|l| !l.starts_with("Subsystem"))
-        .map(|l| match l.split_once(' ') {
-            Some(("Port", _)) => format!("Port {port}"),
-            Some(("PidFile", _)) => format!("PidFile {}", dir.join("sshd.pid").display()),
-            _ => l.to_string(),
-        })
-        .map(|l| l + "\n")
-        .collect();
-    assert!(config.contains(&format!("Port {port}")), "{config}");
-    let cfg = dir.join("sshd_config");
-    std::fs::write(&cfg, config).unwrap();
-    struct Sshd(std::process::Child);
-    impl Drop for Sshd {
-        fn drop(&mut self) {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
-    let _sshd = Sshd(
-        std::process::Command::new("/usr/sbin/sshd")
-            .args(["-D", "-f", cfg.to_str().unwrap(), "-E"])
-            .arg(dir.join("sshd.log"))
-            .spawn()
-            .unwrap(),
-    );
-    let t0 = Instant::now();
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(t0.elapsed() < Duration::from_secs(10), "sshd did not start");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let known_hosts = dir.join("known_hosts");
-    let a = start_agent(&[
-        "--remote".into(),
-        format!("ssh://root@127.0.0.1:{port}"),
-        "--identity".into(),
-        tb.get("SSH_KEY").into(),
-        "--known-hosts".into(),
-        known_hosts.display().to_string(),
-        "--host-key-policy".into(),
-        "accept-new".into(),
+    let sshd = PrivateSshd::start("nosftp", |l| {
+        (!l.starts_with("Subsystem")).then(|| l.to_string())
+    });
+    let mut args = sshd.agent_args();
+    args.extend([
         "--listen".into(),
         "tcp://127.0.0.1:0".into(),
         "--no-port-forwarding".into(),
     ]);
+    let a = start_agent(&args);
     let t = Tree::new("nosftp");
     t.write("index.html", "hi\n");
     let name = unique("nosftp");
@@ -802,7 +761,6 @@ fn a_remote_without_sftp_fails_the_create_clearly() {
     assert_not_created(&name);
     // the rest of the API is unaffected
     ok(docker_at(&a.host, &["ps"]));
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]

@@ -349,3 +349,115 @@ pub fn assert_not_created(name: &str) {
         "a container named {name} was created anyway"
     );
 }
+
+/// An sshd of its own for one test, on a free port, from the test bed's
+/// config (edited by the test): it can be stopped and started without
+/// disturbing the tests that share the test bed's sshd.
+pub struct PrivateSshd {
+    pub port: u16,
+    pub dir: PathBuf,
+    config: PathBuf,
+    child: Option<Child>,
+}
+
+impl PrivateSshd {
+    /// Starts it; `edit` may drop or change lines of the test bed's config.
+    pub fn start(tag: &str, edit: impl Fn(&str) -> Option<String>) -> Self {
+        let tb = testbed();
+        let dir = std::env::temp_dir().join(unique(tag));
+        std::fs::create_dir_all(&dir).unwrap();
+        let base =
+            std::fs::read_to_string(Path::new(tb.get("BERTH_TESTBED_DIR")).join("sshd_config"))
+                .unwrap();
+        let port = free_port();
+        let config: String = base
+            .lines()
+            .filter_map(|l| match l.split_once(' ') {
+                Some(("Port", _)) => Some(format!("Port {port}")),
+                Some(("PidFile", _)) => Some(format!("PidFile {}", dir.join("sshd.pid").display())),
+                _ => edit(l),
+            })
+            .map(|l| l + "\n")
+            .collect();
+        let path = dir.join("sshd_config");
+        std::fs::write(&path, config).unwrap();
+        let mut me = Self {
+            port,
+            dir,
+            config: path,
+            child: None,
+        };
+        me.resume();
+        me
+    }
+
+    /// Starts sshd again after [`PrivateSshd::kill`], on the same port.
+    pub fn resume(&mut self) {
+        assert!(self.child.is_none(), "already running");
+        let child = Command::new("/usr/sbin/sshd")
+            .args(["-D", "-f", self.config.to_str().unwrap(), "-E"])
+            .arg(self.dir.join("sshd.log"))
+            .spawn()
+            .unwrap();
+        self.child = Some(child);
+        let t0 = Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            assert!(t0.elapsed() < Duration::from_secs(10), "sshd did not start");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Stops the listener and every session it serves (as a network drop or
+    /// a remote reboot would).
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            // the sessions are children of the listener: end them too
+            let _ = Command::new("pkill")
+                .args(["-KILL", "-P", &c.id().to_string()])
+                .status();
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Agent arguments for this sshd (host key accepted on first use).
+    pub fn agent_args(&self) -> Vec<String> {
+        let tb = testbed();
+        vec![
+            "--remote".into(),
+            format!("ssh://root@127.0.0.1:{}", self.port),
+            "--identity".into(),
+            tb.get("SSH_KEY").into(),
+            "--known-hosts".into(),
+            self.dir.join("known_hosts").display().to_string(),
+            "--host-key-policy".into(),
+            "accept-new".into(),
+        ]
+    }
+}
+
+impl Drop for PrivateSshd {
+    fn drop(&mut self) {
+        self.kill();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// GET `path` from `addr` with plain HTTP/1.0; the body, or the error.
+pub fn http_get(addr: &str, path: &str) -> Result<String, String> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).map_err(|e| e.to_string())?;
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s.write_all(format!("GET {path} HTTP/1.0\r\nHost: x\r\n\r\n").as_bytes())
+        .map_err(|e| e.to_string())?;
+    let mut out = String::new();
+    s.read_to_string(&mut out).map_err(|e| e.to_string())?;
+    match out.split_once("\r\n\r\n") {
+        Some((head, body))
+            if head.starts_with("HTTP/1.0 200") || head.starts_with("HTTP/1.1 200") =>
+        {
+            Ok(body.to_string())
+        }
+        _ => Err(format!("unexpected answer: {out:?}")),
+    }
+}

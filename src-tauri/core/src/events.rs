@@ -107,9 +107,11 @@ pub async fn run(
                 }
             },
         }
+        // back at once when the session is: forwards and replicas catch up
         tokio::select! {
             _ = shutdown.cancelled() => return,
             _ = tokio::time::sleep(backoff) => {}
+            _ = ssh.reconnected() => backoff = Duration::from_millis(250),
         }
     }
 }

@@ -57,6 +57,18 @@ impl Status {
                 "connected_for_secs": since.elapsed().as_secs(),
                 "connects": connects,
             }),
+            ConnState::Reconnecting {
+                attempt,
+                last_error,
+                next_at,
+            } => json!({
+                "state": "reconnecting",
+                "attempt": attempt,
+                "last_error": last_error,
+                "next_attempt_in_ms": next_at
+                    .saturating_duration_since(Instant::now())
+                    .as_millis() as u64,
+            }),
             other => serde_json::to_value(other).unwrap_or_default(),
         };
         json!({

@@ -56,6 +56,13 @@ pub enum SshError {
     #[error("SSH session to {addr} is down: {reason}")]
     Disconnected { addr: String, reason: String },
 
+    #[error("{last_error}; reconnecting (attempt {attempt} in {in_secs:.1} s)")]
+    Reconnecting {
+        last_error: String,
+        attempt: u32,
+        in_secs: f64,
+    },
+
     #[error("the remote refused a channel to {target}: {reason}")]
     ChannelRefused { target: String, reason: String },
 }

@@ -5,6 +5,7 @@ pub mod auth;
 pub mod channel_io;
 pub mod error;
 pub mod handler;
+pub mod reconnect;
 pub mod session;
 
 pub use auth::{AuthConfig, Credentials};

@@ -1,15 +1,22 @@
 //! One persistent SSH session per remote, shared by every Docker request.
 //!
-//! Channels are opened on the live session; when it has dropped (keepalives
-//! notice within 15 s) the next channel request reconnects once, single
-//! flight, with the credentials loaded at start. The full restore story
-//! (backoff, re-adopting forwards) belongs to the resilience layer above.
+//! Channels are opened on the live session. When it drops (a reset at once;
+//! a silent network within about 6 s, by keepalives), a supervisor re-dials with
+//! capped exponential backoff (`reconnect.rs`), single flight, with the
+//! credentials loaded at start; meanwhile channel requests fail at once with
+//! the last error and the next attempt. Whoever rides on the session
+//! (events, forwards, sync) follows its state through [`SshSession::subscribe_state`].
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use russh::client::{self, Handle};
 use russh::ChannelId;
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+use super::reconnect::{self, Backoff};
 
 use super::auth::Credentials;
 use super::channel_io::ChannelIo;
@@ -66,6 +73,13 @@ pub enum ConnState {
     Disconnected {
         last_error: String,
     },
+    /// Down; the supervisor tries again at `next_at`.
+    Reconnecting {
+        attempt: u32,
+        last_error: String,
+        #[serde(skip)]
+        next_at: Instant,
+    },
 }
 
 pub struct SshSession {
@@ -74,8 +88,13 @@ pub struct SshSession {
     credentials: Credentials,
     config: Arc<client::Config>,
     live: tokio::sync::Mutex<Option<SessionHandle>>,
-    state: Mutex<ConnState>,
+    state: watch::Sender<ConnState>,
     connects: std::sync::atomic::AtomicU64,
+    backoff: Mutex<Backoff>,
+    /// Set by `close`: no more dialing.
+    closed: AtomicBool,
+    /// Ends the reconnect supervisor.
+    stop: CancellationToken,
 }
 
 impl SshSession {
@@ -91,11 +110,53 @@ impl SshSession {
             credentials,
             config: Arc::new(client_config()),
             live: tokio::sync::Mutex::new(None),
-            state: Mutex::new(ConnState::Connecting),
+            state: watch::Sender::new(ConnState::Connecting),
             connects: Default::default(),
+            backoff: Default::default(),
+            closed: AtomicBool::new(false),
+            stop: CancellationToken::new(),
         });
         session.handle().await?;
+        tokio::spawn(reconnect::supervise(
+            Arc::downgrade(&session),
+            session.stop.clone(),
+        ));
         Ok(session)
+    }
+
+    /// Follows the connection state (connected, reconnecting, …).
+    pub fn subscribe_state(&self) -> watch::Receiver<ConnState> {
+        self.state.subscribe()
+    }
+
+    /// Resolves the next time the session becomes connected (after a drop).
+    pub async fn reconnected(&self) {
+        let mut rx = self.state.subscribe();
+        rx.mark_unchanged();
+        while rx.changed().await.is_ok() {
+            if matches!(*rx.borrow(), ConnState::Connected { .. }) {
+                return;
+            }
+        }
+        std::future::pending::<()>().await
+    }
+
+    /// For the supervisor: `Some(wait)` when the session is down and may be
+    /// dialed after `wait`; `None` when it is up, being dialed, or closed.
+    pub(super) fn needs_dial(&self) -> Option<Duration> {
+        if self.closed.load(Ordering::Acquire) {
+            return None;
+        }
+        let live = self.live.try_lock().ok()?;
+        if live.as_ref().is_some_and(|h| !h.0.is_closed()) {
+            return None;
+        }
+        let wait = self
+            .backoff
+            .lock()
+            .ok()
+            .and_then(|b| b.remaining(Instant::now()));
+        Some(wait.unwrap_or(Duration::ZERO))
     }
 
     pub fn target(&self) -> &SshTarget {
@@ -103,16 +164,11 @@ impl SshSession {
     }
 
     pub fn state(&self) -> ConnState {
-        self.state
-            .lock()
-            .map(|s| s.clone())
-            .unwrap_or(ConnState::Connecting)
+        self.state.borrow().clone()
     }
 
     fn set_state(&self, s: ConnState) {
-        if let Ok(mut st) = self.state.lock() {
-            *st = s;
-        }
+        self.state.send_replace(s);
     }
 
     fn addr(&self) -> String {
@@ -121,6 +177,12 @@ impl SshSession {
 
     /// The live session, reconnecting if it dropped.
     pub async fn handle(&self) -> Result<SessionHandle, SshError> {
+        if self.closed.load(Ordering::Acquire) {
+            return Err(SshError::Disconnected {
+                addr: self.addr(),
+                reason: "the session was closed".into(),
+            });
+        }
         let mut live = self.live.lock().await;
         if let Some(h) = live.as_ref() {
             if !h.0.is_closed() {
@@ -129,9 +191,22 @@ impl SshSession {
             tracing::warn!(remote = %self.target.url(), "SSH session dropped; reconnecting");
         }
         *live = None;
-        self.set_state(ConnState::Connecting);
+        let gate = self.backoff.lock().map(|b| b.clone()).unwrap_or_default();
+        if let Some(wait) = gate.remaining(Instant::now()) {
+            return Err(SshError::Reconnecting {
+                last_error: gate.last_error().unwrap_or("the session dropped").into(),
+                attempt: gate.failures() + 1,
+                in_secs: (wait.as_millis() as f64 / 1000.0).max(0.1),
+            });
+        }
+        if gate.failures() == 0 {
+            self.set_state(ConnState::Connecting);
+        }
         match self.dial().await {
             Ok(h) => {
+                if let Ok(mut b) = self.backoff.lock() {
+                    b.succeeded();
+                }
                 let n = self
                     .connects
                     .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
@@ -144,8 +219,22 @@ impl SshSession {
                 Ok(h)
             }
             Err(e) => {
-                self.set_state(ConnState::Disconnected {
+                let now = Instant::now();
+                let (attempt, wait) = match self.backoff.lock() {
+                    Ok(mut b) => {
+                        let wait = b.failed(now, e.to_string());
+                        (b.failures(), wait)
+                    }
+                    Err(_) => (1, reconnect::FIRST_RETRY),
+                };
+                tracing::warn!(
+                    remote = %self.target.url(),
+                    "reconnect attempt {attempt} failed: {e}; next in {wait:?}"
+                );
+                self.set_state(ConnState::Reconnecting {
+                    attempt,
                     last_error: e.to_string(),
+                    next_at: now + wait,
                 });
                 Err(e)
             }
@@ -321,6 +410,8 @@ impl SshSession {
 
     /// Ends the session politely.
     pub async fn close(&self) {
+        self.closed.store(true, Ordering::Release);
+        self.stop.cancel();
         if let Some(h) = self.live.lock().await.take() {
             let _ =
                 h.0.disconnect(
@@ -346,8 +437,9 @@ fn client_config() -> client::Config {
         cipher::AES_128_CTR,
     ]);
     client::Config {
-        keepalive_interval: Some(Duration::from_secs(5)),
-        keepalive_max: 3,
+        // a silent network is noticed within about 3 × 2 s
+        keepalive_interval: Some(Duration::from_secs(2)),
+        keepalive_max: 2,
         nodelay: true,
         window_size: CHANNEL_WINDOW,
         window_adjust_on_read: true,

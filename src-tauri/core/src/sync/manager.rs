@@ -524,6 +524,7 @@ impl SyncManager {
         let me = Arc::downgrade(self);
         let rep = rep.clone();
         let stop = self.shutdown.clone();
+        let ssh = self.ssh.clone();
         tokio::spawn(async move {
             let mut warned = false;
             // after a failed sync (a file deleted mid-scan, the remote briefly
@@ -533,6 +534,8 @@ impl SyncManager {
                 let batch = tokio::select! {
                     _ = stop.cancelled() => break,
                     _ = tokio::time::sleep(retry.unwrap_or_default()), if retry.is_some() => None,
+                    // changes made during an outage go out as soon as it ends
+                    _ = ssh.reconnected(), if retry.is_some() => None,
                     b = rx.recv() => match b { Some(b) => Some(b), None => break },
                 };
                 if let Some(Err(errors)) = &batch {
