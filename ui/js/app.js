@@ -4,6 +4,7 @@
 // from the berth://changed event.
 
 import * as api from "./api.js";
+import { toast } from "./dom.js";
 import { setRemotes, refreshRemotes, refreshSettings } from "./store.js";
 import * as remotes from "./remotes.js";
 import * as remoteForm from "./remote-form.js";
@@ -52,7 +53,11 @@ async function boot() {
   window.addEventListener("hashchange", () => navigate(location.hash.slice(1)));
 
   await api.onChanged((views) => setRemotes(views));
-  await Promise.all([refreshSettings(), refreshRemotes()]);
+  try {
+    await Promise.all([refreshSettings(), refreshRemotes()]);
+  } catch (e) {
+    toast(api.errorText(e), "error");
+  }
   navigate(location.hash.slice(1) || "remotes");
   document.body.dataset.ready = "true";
 }

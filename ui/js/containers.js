@@ -13,10 +13,10 @@ let selected = null;
 let visible = false;
 let timer = null;
 let loading = false;
-let lastJson = null;
+let again = false;
 
 export function init() {
-  $("containers-remote").addEventListener("change", (e) => { selected = e.currentTarget.value; lastJson = null; refresh(); });
+  $("containers-remote").addEventListener("change", (e) => { selected = e.currentTarget.value; refresh(); });
   subscribe(() => { fillSelect(); if (visible) refresh(); });
 }
 
@@ -24,7 +24,6 @@ export function show(name) {
   visible = true;
   if (name) selected = name;
   fillSelect();
-  lastJson = null;
   refresh();
   clearInterval(timer);
   timer = setInterval(() => { if (!document.hidden) refresh(); }, 3000);
@@ -56,12 +55,10 @@ async function refresh() {
   const body = $("containers-body");
   const r = store.remotes.find((x) => x.name === selected);
   if (!r) {
-    lastJson = null;
     render(body, h("p", { class: "empty" }, "No remotes yet: add one on the Remotes screen."));
     return;
   }
   if (r.state !== "connected") {
-    lastJson = null;
     render(body, h("div", { class: "empty" },
       h("p", {}, r.state === "connecting" ? `Connecting to ${r.name}…` : `${r.name} is not connected.`),
       r.state === "error" && r.error ? h("p", { class: "error-line" }, r.error) : null,
@@ -71,23 +68,20 @@ async function refresh() {
       }, `Connect ${r.name}`)));
     return;
   }
-  if (loading) return;
+  if (loading) { again = true; return; }
   loading = true;
   let data;
   try {
     data = await api.containers(r.name);
   } catch (e) {
-    lastJson = null;
     render(body, h("p", { class: "error-line", role: "alert" }, api.errorText(e)));
     return;
   } finally {
     loading = false;
+    if (again) { again = false; setTimeout(refresh, 0); }
   }
   if (!visible || selected !== r.name) return;
-  const json = JSON.stringify(data);
-  // Re-render when the data changed, and at least every tick for "last sync … ago".
-  lastJson = json;
-  render(body, view(data));
+  render(body, view(data)); // focus is kept by render(); "last sync … ago" moves on each tick
 }
 
 function view({ forwards = [], mounts = [] }) {

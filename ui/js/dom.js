@@ -98,27 +98,49 @@ export async function copyText(text) {
   toast("Copied to the clipboard");
 }
 
+/** showModal() that gives focus back to what had it when the dialog closes. */
+export function openModal(dlg) {
+  if (dlg.open) return;
+  const before = document.activeElement;
+  dlg.addEventListener("close", () => {
+    if (before && before.isConnected && typeof before.focus === "function") before.focus();
+  }, { once: true });
+  dlg.showModal();
+}
+
 /** Asks a yes/no question in #confirm-dialog; resolves to true when confirmed. */
 export function confirmDialog(message, okLabel = "Remove") {
   const dlg = document.getElementById("confirm-dialog");
   document.getElementById("confirm-message").textContent = message;
   document.getElementById("confirm-ok").textContent = okLabel;
   dlg.returnValue = "";
-  dlg.showModal();
+  openModal(dlg);
   return new Promise((resolve) => {
     dlg.addEventListener("close", () => resolve(dlg.returnValue === "ok"), { once: true });
   });
 }
 
-/** Disables a button while `work` runs (no double submits); returns work's result. */
-export async function busy(button, work) {
-  const was = button.disabled;
-  button.disabled = true;
-  button.setAttribute("aria-busy", "true");
+/**
+ * Marks a control busy while `work` runs: clicks on it are ignored (no double
+ * submits) but it keeps keyboard focus, which `disabled` would drop to <body>.
+ * A second call while busy does nothing (its promise never settles).
+ */
+export async function busy(control, work) {
+  if (control.getAttribute("aria-busy") === "true") return new Promise(() => {});
+  control.setAttribute("aria-busy", "true");
+  control.setAttribute("aria-disabled", "true");
   try {
     return await work();
   } finally {
-    button.disabled = was;
-    button.removeAttribute("aria-busy");
+    control.removeAttribute("aria-busy");
+    control.removeAttribute("aria-disabled");
   }
 }
+
+// Clicks (and so checkbox toggles) on a busy control are swallowed.
+document.addEventListener("click", (e) => {
+  if (e.target instanceof Element && e.target.closest('[aria-busy="true"]')) {
+    e.preventDefault();
+    e.stopImmediatePropagation();
+  }
+}, true);

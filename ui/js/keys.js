@@ -39,18 +39,18 @@ function keyCard(k) {
       h("div", { class: "actions" },
         h("button", { type: "button", class: "delete-key", "data-focus-key": `${k.id}/del`, "aria-label": `Delete key ${k.id}`, onclick: () => remove(k.id) }, "Delete"))),
     h("p", { class: "detail muted small" }, k.fingerprint, k.comment ? ` · ${k.comment}` : ""),
-    copyField(k, "public", "Public key", k.public_key, "copy-public"),
-    copyField(k, "authorized", "Line for ~/.ssh/authorized_keys on the remote", k.authorized_keys_line, "copy-authorized"),
+    copyField(k, "public", "Public key", k.public_key, "copy-public", "public-key"),
+    copyField(k, "authorized", "Line for ~/.ssh/authorized_keys on the remote", k.authorized_keys_line, "copy-authorized", "authorized-keys-line"),
     fresh ? h("p", { class: "hint small" }, "For example, on the remote: ",
       h("code", {}, `mkdir -p ~/.ssh && echo '${k.authorized_keys_line}' >> ~/.ssh/authorized_keys`)) : null);
 }
 
-function copyField(k, what, label, text, cls) {
+function copyField(k, what, label, text, cls, testid) {
   const id = `key-${what}-${k.id}`;
   return h("div", { class: "copy-field" },
     h("label", { for: id, class: "small" }, label),
     h("div", { class: "copy-row" },
-      h("input", { id, class: `${what}-key-text`, "data-testid": `${what}-key-text`, readOnly: true, spellcheck: false, value: text,
+      h("input", { id, class: "copy-text", "data-testid": testid, readOnly: true, spellcheck: false, value: text,
         onfocus: (e) => e.currentTarget.select() }),
       h("button", { type: "button", class: cls, "data-focus-key": `${k.id}/${what}`, "aria-label": `Copy: ${label}`, onclick: () => copyText(text) }, "Copy")));
 }

@@ -5,7 +5,7 @@
 // connection" tests what the form holds without saving.
 
 import * as api from "./api.js";
-import { h, setError, toast, busy } from "./dom.js";
+import { h, openModal, setError, toast, busy } from "./dom.js";
 import { store, refreshRemotes } from "./store.js";
 import { openTest } from "./test-connection.js";
 
@@ -54,7 +54,7 @@ export async function openRemoteForm(view, draft = null) {
 
   await fillKeys(auth.kind === "keychain" ? auth.key : null);
   showSubFields();
-  dlg().showModal();
+  openModal(dlg());
   field(view ? "host" : "name").focus();
 }
 

@@ -4,7 +4,7 @@
 // import of hosts from ~/.ssh/config.
 
 import * as api from "./api.js";
-import { h, render, setError, toast, confirmDialog, busy } from "./dom.js";
+import { h, openModal, render, setError, toast, confirmDialog, busy } from "./dom.js";
 import { store, subscribe, refreshRemotes, refreshSettings, toRemote } from "./store.js";
 import { openRemoteForm } from "./remote-form.js";
 import { openTest } from "./test-connection.js";
@@ -30,11 +30,6 @@ function dockerHostWarning() {
 function renderList() {
   const list = document.getElementById("remote-list");
   document.getElementById("remotes-empty").hidden = store.remotes.length > 0;
-  const warn = document.getElementById("docker-host-warning");
-  const anyDefault = store.remotes.some((r) => r.default_context);
-  const text = dockerHostWarning();
-  warn.textContent = text || "";
-  warn.hidden = !(text && anyDefault);
   render(list, store.remotes.map(card));
 }
 
@@ -157,7 +152,7 @@ async function openImport(button) {
   }));
   if (drafts.length === 0) list.replaceChildren(h("li", { class: "empty" }, "No hosts found in ~/.ssh/config (wildcard entries are skipped)."));
   document.getElementById("import-selected").disabled = drafts.length === 0;
-  dlg.showModal();
+  openModal(dlg);
   const first = list.querySelector("input:not(:disabled)");
   if (first) first.focus();
 }

@@ -5,7 +5,7 @@
 // trust_host_key, then tests again; a changed host key is refused.
 
 import * as api from "./api.js";
-import { h, setError, busy } from "./dom.js";
+import { h, openModal, setError, busy } from "./dom.js";
 
 const STEPS = [
   ["tcp", "TCP reachable"],
@@ -34,7 +34,7 @@ export function openTest(remote) {
   current = remote;
   $("test-target").textContent = `${remote.user}@${remote.host}:${remote.port || 22}` + (remote.name ? ` (${remote.name})` : "");
   const dlg = $("test-dialog");
-  if (!dlg.open) dlg.showModal();
+  openModal(dlg);
   run();
 }
 
@@ -66,7 +66,7 @@ function showSteps(result) {
         text && !s ? h("span", { class: "step-detail muted" }, " — ", text) : null,
         s && !s.ok && s.fix ? h("div", { class: "step-fix" }, "Fix: ", s.fix) : null,
         s && !s.ok && id === "host_key" && !s.fingerprint
-          ? h("div", { class: "step-fix" }, "Berth refuses a host key that differs from the one in known_hosts: the connection may be intercepted. Only if you know the host was reinstalled, remove its old key (ssh-keygen -R host) and test again.")
+          ? h("div", { class: "step-fix" }, "Berth never accepts a changed host key from here: someone may be intercepting the connection.")
           : null));
   }));
 }
@@ -78,7 +78,7 @@ async function run() {
   $("trust-host-key").hidden = true;
   setError($("test-error"), null);
   showSteps(null);
-  $("rerun-test").disabled = true;
+  $("rerun-test").setAttribute("aria-busy", "true");
   let steps;
   try {
     steps = await api.testConnection(current);
@@ -86,11 +86,11 @@ async function run() {
     if (my !== runId) return;
     showSteps([]);
     setError($("test-error"), api.errorText(e));
-    $("rerun-test").disabled = false;
+    $("rerun-test").removeAttribute("aria-busy");
     return;
   }
   if (my !== runId) return;
-  $("rerun-test").disabled = false;
+  $("rerun-test").removeAttribute("aria-busy");
   showSteps(steps);
   const hk = steps.find((s) => s.step === "host_key" && !s.ok && s.fingerprint);
   if (hk) {
