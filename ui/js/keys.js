@@ -5,7 +5,7 @@
 // (and its undo history) leaves the DOM.
 
 import * as api from "./api.js";
-import { h, render, setError, toast, copyText, confirmDialog, busy } from "./dom.js";
+import { h, openModal, render, setError, toast, copyText, confirmDialog, busy } from "./dom.js";
 
 const $ = (id) => document.getElementById(id);
 let justMade = null; // id of the key generated/imported last: its card is highlighted
@@ -13,6 +13,31 @@ let justMade = null; // id of the key generated/imported last: its card is highl
 export function init() {
   $("generate-key-form").addEventListener("submit", onGenerate);
   $("import-key-form").addEventListener("submit", onImport);
+  $("show-generate-key").addEventListener("click", () => openForm("generate-key"));
+  $("show-import-key").addEventListener("click", () => openForm("import-key"));
+  for (const b of document.querySelectorAll("#generate-key-dialog .close-dialog, #import-key-dialog .close-dialog")) {
+    b.addEventListener("click", () => b.closest("dialog").close());
+  }
+  // However the import dialog closes (imported, Cancel, Escape), the pasted key leaves the DOM.
+  $("import-key-dialog").addEventListener("close", () => {
+    const f = $("import-key-form");
+    wipe(f.elements.namedItem("privateKey"));
+    wipe(f.elements.namedItem("passphrase"));
+  });
+}
+
+function openForm(which) {
+  setError($(`${which}-error`), null);
+  const f = $(`${which}-form`);
+  if (which === "generate-key") f.elements.namedItem("id").value = freeId("berth");
+  openModal($(`${which}-dialog`));
+  f.elements.namedItem("id").focus();
+}
+
+let knownIds = [];
+function freeId(base) {
+  if (!knownIds.includes(base)) return base;
+  for (let i = 2; ; i++) if (!knownIds.includes(`${base}-${i}`)) return `${base}-${i}`;
 }
 
 export function show() {
@@ -27,6 +52,7 @@ async function refresh() {
     render($("key-list"), h("p", { class: "error-line", role: "alert" }, api.errorText(e)));
     return;
   }
+  knownIds = keys.map((k) => k.id);
   $("keys-empty").hidden = keys.length > 0;
   render($("key-list"), keys.map(keyCard));
 }
@@ -62,17 +88,25 @@ async function onGenerate(e) {
   const id = f.elements.namedItem("id").value.trim();
   const comment = f.elements.namedItem("comment").value.trim();
   setError($("generate-key-error"), null);
+  let k;
   try {
-    const k = await busy($("generate-key"), () => api.generateKey(id, comment));
+    k = await busy($("generate-key"), () => api.generateKey(id, comment));
     justMade = k.id;
+    $("generate-key-dialog").close();
     toast(`Generated ${k.id}: add its authorized_keys line on the remote`);
   } catch (x) {
     setError($("generate-key-error"), api.errorText(x));
     return;
   }
   await refresh();
-  const card = document.querySelector(`[data-key="${CSS.escape(justMade)}"]`);
-  if (card) { card.scrollIntoView({ block: "nearest" }); card.querySelector(".copy-authorized").focus(); }
+  focusCard(k.id);
+}
+
+function focusCard(id) {
+  const card = document.querySelector(`[data-key="${CSS.escape(id)}"]`);
+  if (!card) return;
+  card.scrollIntoView({ block: "nearest" });
+  card.querySelector(".copy-authorized").focus();
 }
 
 /** Replaces a form control by an empty copy: its value and undo history leave the DOM. */
@@ -100,12 +134,12 @@ async function onImport(e) {
     setError($("import-key-error"), api.errorText(x));
     return;
   }
-  wipe(priv);
-  wipe(pass);
   f.elements.namedItem("id").value = "";
   justMade = k.id;
+  $("import-key-dialog").close(); // its close handler wipes the key and passphrase
   toast(`Imported ${k.id} into the keychain`);
   await refresh();
+  focusCard(k.id);
 }
 
 async function remove(id) {
