@@ -138,6 +138,7 @@ async function onSubmit(e) {
     await busy(document.getElementById("save-remote"), () => api.saveRemote(original, remote));
   } catch (x) {
     setError(err, api.errorText(x));
+    err.scrollIntoView({ block: "nearest" });
     return;
   }
   dlg().close();

@@ -18,7 +18,10 @@ export function init(navigate) {
   document.getElementById("add-remote").addEventListener("click", () => openRemoteForm(null));
   document.getElementById("import-ssh-config").addEventListener("click", (e) => openImport(e.currentTarget));
   document.getElementById("cancel-import").addEventListener("click", () => document.getElementById("import-dialog").close());
-  document.getElementById("import-selected").addEventListener("click", (e) => busy(e.currentTarget, importSelected));
+  document.getElementById("import-form").addEventListener("submit", (e) => {
+    e.preventDefault();
+    busy(document.getElementById("import-selected"), importSelected);
+  });
   subscribe(renderList);
 }
 
