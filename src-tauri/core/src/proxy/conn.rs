@@ -11,12 +11,16 @@ use hyper_util::rt::TokioIo;
 use tokio_util::sync::CancellationToken;
 
 use super::forward::{forward, UpstreamConn};
-use super::reply::{json_ok, ProxyBody};
+use super::reply::{docker_error, json_ok, ProxyBody};
 use super::ProxyCtx;
 use crate::listen::ClientIo;
 
 /// Berth's own endpoint beside the Docker API.
 pub const STATUS_PATH: &str = "/berth/v1/status";
+/// Largest request head accepted.
+const MAX_HEAD: usize = 64 * 1024;
+/// How long a client may take to send a request head.
+const HEAD_TIMEOUT: Duration = Duration::from_secs(10);
 /// Grace for an in-flight request when shutting down.
 const GRACE: Duration = Duration::from_secs(2);
 
@@ -40,8 +44,12 @@ pub async fn serve_connection(io: Box<dyn ClientIo>, ctx: Arc<ProxyCtx>, stop: C
         .preserve_header_case(true)
         // a client that half-closes after its request still gets the answer
         .half_close(true)
+        // request heads over 64 KiB are refused (431); the buffer also
+        // bounds each read of a body, which is streamed on in such pieces
+        .max_buf_size(MAX_HEAD)
         .timer(hyper_util::rt::TokioTimer::new())
-        .header_read_timeout(Duration::from_secs(30))
+        // a client that never finishes its request head is dropped
+        .header_read_timeout(HEAD_TIMEOUT)
         .serve_connection(TokioIo::new(io), service)
         .with_upgrades();
     tokio::pin!(conn);
@@ -64,6 +72,19 @@ async fn handle(
     upstream: Arc<tokio::sync::Mutex<UpstreamConn>>,
     stop: CancellationToken,
 ) -> http::Response<ProxyBody> {
+    // hyper's limit is checked between reads; this one is exact
+    let head: usize = req.uri().to_string().len()
+        + req
+            .headers()
+            .iter()
+            .map(|(k, v)| k.as_str().len() + v.len() + 4)
+            .sum::<usize>();
+    if head > MAX_HEAD {
+        return docker_error(
+            http::StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            format!("the request head is {head} bytes; Berth accepts at most {MAX_HEAD}"),
+        );
+    }
     if req.uri().path() == STATUS_PATH {
         let mut status = ctx.status.snapshot();
         if let Some(pf) = &ctx.ports {
