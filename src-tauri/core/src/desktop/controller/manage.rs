@@ -193,4 +193,10 @@ impl Controller {
     fn is_current_context(&self, name: &str) -> bool {
         matches!(self.contexts.current(), Ok(Some(c)) if c == context::context_name(name))
     }
+
+    /// Recent log lines (kept by [`super::super::activity::layer`]) and the
+    /// process's CPU use since the previous call and resident memory.
+    pub fn activity(&self) -> super::super::activity::Activity {
+        self.usage.activity()
+    }
 }

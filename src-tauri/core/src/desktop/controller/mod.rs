@@ -91,6 +91,7 @@ pub struct Controller {
     inner: Mutex<Inner>,
     changed: watch::Sender<u64>,
     poller: AtomicBool,
+    usage: super::activity::Usage,
     attempts: AtomicU64,
     stop: CancellationToken,
     tasks: TaskTracker,
@@ -116,6 +117,7 @@ impl Controller {
             }),
             changed,
             poller: AtomicBool::new(false),
+            usage: super::activity::Usage::new(),
             attempts: AtomicU64::new(0),
             stop: CancellationToken::new(),
             tasks: TaskTracker::new(),
@@ -181,8 +183,12 @@ impl Controller {
     /// Connects the remote: state `connecting`, then `connected` or `error`
     /// (with the one-line reason, also returned). Already connected or
     /// connecting: nothing to do. If the remote is the default-context one,
-    /// its context is made current once it is connected.
+    /// its context is made current once it is connected. After
+    /// [`Self::shutdown`] this answers [`DesktopError::Cancelled`].
     pub async fn connect(&self, name: &str) -> Result<(), DesktopError> {
+        if self.stop.is_cancelled() {
+            return Err(DesktopError::Cancelled(name.to_string()));
+        }
         self.ensure_poller();
         let (remote, (id, token)) = {
             let mut inner = self.lock();
@@ -234,13 +240,22 @@ impl Controller {
         started: Result<Running, DesktopError>,
     ) -> (Result<(), DesktopError>, Option<Running>) {
         let mut inner = self.lock();
-        let current = inner.slots.get_mut(name).filter(|s| {
-            s.attempt
-                .as_ref()
-                .is_some_and(|(n, t)| *n == id && !t.is_cancelled())
-        });
+        let current = inner
+            .slots
+            .get_mut(name)
+            .filter(|s| s.attempt.as_ref().is_some_and(|(n, _)| *n == id));
         let cancelled = || Err(DesktopError::Cancelled(name.to_string()));
         match (current, started) {
+            // cancelled by shutdown (a disconnect takes the attempt away)
+            (Some(slot), started)
+                if slot.attempt.as_ref().is_some_and(|(_, t)| t.is_cancelled()) =>
+            {
+                *slot = Slot {
+                    state: Some(ConnectionState::Disconnected),
+                    ..Slot::default()
+                };
+                (cancelled(), started.ok())
+            }
             (Some(slot), Ok(running)) => {
                 slot.state = Some(ConnectionState::Connected);
                 slot.attempt = None;

@@ -140,3 +140,31 @@ async fn keys_go_through_the_store() {
     assert!(ctl.list_keys().await.unwrap().is_empty());
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[tokio::test]
+async fn disconnect_cancels_a_connect_in_flight_and_shutdown_ends_connecting() {
+    let (dir, ctl) = setup("cancel");
+    // a listener that accepts but never speaks SSH: connecting hangs
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let mut r = remote("a", 23940);
+    r.port = silent.local_addr().unwrap().port();
+    ctl.save_remote(None, r).unwrap();
+    let c2 = ctl.clone();
+    let attempt = tokio::spawn(async move { c2.connect("a").await });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(ctl.view("a").unwrap().state, ConnectionState::Connecting);
+    let t = std::time::Instant::now();
+    ctl.disconnect("a").await;
+    let r = attempt.await.unwrap();
+    assert!(matches!(r, Err(DesktopError::Cancelled(_))), "{r:?}");
+    assert!(t.elapsed() < Duration::from_secs(2));
+    assert_eq!(ctl.view("a").unwrap().state, ConnectionState::Disconnected);
+    ctl.shutdown().await;
+    assert!(matches!(
+        ctl.connect("a").await,
+        Err(DesktopError::Cancelled(_))
+    ));
+    assert_eq!(ctl.view("a").unwrap().state, ConnectionState::Disconnected);
+    drop(silent);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
