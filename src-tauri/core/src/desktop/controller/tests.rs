@@ -134,7 +134,7 @@ async fn keys_go_through_the_store() {
     let info = ctl.generate_key("work", "").await.unwrap();
     assert_eq!(info.algorithm, "ssh-ed25519");
     let listed = ctl.list_keys().await.unwrap();
-    assert_eq!(listed, [info.clone()]);
+    assert_eq!(listed, [info]);
     assert!(ctl.generate_key("work", "").await.is_err());
     ctl.delete_key("work").await.unwrap();
     assert!(ctl.list_keys().await.unwrap().is_empty());
