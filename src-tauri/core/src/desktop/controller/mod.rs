@@ -313,6 +313,14 @@ fn view_of(remote: &Remote, slot: Option<&Slot>, current_context: Option<&str>) 
                 state_now = ConnectionState::Error;
                 error = Some(last_error);
             }
+            crate::ssh::ConnState::Reconnecting {
+                attempt,
+                last_error,
+                ..
+            } => {
+                state_now = ConnectionState::Connecting;
+                error = Some(format!("{last_error} (reconnecting, attempt {attempt})"));
+            }
             crate::ssh::ConnState::Connected { .. } => {}
         }
     }
