@@ -16,13 +16,23 @@ use berth_core::upstream::UpstreamSpec;
 use clap::Parser;
 use tokio_util::sync::CancellationToken;
 
+#[path = "berth-agent/multi.rs"]
+mod multi;
+
 /// Use a remote Docker daemon as if it were local, over one SSH session.
 #[derive(Parser, Debug)]
 #[command(name = "berth-agent", version)]
 struct Args {
     /// ssh://USER@HOST[:PORT], or a Host alias from ~/.ssh/config.
+    #[arg(long, required_unless_present = "config", conflicts_with = "config")]
+    remote: Option<String>,
+    /// Serve the remotes of the tray app's config file instead (each on its
+    /// own endpoint, with its own SSH session); `-` for the default path.
     #[arg(long)]
-    remote: String,
+    config: Option<String>,
+    /// With --config: serve only this remote; repeatable.
+    #[arg(long = "only", requires = "config")]
+    only: Vec<String>,
     /// Private key file (OpenSSH ed25519/ecdsa/rsa); repeatable. Default: ssh-agent, then ~/.ssh/id_*.
     #[arg(long = "identity", short = 'i')]
     identities: Vec<PathBuf>,
@@ -97,7 +107,16 @@ fn main() -> ExitCode {
 }
 
 async fn run(args: Args) -> anyhow::Result<()> {
-    let spec = parse_remote(&args.remote).map_err(anyhow::Error::msg)?;
+    if let Some(config) = &args.config {
+        let path = match config.as_str() {
+            "-" => berth_core::desktop::config::config_path()?,
+            p => expand_home(p),
+        };
+        let known_hosts = expand_home(&args.known_hosts);
+        return multi::run(path, known_hosts, &args.only, wait_for_signal()).await;
+    }
+    let remote = args.remote.clone().unwrap_or_default();
+    let spec = parse_remote(&remote).map_err(anyhow::Error::msg)?;
     let resolved =
         resolve(&spec, Some(&expand_home(&args.ssh_config))).map_err(anyhow::Error::msg)?;
     let identities = if args.identities.is_empty() {
