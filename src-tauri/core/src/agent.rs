@@ -103,6 +103,7 @@ impl Agent {
             background.clone(),
         );
         tokio::spawn(follow);
+        tokio::spawn(crate::mem::trim_when_idle(background.clone()));
         let ctx = Arc::new(ProxyCtx {
             ssh,
             upstream: selected.upstream,

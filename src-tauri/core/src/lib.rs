@@ -7,6 +7,7 @@ pub mod desktop;
 pub mod events;
 pub mod keys;
 pub mod listen;
+pub mod mem;
 pub mod portfwd;
 pub mod ports;
 pub mod proxy;

@@ -286,4 +286,5 @@ async fn carry(
         ),
     }
     fwd.open_connections.fetch_sub(1, Relaxed);
+    crate::mem::note_connection_end();
 }

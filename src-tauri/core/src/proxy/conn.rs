@@ -64,6 +64,7 @@ pub async fn serve_connection(io: Box<dyn ClientIo>, ctx: Arc<ProxyCtx>, stop: C
         tracing::debug!("client connection ended: {e}");
     }
     counters.client_connections.fetch_sub(1, Relaxed);
+    crate::mem::note_connection_end();
 }
 
 async fn handle(

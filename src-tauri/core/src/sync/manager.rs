@@ -33,16 +33,6 @@ use crate::upstream::Upstream;
 /// the operations, the serialized manifest): hand that back to the system.
 const TRIM_AFTER_ENTRIES: usize = 10_000;
 
-/// Returns freed heap pages to the system; glibc keeps them otherwise, and
-/// the agent's RSS would stay at the peak of its largest sync.
-fn release_freed_memory() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: malloc_trim only releases free pages of the allocator's own heap.
-    unsafe {
-        libc::malloc_trim(0);
-    }
-}
-
 /// First and longest wait before a failed sync is tried again.
 const RETRY_FIRST: Duration = Duration::from_millis(200);
 const RETRY_MAX: Duration = Duration::from_secs(30);
@@ -430,7 +420,7 @@ impl SyncManager {
                 let large = local.len() > TRIM_AFTER_ENTRIES;
                 *manifest = local;
                 if large {
-                    release_freed_memory();
+                    crate::mem::release_freed_memory();
                 }
                 Ok(applied)
             }
