@@ -25,6 +25,8 @@ use super::handler::{ClientHandler, HostKeyCheck};
 
 /// How long a TCP connect plus SSH handshake may take before we give up.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long the remote may take to answer a channel (or subsystem) request.
+const CHANNEL_OPEN_TIMEOUT: Duration = Duration::from_secs(20);
 /// Per-channel receive window: the most unread data one channel can hold.
 pub const CHANNEL_WINDOW: u32 = 4 * 1024 * 1024;
 
@@ -291,7 +293,17 @@ impl SshSession {
     {
         for attempt in 0..2 {
             let h = self.handle().await?;
-            match open(h.clone()).await {
+            let opened = match tokio::time::timeout(CHANNEL_OPEN_TIMEOUT, open(h.clone())).await {
+                Ok(r) => r,
+                // a remote that never answers must not hang the client
+                Err(_) => {
+                    return Err(SshError::ChannelRefused {
+                        target: target.to_string(),
+                        reason: format!("no answer in {} s", CHANNEL_OPEN_TIMEOUT.as_secs()),
+                    })
+                }
+            };
+            match opened {
                 Ok(ch) => return Ok(ChannelIo::new(ch, h, CHANNEL_WINDOW)),
                 Err(russh::Error::ChannelOpenFailure(reason)) => {
                     return Err(SshError::ChannelRefused {
