@@ -864,3 +864,91 @@ fn a_replica_whose_container_went_while_no_agent_ran_is_removed() {
     eventually(&c.host, &kept, "cat /app/k.txt", "k");
     ok(docker_at(&c.host, &["rm", "-f", &kept]));
 }
+
+/// Waits until the replica seen from the container at `/www` holds exactly
+/// the local tree (file hashes compared on both sides).
+fn wait_identical(host: &str, name: &str, local: &Path, limit: Duration) {
+    let want = local_hashes(local);
+    let script = HASHES.replace("DIR", "/www");
+    let t0 = Instant::now();
+    loop {
+        let got = ok(docker_at(host, &["exec", name, "sh", "-c", &script]));
+        if got == want {
+            return;
+        }
+        assert!(
+            t0.elapsed() < limit,
+            "trees differ: {} local vs {} remote lines",
+            want.lines().count(),
+            got.lines().count()
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    }
+}
+
+#[test]
+fn syncs_cut_short_by_kill_9_complete_after_a_restart() {
+    let _turn = turn();
+    let tb = testbed();
+    let t = Tree::new("killed");
+    for i in 0..3000 {
+        t.write(
+            &format!("d{}/f{i}.txt", i % 30),
+            &format!("{i} {}\n", "y".repeat(i % 300)),
+        );
+    }
+    // a first sync killed halfway: the create never happened
+    let mut a = agent();
+    let name = unique("killed");
+    let bind = format!("{}:/www", t.s());
+    let mut run = std::process::Command::new("docker")
+        .args([
+            "-H",
+            &a.host,
+            "run",
+            "-d",
+            "--name",
+            &name,
+            "-v",
+            &bind,
+            tb.image(),
+            "sleep",
+            "600",
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let t0 = Instant::now();
+    while !mounts(a.port()).iter().any(|m| {
+        m["local"] == t.s().as_str() || m["progress"]["files_done"].as_u64().unwrap_or(0) > 0
+    }) && t0.elapsed() < Duration::from_millis(300)
+    {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    a.child.kill().unwrap();
+    a.child.wait().unwrap();
+    let _ = run.wait();
+    let _ = docker_at(&tb.direct_host(), &["rm", "-f", &name]);
+    // the user runs it again through a new agent: it completes, identical
+    let mut b = agent();
+    sleeper(&b.host, &name, &bind);
+    wait_identical(&b.host, &name, t.path(), Duration::from_secs(30));
+    // a burst killed halfway: creates, rewrites, deletes
+    for i in 0..3000 {
+        if i % 3 == 0 {
+            t.write(&format!("d{}/f{i}.txt", i % 30), &format!("second {i}\n"));
+        } else if i % 7 == 0 {
+            std::fs::remove_file(t.path().join(format!("d{}/f{i}.txt", i % 30))).unwrap();
+        }
+        if i % 2 == 0 {
+            t.write(&format!("new/{}/n{i}.txt", i % 10), &format!("new {i}\n"));
+        }
+    }
+    std::thread::sleep(Duration::from_millis(60));
+    b.child.kill().unwrap();
+    b.child.wait().unwrap();
+    let c = agent();
+    wait_identical(&c.host, &name, t.path(), Duration::from_secs(60));
+    ok(docker_at(&c.host, &["rm", "-f", &name]));
+}
