@@ -202,7 +202,16 @@ impl SshSession {
             });
         }
         if gate.failures() == 0 {
-            self.set_state(ConnState::Connecting);
+            let ever = self.connects.load(std::sync::atomic::Ordering::Relaxed) > 0;
+            self.set_state(if ever {
+                ConnState::Reconnecting {
+                    attempt: 1,
+                    last_error: "the SSH session dropped".into(),
+                    next_at: Instant::now(),
+                }
+            } else {
+                ConnState::Connecting
+            });
         }
         match self.dial().await {
             Ok(h) => {
