@@ -44,10 +44,10 @@ impl Drop for Tree {
     }
 }
 
-/// Starts `sleep 600` in a detached container with one bind mount.
-fn sleeper(host: &str, name: &str, bind: &str) {
+/// `docker run -d --name NAME -v BIND IMAGE sleep 600`, as it came out.
+fn try_sleeper(host: &str, name: &str, bind: &str) -> std::process::Output {
     let tb = testbed();
-    ok(docker_at(
+    docker_at(
         host,
         &[
             "run",
@@ -60,7 +60,12 @@ fn sleeper(host: &str, name: &str, bind: &str) {
             "sleep",
             "600",
         ],
-    ));
+    )
+}
+
+/// Starts `sleep 600` in a detached container with one bind mount.
+fn sleeper(host: &str, name: &str, bind: &str) {
+    ok(try_sleeper(host, name, bind));
 }
 
 /// Runs `sh -c script` in the container until it prints `want` (or times out).
@@ -398,20 +403,7 @@ fn an_unwritable_mounts_root_fails_the_create_clearly() {
     let t = Tree::new("unwritable");
     t.write("x", "x\n");
     let name = unique("unwritable");
-    let out = docker_at(
-        &a.host,
-        &[
-            "run",
-            "-d",
-            "--name",
-            &name,
-            "-v",
-            &format!("{}:/app", t.s()),
-            tb.image(),
-            "sleep",
-            "60",
-        ],
-    );
+    let out = try_sleeper(&a.host, &name, &format!("{}:/app", t.s()));
     assert!(!out.status.success());
     let err = stderr(&out);
     assert!(err.contains("cannot write /proc/berth-mounts"), "{err}");
@@ -637,20 +629,7 @@ fn a_full_remote_disk_fails_the_create_clearly() {
     let t = Tree::new("big");
     std::fs::write(t.path().join("big.bin"), vec![7u8; 3 * 1024 * 1024]).unwrap();
     let name = unique("full");
-    let out = docker_at(
-        &a.host,
-        &[
-            "run",
-            "-d",
-            "--name",
-            &name,
-            "-v",
-            &format!("{}:/app", t.s()),
-            tb.image(),
-            "sleep",
-            "60",
-        ],
-    );
+    let out = try_sleeper(&a.host, &name, &format!("{}:/app", t.s()));
     assert!(!out.status.success(), "created on a full disk");
     let err = stderr(&out);
     assert!(
@@ -718,7 +697,7 @@ fn touched_files_with_unchanged_content_are_not_sent_again() {
 #[test]
 fn a_remote_without_sftp_fails_the_create_clearly() {
     let _turn = turn();
-    let tb = testbed();
+    let _tb = testbed();
     // the test bed's sshd, on another port, without its `Subsystem sftp` line
     let sshd = PrivateSshd::start("nosftp", |l| {
         (!l.starts_with("Subsystem")).then(|| l.to_string())
@@ -733,20 +712,7 @@ fn a_remote_without_sftp_fails_the_create_clearly() {
     let t = Tree::new("nosftp");
     t.write("index.html", "hi\n");
     let name = unique("nosftp");
-    let out = docker_at(
-        &a.host,
-        &[
-            "run",
-            "-d",
-            "--name",
-            &name,
-            "-v",
-            &format!("{}:/app", t.s()),
-            tb.image(),
-            "sleep",
-            "60",
-        ],
-    );
+    let out = try_sleeper(&a.host, &name, &format!("{}:/app", t.s()));
     assert!(!out.status.success(), "created without SFTP");
     let err = stderr(&out);
     assert!(
@@ -901,24 +867,10 @@ fn syncs_cut_short_by_kill_9_complete_after_a_restart() {
     let mut a = agent();
     let name = unique("killed");
     let bind = format!("{}:/www", t.s());
-    let mut run = std::process::Command::new("docker")
-        .args([
-            "-H",
-            &a.host,
-            "run",
-            "-d",
-            "--name",
-            &name,
-            "-v",
-            &bind,
-            tb.image(),
-            "sleep",
-            "600",
-        ])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    let run = {
+        let (host, name, bind) = (a.host.clone(), name.clone(), bind.clone());
+        std::thread::spawn(move || try_sleeper(&host, &name, &bind))
+    };
     let t0 = Instant::now();
     while !mounts(a.port()).iter().any(|m| {
         m["local"] == t.s().as_str() || m["progress"]["files_done"].as_u64().unwrap_or(0) > 0
@@ -928,7 +880,7 @@ fn syncs_cut_short_by_kill_9_complete_after_a_restart() {
     }
     a.child.kill().unwrap();
     a.child.wait().unwrap();
-    let _ = run.wait();
+    let _ = run.join();
     let _ = docker_at(&tb.direct_host(), &["rm", "-f", &name]);
     // the user runs it again through a new agent: it completes, identical
     let mut b = agent();

@@ -46,12 +46,7 @@ impl russh::client::Handler for Scanner {
         &mut self,
         offered: &PublicKeyOrCertificate,
     ) -> Result<bool, Self::Error> {
-        let key = match offered {
-            PublicKeyOrCertificate::PublicKey { key, .. } => key.clone(),
-            PublicKeyOrCertificate::Certificate(cert) => {
-                PublicKey::new(cert.public_key().clone(), "")
-            }
-        };
+        let key = crate::ssh::handler::offered_key(offered);
         if let Ok(mut slot) = self.0.lock() {
             *slot = Some(key);
         }

@@ -146,12 +146,7 @@ impl russh::client::Handler for ClientHandler {
         &mut self,
         offered: &PublicKeyOrCertificate,
     ) -> Result<bool, Self::Error> {
-        let key = match offered {
-            PublicKeyOrCertificate::PublicKey { key, .. } => key.clone(),
-            PublicKeyOrCertificate::Certificate(cert) => {
-                PublicKey::new(cert.public_key().clone(), "")
-            }
-        };
+        let key = offered_key(offered);
         match self.verify(&key) {
             Ok(()) => Ok(true),
             Err(e) => {
@@ -161,6 +156,14 @@ impl russh::client::Handler for ClientHandler {
                 Ok(false)
             }
         }
+    }
+}
+
+/// The host key a server offered (a certificate's own key for a certificate).
+pub fn offered_key(offered: &PublicKeyOrCertificate) -> PublicKey {
+    match offered {
+        PublicKeyOrCertificate::PublicKey { key, .. } => key.clone(),
+        PublicKeyOrCertificate::Certificate(cert) => PublicKey::new(cert.public_key().clone(), ""),
     }
 }
 
