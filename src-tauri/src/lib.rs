@@ -100,9 +100,10 @@ pub fn run() -> Result<(), Box<dyn std::error::Error>> {
         .on_window_event(|window, event| {
             if let WindowEvent::Destroyed = event {
                 tracing::info!(
-                    "window {:?} closed; Berth stays in the tray",
+                    "window {:?} closed and its WebView released",
                     window.label()
                 );
+                window::release_memory();
             }
         })
         .setup(move |app| {
