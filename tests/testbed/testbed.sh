@@ -35,6 +35,14 @@ install_deps() {
   # D-Bus session with gnome-keyring (tests/testbed/with-keychain.sh).
   ensure_pkgs /usr/include/dbus-1.0/dbus/dbus.h:libdbus-1-dev pkg-config:pkg-config \
               dbus-run-session:dbus-daemon gnome-keyring-daemon:gnome-keyring
+  # The tray app (src-tauri, Tauri 2): WebKitGTK 4.1, the tray's
+  # libayatana-appindicator, librsvg for icons, libxdo, OpenSSL, D-Bus and a
+  # C toolchain to build it.
+  ensure_pkgs /usr/include/webkitgtk-4.1/webkit2/webkit2.h:libwebkit2gtk-4.1-dev \
+              /usr/include/libayatana-appindicator3-0.1/libayatana-appindicator/app-indicator.h:libayatana-appindicator3-dev \
+              /usr/include/librsvg-2.0/librsvg/rsvg.h:librsvg2-dev /usr/include/xdo.h:libxdo-dev \
+              /usr/include/openssl/ssl.h:libssl-dev /usr/include/dbus-1.0/dbus/dbus.h:libdbus-1-dev \
+              pkg-config:pkg-config cc:build-essential make:build-essential
   # The test image needs a *static* busybox (Debian's `busybox` package is dynamic).
   local l; l=$(ldd /bin/busybox 2>&1) || true
   if [[ ! -x /bin/busybox || $l != *'not a dynamic'* ]]; then
