@@ -83,6 +83,11 @@ impl ExecReport {
         }
     }
 
+    /// The channel has closed (its pump ended): no more traffic either way.
+    pub fn is_closed(&self) -> bool {
+        self.0.lock().map(|r| r.closed).unwrap_or(true)
+    }
+
     /// What the command wrote to stderr (the first few KiB).
     pub fn stderr(&self) -> String {
         self.0

@@ -26,6 +26,7 @@ use super::tarball;
 use super::tree::{self, Manifest};
 use super::verify;
 use super::SyncError;
+use crate::ssh::channel_io::ExecReport;
 use crate::ssh::SshSession;
 use crate::upstream::Upstream;
 
@@ -102,7 +103,7 @@ pub struct SyncManager {
     /// This machine, as recorded in the mounts label.
     pub(super) owner: String,
     /// The SFTP session and the resolved mounts root, opened on first use.
-    sftp: tokio::sync::Mutex<Option<(Arc<SftpSession>, String)>>,
+    sftp: tokio::sync::Mutex<Option<(Arc<SftpSession>, String, ExecReport)>>,
     pub(super) replicas: tokio::sync::Mutex<HashMap<PathBuf, Arc<Replica>>>,
     pub(super) view: Mutex<Vec<Arc<Replica>>>,
     pub(super) shutdown: CancellationToken,
@@ -157,12 +158,13 @@ impl SyncManager {
     /// The SFTP session, re-opened if the SSH session was replaced.
     pub(super) async fn sftp(&self) -> Result<(Arc<SftpSession>, String), SyncError> {
         let mut slot = self.sftp.lock().await;
-        if let Some((s, root)) = slot.as_ref() {
-            if s.canonicalize(".").await.is_ok() {
+        if let Some((s, root, channel)) = slot.as_ref() {
+            // no round trip: the channel says whether it is still open
+            if !channel.is_closed() {
                 return Ok((s.clone(), root.clone()));
             }
         }
-        let s = replica::connect(&self.ssh).await?;
+        let (s, channel) = replica::connect(&self.ssh).await?;
         let base = match &self.opts.mounts_root {
             Some(r) => r.clone(),
             None => replica::default_mounts_root(&s).await?,
@@ -171,7 +173,7 @@ impl SyncManager {
         // share (and overwrite) one replica
         let root = format!("{}/{}", base.trim_end_matches('/'), self.owner);
         replica::mkdir_all(&s, &root).await?;
-        *slot = Some((s.clone(), root.clone()));
+        *slot = Some((s.clone(), root.clone(), channel));
         Ok((s, root))
     }
 

@@ -15,6 +15,7 @@ use tokio::io::AsyncWriteExt;
 use super::progress::Progress;
 use super::tree::{Manifest, Op};
 use super::SyncError;
+use crate::ssh::channel_io::ExecReport;
 use crate::ssh::SshSession;
 
 /// Files uploaded (and directories made) at once: latency, not bandwidth,
@@ -23,7 +24,7 @@ use crate::ssh::SshSession;
 const FILES_IN_FLIGHT: usize = 64;
 
 /// Opens an SFTP session on the SSH session.
-pub async fn connect(ssh: &SshSession) -> Result<Arc<SftpSession>, SyncError> {
+pub async fn connect(ssh: &SshSession) -> Result<(Arc<SftpSession>, ExecReport), SyncError> {
     let io = ssh.open_subsystem("sftp").await.map_err(|e| match e {
         crate::ssh::SshError::ChannelRefused { reason, .. } => SyncError::NoSftp { reason },
         other => other.into(),
@@ -33,9 +34,10 @@ pub async fn connect(ssh: &SshSession) -> Result<Arc<SftpSession>, SyncError> {
         request_timeout_secs: 60,
         ..Default::default()
     };
+    let alive = report.clone();
     SftpSession::new_with_config(io, config)
         .await
-        .map(Arc::new)
+        .map(|s| (Arc::new(s), alive))
         .map_err(|e| SyncError::NoSftp {
             reason: report.summary().unwrap_or_else(|| e.to_string()),
         })
@@ -55,6 +57,10 @@ pub async fn default_mounts_root(sftp: &SftpSession) -> Result<String, SyncError
 
 /// `mkdir -p` on the remote.
 pub async fn mkdir_all(sftp: &SftpSession, path: &str) -> Result<(), SyncError> {
+    // one round trip in the common case; the walk only for what is missing
+    if sftp.try_exists(path.to_string()).await.unwrap_or(false) {
+        return Ok(());
+    }
     let mut at = String::new();
     for part in path.split('/').filter(|p| !p.is_empty()) {
         at.push('/');
@@ -105,6 +111,10 @@ pub async fn write_manifest(
     file.shutdown()
         .await
         .map_err(|e| SyncError::remote(&tmp, e))?;
+    // SFTP v3 will not rename over an existing file: remove it, then retry
+    if sftp.rename(tmp.clone(), path.clone()).await.is_ok() {
+        return Ok(());
+    }
     let _ = sftp.remove_file(path.clone()).await;
     sftp.rename(tmp, path.clone())
         .await
