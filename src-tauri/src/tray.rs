@@ -20,10 +20,10 @@ pub const TRAY_ID: &str = "berth";
 /// The icon for a tray state (32 px PNGs from `icons/`, embedded).
 pub fn icon(state: TrayState) -> Image<'static> {
     match state {
-        TrayState::Disconnected => tauri::include_image!("icons/tray-disconnected.png"),
-        TrayState::Connecting => tauri::include_image!("icons/tray-connecting.png"),
-        TrayState::Connected => tauri::include_image!("icons/tray-connected.png"),
-        TrayState::Error => tauri::include_image!("icons/tray-error.png"),
+        TrayState::Disconnected => tauri::include_image!("../icons/tray-disconnected.png"),
+        TrayState::Connecting => tauri::include_image!("../icons/tray-connecting.png"),
+        TrayState::Connected => tauri::include_image!("../icons/tray-connected.png"),
+        TrayState::Error => tauri::include_image!("../icons/tray-error.png"),
     }
 }
 

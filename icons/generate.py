@@ -5,7 +5,7 @@ App icon: a blue rounded square with a white ship hull carrying three
 containers. Tray icons (32 px): the same hull on a disc whose colour is the
 state (grey disconnected, amber connecting, green connected, red error),
 ringed in white and outlined in near-black so they read on light and dark
-panels. Run from anywhere: `python3 src-tauri/icons/generate.py`.
+panels. Run from anywhere: `python3 icons/generate.py`.
 """
 import os
 
