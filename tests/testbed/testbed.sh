@@ -5,8 +5,10 @@
 set -euo pipefail
 
 DIR=${BERTH_TESTBED_DIR:-/tmp/berth-testbed}
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 DOCKER_SOCK=/var/run/docker.sock
 TEST_IMAGE=berth-test/busybox:latest
+LOAD_IMAGE=berth-test/loadsrv:latest
 NODOCKER_USER=berthnodocker
 TCP_PORT=2375
 STATE=$DIR/state          # SSH_PORT / SSH_WIN_PORT / STARTED_DOCKERD, survives `down`
@@ -130,6 +132,14 @@ image_up() {
   fi
   [[ $(dk run --rm "$TEST_IMAGE" echo ok) == ok ]] || die "test image does not run"
   log "image: $TEST_IMAGE ok"
+  # the load test's server (see loadsrv.c): one static binary, nothing else
+  if ! dk image inspect "$LOAD_IMAGE" >/dev/null 2>&1; then
+    local l=$DIR/loadfs
+    rm -rf "$l"; mkdir -p "$l"
+    gcc -static -O2 -pthread -o "$l/loadsrv" "$HERE/loadsrv.c" || die "cannot build loadsrv"
+    tar -C "$l" -cf - . | dk import --change 'CMD ["/loadsrv"]' - "$LOAD_IMAGE" >/dev/null
+    rm -rf "$l"
+  fi
 }
 
 # ---------- 3. keys ----------
@@ -277,6 +287,7 @@ BERTH_TESTBED_DIR=$DIR
 DOCKER_SOCK=$DOCKER_SOCK
 DOCKER_TCP=127.0.0.1:$TCP_PORT
 TEST_IMAGE=$TEST_IMAGE
+LOAD_IMAGE=$LOAD_IMAGE
 SSH_HOST=127.0.0.1
 SSH_PORT=$SSH_PORT
 SSH_WIN_PORT=$SSH_WIN_PORT
