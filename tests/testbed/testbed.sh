@@ -35,15 +35,18 @@ install_deps() {
   # D-Bus session with gnome-keyring (tests/testbed/with-keychain.sh).
   ensure_pkgs /usr/include/dbus-1.0/dbus/dbus.h:libdbus-1-dev pkg-config:pkg-config \
               dbus-run-session:dbus-daemon gnome-keyring-daemon:gnome-keyring
-  # The GUI tests (tests/gui.rs under tests/gui/session.sh): the Tauri app's
-  # build deps (WebKitGTK, appindicator), Xvfb, screenshots (xwd, convert),
-  # WebKitWebDriver for tauri-driver, python3-dbus for the tray's D-Bus side and
-  # python3-xlib to close the window as a window manager would.
+  # The tray app (src-tauri, Tauri 2): WebKitGTK 4.1, the tray's
+  # libayatana-appindicator, librsvg for icons, libxdo, OpenSSL, D-Bus and a
+  # C toolchain to build it.
   ensure_pkgs /usr/include/webkitgtk-4.1/webkit2/webkit2.h:libwebkit2gtk-4.1-dev \
               /usr/include/libayatana-appindicator3-0.1/libayatana-appindicator/app-indicator.h:libayatana-appindicator3-dev \
               /usr/include/librsvg-2.0/librsvg/rsvg.h:librsvg2-dev /usr/include/xdo.h:libxdo-dev \
-              /usr/include/openssl/ssl.h:libssl-dev cc:build-essential \
-              Xvfb:xvfb xwd:x11-apps /usr/bin/convert:imagemagick WebKitWebDriver:webkit2gtk-driver \
+              /usr/include/openssl/ssl.h:libssl-dev /usr/include/dbus-1.0/dbus/dbus.h:libdbus-1-dev \
+              pkg-config:pkg-config cc:build-essential make:build-essential
+  # The GUI tests (tests/gui.rs under tests/gui/session.sh): Xvfb, screenshots
+  # (xwd, convert), WebKitWebDriver for tauri-driver, python3-dbus for the
+  # tray's D-Bus side and python3-xlib to close the window as a window manager would.
+  ensure_pkgs Xvfb:xvfb xwd:x11-apps /usr/bin/convert:imagemagick WebKitWebDriver:webkit2gtk-driver \
               /usr/lib/python3/dist-packages/dbus/__init__.py:python3-dbus \
               /usr/lib/python3/dist-packages/gi/__init__.py:python3-gi dbus-launch:dbus-x11 \
               /usr/lib/python3/dist-packages/Xlib/__init__.py:python3-xlib

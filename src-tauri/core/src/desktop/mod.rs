@@ -10,9 +10,14 @@
 
 pub mod config;
 pub mod context;
+pub mod controller;
 pub mod engine;
+pub mod hostkeys;
 pub mod menu;
+pub mod probe;
+mod run;
 pub mod sshimport;
+pub mod view;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -84,6 +89,59 @@ pub enum DesktopError {
     /// A tray menu id that no menu item carries.
     #[error("unknown menu action {0:?}")]
     UnknownAction(String),
+
+    /// Nothing accepts TCP connections at a remote's SSH address.
+    #[error("cannot reach {addr}: {reason}; check the host and port, and that sshd runs there")]
+    Unreachable { addr: String, reason: String },
+
+    /// Something answers at the address, but not an SSH server.
+    #[error("{addr} does not speak SSH ({reason}); check the port")]
+    NotSsh { addr: String, reason: String },
+
+    /// A known_hosts file could not be read or appended to.
+    #[error("cannot use known_hosts {path}: {reason}; check the file and its permissions")]
+    KnownHosts { path: PathBuf, reason: String },
+
+    /// The server offers another key than the one known_hosts records for it.
+    #[error(
+        "HOST KEY CHANGED for {host_port}: {known_hosts} line {line} has {expected}, the server \
+         offers {offered}; someone may be intercepting the connection. If the change is \
+         expected, remove the old key with `ssh-keygen -R '{host_port}' -f {known_hosts}`"
+    )]
+    HostKeyChanged {
+        host_port: String,
+        known_hosts: PathBuf,
+        line: usize,
+        expected: String,
+        offered: String,
+    },
+
+    /// Trusting a key: the server offers another fingerprint than the one shown.
+    #[error(
+        "{host_port} now offers host key {offered}, not the {shown} you were shown; \
+         nothing was trusted, test the connection again"
+    )]
+    HostKeyMismatch {
+        host_port: String,
+        shown: String,
+        offered: String,
+    },
+
+    /// A keychain operation failed (the message names the fix).
+    #[error(transparent)]
+    Keys(#[from] crate::keys::KeysError),
+
+    /// Connecting a remote failed; `reason` is one line naming the fix.
+    #[error("remote {remote:?}: {reason}")]
+    Connect { remote: String, reason: String },
+
+    /// A remote was disconnected while it was connecting.
+    #[error("remote {0:?}: connecting was cancelled")]
+    Cancelled(String),
+
+    /// An operation needs a connected remote.
+    #[error("remote {0:?} is not connected; connect it first")]
+    NotConnected(String),
 }
 
 impl DesktopError {
