@@ -331,6 +331,7 @@ fn app_env(cmd: &mut Command, home: &Path) {
         .env("DOCKER_CONFIG", home.join(".docker"))
         .env("BERTH_CONFIG", home.join("berth.toml"))
         .env("BERTH_LOG", "info,russh=warn")
+        .env("RUST_LOG", "info,russh=warn")
         .env_remove("DOCKER_HOST")
         .env_remove("DOCKER_CONTEXT")
         .env_remove("SSH_AUTH_SOCK");
@@ -462,7 +463,11 @@ fn gui_end_to_end() {
     s.fill("#rf-host", "127.0.0.1");
     s.fill("#rf-port", tb.get("SSH_PORT"));
     s.click("input[name=auth][value=keychain]");
-    s.set_value("#rf-key", "testbed-key");
+    assert_eq!(
+        s.set_value("#rf-key", "testbed-key"),
+        "testbed-key",
+        "the imported key is not offered in the remote form"
+    );
     let listen = format!("tcp://127.0.0.1:{}", free_port_u16());
     s.click("#rf-advanced > summary");
     s.fill("#rf-listen", &listen);
@@ -698,13 +703,14 @@ fn gui_end_to_end() {
     );
     metrics["window_open"] =
         json!({"app_rss_mib": mib(rss), "app_pss_mib": mib(pss), "children": kids});
+    // The page's web process (comm is cut at 15 characters: "WebKitWebProces").
     let webkit: Vec<u32> = descendants(app_pid)
         .into_iter()
-        .filter(|&p| comm(p).starts_with("WebKit"))
+        .filter(|&p| comm(p).starts_with("WebKitWebProc"))
         .collect();
     assert!(
         !webkit.is_empty(),
-        "no WebKit processes under the app while the window is open"
+        "no WebKit web process under the app while the window is open"
     );
 
     // Close the window (as a window manager's close button): the app stays in
@@ -721,13 +727,23 @@ fn gui_end_to_end() {
     );
     let gone = wait_until(
         Duration::from_secs(15),
-        "WebKit processes gone after closing the window",
+        "the WebView's web process gone after closing the window",
         || webkit.iter().all(|&p| !alive(p)),
     );
-    eprintln!("[gui] WebKit processes gone {gone:?} after the close");
+    eprintln!("[gui] the web process was gone {gone:?} after the close");
     assert!(alive(app_pid), "the app exited when its window closed");
     std::thread::sleep(Duration::from_secs(3));
     let (rss, pss) = mem_kib(app_pid).unwrap();
+    // What still runs under the app (WebKit's network process outlives the page).
+    let left: Vec<Value> = descendants(app_pid)
+        .into_iter()
+        .filter_map(|p| {
+            let (r, ps) = mem_kib(p)?;
+            Some(json!({"pid": p, "comm": comm(p), "rss_mib": mib(r), "pss_mib": mib(ps)}))
+        })
+        .collect();
+    eprintln!("[gui] window closed: children left {left:?}");
+    metrics["window_closed_children"] = json!(left);
     let (frss, fpss) = floor_memory();
     eprintln!(
         "[gui] idle in the tray: Berth RSS {:.1} MiB, PSS {:.1} MiB; empty Tauri tray app RSS {:.1} MiB, PSS {:.1} MiB ({})",

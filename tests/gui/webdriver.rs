@@ -198,7 +198,7 @@ impl Session {
     }
 
     /// Sets a <select> (or any field) by value, firing input/change.
-    pub fn set_value(&self, css: &str, value: &str) {
+    pub fn set_value(&self, css: &str, value: &str) -> String {
         let e = self.find(css, Duration::from_secs(10));
         self.exec(
             "const e = arguments[0]; e.value = arguments[1];\
@@ -206,7 +206,10 @@ impl Session {
              e.dispatchEvent(new Event('change', {bubbles: true})); return e.value;",
             json!([{ELEMENT: e}, value]),
         )
-        .unwrap_or_else(|err| panic!("set {css} = {value}: {err}"));
+        .unwrap_or_else(|err| panic!("set {css} = {value}: {err}"))
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
     }
 
     pub fn text(&self, css: &str) -> String {
