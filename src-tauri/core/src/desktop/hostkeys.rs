@@ -177,21 +177,39 @@ pub async fn trust(
     }
 }
 
-/// Appends one known_hosts line for `key` (creating the file and its directory).
+/// Appends one known_hosts line for `key` (creating the file and its
+/// directory): `host key…` on port 22, `[host]:port key…` otherwise.
 pub fn append(
     host: &str,
     port: u16,
     key: &PublicKey,
     known_hosts: &Path,
 ) -> Result<(), DesktopError> {
+    use std::io::Write;
+    let fail = |e: &dyn std::fmt::Display| DesktopError::KnownHosts {
+        path: known_hosts.to_path_buf(),
+        reason: e.to_string().replace('\n', " "),
+    };
     let mut bare = key.clone();
     bare.set_comment("");
-    russh::keys::known_hosts::learn_known_hosts_path(host, port, &bare, known_hosts).map_err(
-        |e| DesktopError::KnownHosts {
-            path: known_hosts.to_path_buf(),
-            reason: e.to_string().replace('\n', " "),
-        },
-    )?;
+    let text = bare.to_openssh().map_err(|e| fail(&e))?;
+    if let Some(dir) = known_hosts.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|e| fail(&e))?;
+    }
+    // a file not ending in a newline gets one first, so the new line stands alone
+    let existing = std::fs::read(known_hosts).unwrap_or_default();
+    let sep = if existing.is_empty() || existing.ends_with(b"\n") {
+        ""
+    } else {
+        "\n"
+    };
+    let line = format!("{sep}{} {text}\n", host_port(host, port));
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(known_hosts)
+        .and_then(|mut f| f.write_all(line.as_bytes()).and_then(|()| f.sync_all()))
+        .map_err(|e| fail(&e))?;
     tracing::info!(host, port, fingerprint = %fingerprint(key), "trusted host key, recorded in {}", known_hosts.display());
     Ok(())
 }
@@ -220,11 +238,15 @@ mod tests {
             }
         );
         append("127.0.0.1", 2222, &a, &kh).unwrap();
+        // a file without a final newline still gets a line of its own
+        let mut f = std::fs::OpenOptions::new().append(true).open(&kh).unwrap();
+        std::io::Write::write_all(&mut f, b"# note").unwrap();
         append("example.org", 22, &b, &kh).unwrap();
         let text = std::fs::read_to_string(&kh).unwrap();
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines[0], format!("[127.0.0.1]:2222 ssh-ed25519 {ED_A}"));
-        assert_eq!(lines[1], format!("example.org ssh-ed25519 {ED_B}"));
+        assert_eq!(lines[1], "# note");
+        assert_eq!(lines[2], format!("example.org ssh-ed25519 {ED_B}"));
         assert!(matches!(
             check("127.0.0.1", 2222, &a, &kh).unwrap(),
             HostKeyStatus::Known { .. }

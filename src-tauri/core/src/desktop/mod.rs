@@ -8,6 +8,7 @@
 //! keychain is named by a key id only, and the key material is supplied to
 //! the engine by the keychain module (see [`engine`]).
 
+pub mod activity;
 pub mod config;
 pub mod context;
 pub mod controller;
