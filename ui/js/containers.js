@@ -1,0 +1,149 @@
+// containers.js — the Containers screen: for the chosen remote, its running
+// containers' forwarded ports (local ↔ remote, state, open connections; a
+// listening port opens in the browser via open_url) and its synced bind mounts
+// (state, files, last sync, pending changes, progress of a first sync, errors).
+// Re-read on berth://changed and every 3 s while the screen is visible.
+
+import * as api from "./api.js";
+import { h, render, fmtBytes, fmtCount, fmtAgo, toast, busy } from "./dom.js";
+import { store, subscribe, refreshRemotes } from "./store.js";
+
+const $ = (id) => document.getElementById(id);
+let selected = null;
+let visible = false;
+let timer = null;
+let loading = false;
+let again = false;
+
+export function init() {
+  $("containers-remote").addEventListener("change", (e) => { selected = e.currentTarget.value; refresh(); });
+  subscribe(() => { fillSelect(); if (visible) refresh(); });
+}
+
+export function show(name) {
+  visible = true;
+  if (name) selected = name;
+  fillSelect();
+  refresh();
+  clearInterval(timer);
+  timer = setInterval(() => { if (!document.hidden) refresh(); }, 3000);
+}
+
+export function hide() {
+  visible = false;
+  clearInterval(timer);
+}
+
+function fillSelect() {
+  const sel = $("containers-remote");
+  const names = store.remotes.map((r) => r.name);
+  if (!names.includes(selected)) {
+    const firstConnected = store.remotes.find((r) => r.state === "connected");
+    selected = firstConnected ? firstConnected.name : names[0] || null;
+  }
+  const want = store.remotes.map((r) => `${r.name}|${r.state}`).join(",");
+  if (sel.dataset.built !== want) {
+    sel.replaceChildren(...store.remotes.map((r) => h("option", { value: r.name },
+      r.state === "connected" ? r.name : `${r.name} (${r.state})`)));
+    sel.dataset.built = want;
+  }
+  sel.value = selected || "";
+  sel.disabled = names.length === 0;
+}
+
+async function refresh() {
+  const body = $("containers-body");
+  const r = store.remotes.find((x) => x.name === selected);
+  if (!r) {
+    render(body, h("p", { class: "empty" }, "No remotes yet: add one on the Remotes screen."));
+    return;
+  }
+  if (r.state !== "connected") {
+    render(body, h("div", { class: "empty" },
+      h("p", {}, r.state === "connecting" ? `Connecting to ${r.name}…` : `${r.name} is not connected.`),
+      r.state === "error" && r.error ? h("p", { class: "error-line" }, r.error) : null,
+      r.state === "connecting" ? null : h("button", {
+        type: "button", id: "containers-connect", class: "primary", "data-focus-key": "connect",
+        onclick: (e) => busy(e.currentTarget, () => api.connect(r.name)).catch((x) => toast(api.errorText(x), "error")).then(() => refreshRemotes()),
+      }, `Connect ${r.name}`)));
+    return;
+  }
+  if (loading) { again = true; return; }
+  loading = true;
+  let data;
+  try {
+    data = await api.containers(r.name);
+  } catch (e) {
+    render(body, h("p", { class: "error-line", role: "alert" }, api.errorText(e)));
+    return;
+  } finally {
+    loading = false;
+    if (again) { again = false; setTimeout(refresh, 0); }
+  }
+  if (!visible || selected !== r.name) return;
+  render(body, view(data)); // focus is kept by render(); "last sync … ago" moves on each tick
+}
+
+function view({ forwards = [], mounts = [] }) {
+  const names = new Map(forwards.map((f) => [f.container, f.name]));
+  const byContainer = new Map();
+  for (const f of forwards) {
+    if (!byContainer.has(f.container)) byContainer.set(f.container, []);
+    byContainer.get(f.container).push(f);
+  }
+  return [
+    h("h2", {}, "Forwarded ports"),
+    forwards.length === 0
+      ? h("p", { class: "empty small" }, "No forwarded ports. Run a container with -p, e.g. docker run -p 8080:80 nginx.")
+      : h("table", { class: "table", id: "forwards" },
+        h("thead", {}, h("tr", {},
+          h("th", { scope: "col" }, "Container"), h("th", { scope: "col" }, "Local ↔ remote"),
+          h("th", { scope: "col" }, "State"), h("th", { scope: "col", class: "num" }, "Connections"))),
+        h("tbody", {}, [...byContainer.values()].flatMap((fs) => fs.map((f, i) => forwardRow(f, i === 0, fs.length))))),
+    h("h2", {}, "Synced mounts"),
+    mounts.length === 0
+      ? h("p", { class: "empty small" }, "No synced bind mounts. A container run with -v ./src:/app gets its files synced to the remote.")
+      : h("div", { class: "cards" }, mounts.map((m) => mountCard(m, names))),
+  ];
+}
+
+function localUrl(local) {
+  const host = local.replace(/^(0\.0\.0\.0|127\.0\.0\.1):/, "localhost:");
+  return `http://${host}`;
+}
+
+function forwardRow(f, first, span) {
+  const ok = f.state === "listening";
+  return h("tr", { "data-testid": "forward", "data-container": f.name || f.container, "data-local": f.local, "data-state": ok ? "listening" : "failed" },
+    first ? h("td", { rowSpan: span, class: "container-name" }, h("strong", {}, f.name || f.container.slice(0, 12)),
+      h("div", { class: "muted small" }, f.container.slice(0, 12))) : null,
+    h("td", {},
+      ok ? h("button", {
+        type: "button", class: "link open-port", "data-focus-key": `open/${f.local}`, title: `Open ${localUrl(f.local)} in the browser`,
+        onclick: () => api.openUrl(localUrl(f.local)).catch((e) => toast(api.errorText(e), "error")),
+      }, f.local, " ↗") : h("code", {}, f.local),
+      h("span", { class: "muted" }, " ↔ "), h("code", {}, f.remote)),
+    h("td", {}, ok ? h("span", { class: "badge", "data-state": "connected" }, "listening")
+      : h("span", { class: "error-line small" }, f.state)),
+    h("td", { class: "num" }, String(f.connections ?? 0), f.bytes ? h("div", { class: "muted small" }, fmtBytes(f.bytes)) : null));
+}
+
+const MOUNT_STATE = { "initial sync": "connecting", syncing: "connecting", watching: "connected", error: "error" };
+
+function mountCard(m, names) {
+  const p = m.progress;
+  const inFirst = m.state === "initial sync" && p && p.files_total > 0;
+  const who = (m.containers || []).map((id) => names.get(id) || id.slice(0, 12)).join(", ");
+  return h("article", { class: "card mount", "data-testid": "mount", "data-local": m.local, "data-state": m.state },
+    h("div", { class: "card-head" },
+      h("div", { class: "title wrap" }, h("code", { class: "path" }, m.local), h("span", { class: "muted" }, " → "), h("code", { class: "path" }, m.remote)),
+      h("span", { class: "badge", "data-state": MOUNT_STATE[m.state] || "disconnected" }, m.state)),
+    inFirst ? h("div", { class: "progress" },
+      h("progress", { max: p.bytes_total || p.files_total, value: p.bytes_total ? p.bytes_done : p.files_done, "aria-label": "First sync" }),
+      h("span", { class: "small" }, `${fmtCount(p.files_done, "file")} of ${p.files_total.toLocaleString("en-US")} · ${fmtBytes(p.bytes_done)} of ${fmtBytes(p.bytes_total)}`)) : null,
+    h("p", { class: "detail small" },
+      fmtCount(m.files || 0, "file"), " · ", fmtBytes(m.bytes), " · last sync ", fmtAgo(m.last_sync_unix),
+      " · ", m.pending_changes ? h("strong", {}, fmtCount(m.pending_changes, "pending change")) : "no pending changes"),
+    who ? h("p", { class: "detail small muted" }, "Used by ", who) : null,
+    m.error ? h("p", { class: "error-line", role: "alert" }, m.error) : null);
+}
