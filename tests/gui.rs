@@ -427,7 +427,7 @@ fn gui_end_to_end() {
     let app_pid = *pids_of(&app)
         .first()
         .expect("the app's process (launched by WebKitWebDriver)");
-    s.find("#nav-remotes", Duration::from_secs(20));
+    s.find("body[data-ready=true]", Duration::from_secs(30));
     shot(&s, app_pid, "01-remotes-empty");
 
     // The tray: registered with the watcher, its menu over D-Bus.
@@ -442,35 +442,31 @@ fn gui_end_to_end() {
 
     // Keys: import the test bed's client key into the keychain.
     s.click("#nav-keys");
-    s.fill("#import-key-id", "testbed-key");
+    s.click("#show-import-key");
+    s.fill("#import-key-form [name=id]", "testbed-key");
     let key = std::fs::read_to_string(tb.get("SSH_KEY")).unwrap();
-    s.set_value("#import-key-private", &key);
+    s.set_value("#import-key-form [name=privateKey]", &key);
     s.click("#import-key");
-    s.wait_text(
-        "#key-list",
-        Duration::from_secs(10),
-        "imported key listed",
-        |t| t.contains("testbed-key"),
-    );
+    s.find("[data-key=\"testbed-key\"]", Duration::from_secs(15));
     shot(&s, app_pid, "02-keys");
 
     // Remotes: add one for the test bed's sshd.
     s.click("#nav-remotes");
     s.click("#add-remote");
     s.find("#remote-dialog", Duration::from_secs(5));
-    s.fill("#rf-name", REMOTE);
-    s.fill("#rf-user", tb.get("SSH_USER"));
-    s.fill("#rf-host", "127.0.0.1");
-    s.fill("#rf-port", tb.get("SSH_PORT"));
-    s.click("input[name=auth][value=keychain]");
+    s.fill("#remote-form [name=name]", REMOTE);
+    s.fill("#remote-form [name=user]", tb.get("SSH_USER"));
+    s.fill("#remote-form [name=host]", "127.0.0.1");
+    s.fill("#remote-form [name=port]", tb.get("SSH_PORT"));
+    s.click("#remote-form [name=auth][value=keychain]");
     assert_eq!(
-        s.set_value("#rf-key", "testbed-key"),
+        s.set_value("#remote-form [name=key]", "testbed-key"),
         "testbed-key",
         "the imported key is not offered in the remote form"
     );
     let listen = format!("tcp://127.0.0.1:{}", free_port_u16());
     s.click("#rf-advanced > summary");
-    s.fill("#rf-listen", &listen);
+    s.fill("#remote-form [name=listen]", &listen);
     shot(&s, app_pid, "03-add-remote");
 
     // Test connection: the unknown host key, its fingerprint, trust, all green.
@@ -531,7 +527,7 @@ fn gui_end_to_end() {
     shot(&s, app_pid, "05-test-ok");
     s.click("#close-test");
     s.click("#save-remote");
-    let card = format!("article.remote[data-remote=\"{REMOTE}\"]");
+    let card = format!("[data-remote=\"{REMOTE}\"]");
     s.find(&card, Duration::from_secs(10));
     shot(&s, app_pid, "06-remote-saved");
 
@@ -685,6 +681,10 @@ fn gui_end_to_end() {
     shot(&s, app_pid, "10-settings");
     s.click("#nav-remotes");
     s.find(&card, Duration::from_secs(5));
+    let errors = s
+        .exec("return window.__berthErrors || []", json!([]))
+        .unwrap();
+    assert_eq!(errors, json!([]), "the page reported errors");
 
     // Memory with the window open: the app and its WebKit processes.
     std::thread::sleep(Duration::from_secs(1));
