@@ -182,7 +182,11 @@ fn pids_of(exe: &Path) -> Vec<u32> {
         .into_iter()
         .filter(|p| {
             std::fs::read_link(format!("/proc/{p}/exe"))
-                .map(|e| e == want)
+                .map(|e| {
+                    // a binary rebuilt meanwhile reads "… (deleted)"
+                    let e = e.to_string_lossy().into_owned();
+                    Path::new(e.trim_end_matches(" (deleted)")) == want
+                })
                 .unwrap_or(false)
         })
         .collect()
@@ -249,8 +253,11 @@ fn shot(s: &Session, app_pid: u32, name: &str) {
     use std::sync::atomic::{AtomicBool, Ordering};
     static WD_SHOTS: AtomicBool = AtomicBool::new(true);
     let path = artifacts().join(format!("{name}.png"));
-    let limit = Duration::from_secs(5);
-    if !(WD_SHOTS.load(Ordering::Relaxed) && s.screenshot(&path, limit)) {
+    // WebKitGTK never answers WebDriver's screenshot with compositing
+    // disabled (as it is under Xvfb), and a request left hanging breaks the
+    // driver's next answers: then xwd takes the window.
+    let wd = std::env::var("WEBKIT_DISABLE_COMPOSITING_MODE").as_deref() != Ok("1");
+    if !(wd && WD_SHOTS.load(Ordering::Relaxed) && s.screenshot(&path, Duration::from_secs(10))) {
         WD_SHOTS.store(false, Ordering::Relaxed);
         if !xshot_window(app_pid, &path) {
             eprintln!("[gui] no screenshot of the window for {name}");
@@ -259,20 +266,30 @@ fn shot(s: &Session, app_pid: u32, name: &str) {
     xshot(name);
 }
 
-/// A child process killed (with its process group) when dropped.
+/// A child process killed (with its descendants) when dropped.
 struct Proc(Child, &'static str);
 impl Drop for Proc {
     fn drop(&mut self) {
-        let pid = self.0.id() as i32;
-        unsafe {
-            libc::kill(-pid, libc::SIGTERM);
+        let pid = self.0.id();
+        let mut all = descendants(pid);
+        all.push(pid);
+        for p in &all {
+            unsafe {
+                libc::kill(*p as i32, libc::SIGTERM);
+            }
         }
         if wait_exit(&mut self.0, Duration::from_secs(5)).is_none() {
             eprintln!("[gui] {} did not stop on SIGTERM, killing it", self.1);
-            unsafe {
-                libc::kill(-pid, libc::SIGKILL);
-            }
+            let _ = self.0.kill();
             let _ = self.0.wait();
+        }
+        for p in all {
+            if alive(p) {
+                std::thread::sleep(Duration::from_millis(500));
+                unsafe {
+                    libc::kill(p as i32, libc::SIGKILL);
+                }
+            }
         }
     }
 }
@@ -356,8 +373,7 @@ fn floor_memory() -> (u64, u64) {
         app_env(&mut cmd, &home);
         cmd.stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .process_group(0);
+            .stderr(Stdio::null());
         let child = Proc(cmd.spawn().expect("start the floor app"), "floor app");
         let pid = child.0.id();
         tray(&["--pid", &pid.to_string(), "--wait", "30", "menu"]);
@@ -368,8 +384,6 @@ fn floor_memory() -> (u64, u64) {
         m
     })
 }
-
-use std::os::unix::process::CommandExt;
 
 #[test]
 fn gui_end_to_end() {
@@ -408,11 +422,11 @@ fn gui_end_to_end() {
     let driver_log = art.join("tauri-driver.log");
     cmd.stdin(Stdio::null())
         .stdout(std::fs::File::create(&driver_log).unwrap())
-        .stderr(std::fs::File::create(art.join("app.log")).unwrap())
-        .process_group(0);
+        .stderr(std::fs::File::create(art.join("app.log")).unwrap());
     let driver = Proc(cmd.spawn().expect("start tauri-driver"), "tauri-driver");
     wait_until(Duration::from_secs(10), "tauri-driver listening", || {
         std::net::TcpStream::connect(("127.0.0.1", wd_port)).is_ok()
+            && std::net::TcpStream::connect(("127.0.0.1", native_port)).is_ok()
     });
 
     let t = Instant::now();
@@ -428,6 +442,9 @@ fn gui_end_to_end() {
         .first()
         .expect("the app's process (launched by WebKitWebDriver)");
     s.find("body[data-ready=true]", Duration::from_secs(30));
+    let load = t.elapsed();
+    eprintln!("[gui] window ready {load:?} after the session was asked for");
+    metrics["window_ready_ms"] = json!(load.as_secs_f64() * 1000.0);
     shot(&s, app_pid, "01-remotes-empty");
 
     // The tray: registered with the watcher, its menu over D-Bus.
@@ -491,13 +508,14 @@ fn gui_end_to_end() {
     let steps = loop {
         let v = steps_ok();
         let arr = v.as_array().cloned().unwrap_or_default();
-        if !arr.is_empty() && arr.iter().all(|x| x[1] != "pending") {
+        // (the first result, with the unknown key, shows until the second arrives)
+        let green = |id: &str| arr.iter().any(|x| x[0] == id && x[1] == "ok");
+        if green("step-host_key") && arr.iter().all(|x| x[1] != "pending") {
             break v;
         }
-        assert!(
-            t.elapsed() < Duration::from_secs(20),
-            "test steps still pending: {v}"
-        );
+        if t.elapsed() > Duration::from_secs(20) {
+            break v;
+        }
         std::thread::sleep(Duration::from_millis(50));
     };
     for want in [

@@ -28,30 +28,64 @@ pub fn try_http(
     let body = body.map(|b| b.to_string()).unwrap_or_default();
     let mut s = TcpStream::connect(("127.0.0.1", port))?;
     s.set_read_timeout(Some(limit))?;
+    // No "Connection: close": tauri-driver passes the header on to
+    // WebKitWebDriver, which then closes the connection that tauri-driver's
+    // client keeps pooled, and the next request through it is reset. So the
+    // answer is read by its length, and this connection dropped after it.
     let req = format!(
-        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: {}\r\n\r\n{body}",
         body.len()
     );
     s.write_all(req.as_bytes())?;
     let mut buf = Vec::new();
-    s.read_to_end(&mut buf)?;
-    let text = String::from_utf8_lossy(&buf).into_owned();
-    let (head, rest) = text
-        .split_once("\r\n\r\n")
-        .unwrap_or_else(|| panic!("WebDriver {method} {path}: bad response {text:?}"));
+    let mut chunk = [0u8; 65536];
+    let bad = |m: String| std::io::Error::new(std::io::ErrorKind::InvalidData, m);
+    let (head_len, head) = loop {
+        let n = s.read(&mut chunk)?;
+        if n == 0 {
+            return Err(bad(format!(
+                "connection closed before an answer ({} bytes)",
+                buf.len()
+            )));
+        }
+        buf.extend_from_slice(&chunk[..n]);
+        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            break (i + 4, String::from_utf8_lossy(&buf[..i]).into_owned());
+        }
+    };
     let status: u16 = head
         .split_whitespace()
         .nth(1)
         .and_then(|c| c.parse().ok())
         .unwrap_or(0);
-    let chunked = head
-        .lines()
-        .any(|l| l.to_ascii_lowercase().starts_with("transfer-encoding:") && l.contains("chunked"));
-    let payload = if chunked {
-        dechunk(rest)
-    } else {
-        rest.to_string()
+    let header = |name: &str| {
+        head.lines().find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            k.trim()
+                .eq_ignore_ascii_case(name)
+                .then(|| v.trim().to_string())
+        })
     };
+    let chunked = header("transfer-encoding").is_some_and(|v| v.contains("chunked"));
+    let length = header("content-length").and_then(|v| v.parse::<usize>().ok());
+    loop {
+        let body = &buf[head_len..];
+        let done = match length {
+            Some(n) => body.len() >= n,
+            None if chunked => body.windows(5).any(|w| w == b"0\r\n\r\n"),
+            None => false,
+        };
+        if done {
+            break;
+        }
+        let n = s.read(&mut chunk)?;
+        if n == 0 {
+            break;
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    }
+    let rest = String::from_utf8_lossy(&buf[head_len..]).into_owned();
+    let payload = if chunked { dechunk(&rest) } else { rest };
     let v = serde_json::from_str(&payload).unwrap_or(Value::String(payload));
     Ok((status, v))
 }
@@ -138,11 +172,21 @@ impl Session {
     }
 
     /// The first element matching `css` that is displayed, waiting up to `limit`.
+    /// (Displayed is judged in the page: WebKitWebDriver's own endpoint for it
+    /// can take the driver down while the page is still loading.)
     pub fn find(&self, css: &str, limit: Duration) -> String {
         let t = Instant::now();
         loop {
-            if let Ok(e) = self.find_now(css) {
-                if self.displayed(&e) {
+            let shown = self
+                .exec(
+                    "const e = document.querySelector(arguments[0]);\
+                     return !!e && !e.closest('[hidden]') && e.getClientRects().length > 0",
+                    json!([css]),
+                )
+                .map(|v| v.as_bool() == Some(true))
+                .unwrap_or(false);
+            if shown {
+                if let Ok(e) = self.find_now(css) {
                     return e;
                 }
             }
