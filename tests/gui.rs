@@ -824,7 +824,7 @@ fn gui_end_to_end() {
 
     // Quit from the tray: the app exits and the docker context is restored.
     tray(&["--pid", &app_pid.to_string(), "click", "Quit"]);
-    let quit = wait_until(Duration::from_secs(10), "the app exits after Quit", || {
+    let quit = wait_until(Duration::from_secs(5), "the app exits after Quit", || {
         !alive(app_pid)
     });
     eprintln!("[gui] Quit → exited in {quit:?}");
