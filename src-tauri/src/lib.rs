@@ -100,9 +100,10 @@ pub fn run() -> Result<(), Box<dyn std::error::Error>> {
         .on_window_event(|window, event| {
             if let WindowEvent::Destroyed = event {
                 tracing::info!(
-                    "window {:?} closed; Berth stays in the tray",
+                    "window {:?} closed and its WebView released",
                     window.label()
                 );
+                window::release_memory();
             }
         })
         .setup(move |app| {
@@ -186,32 +187,32 @@ fn watch_signals(app: AppHandle) {
     tauri::async_runtime::spawn(async move {
         use tokio::signal::unix::{signal, SignalKind};
         let kinds = [
-            SignalKind::interrupt(),
-            SignalKind::terminate(),
-            SignalKind::hangup(),
+            ("SIGINT", SignalKind::interrupt()),
+            ("SIGTERM", SignalKind::terminate()),
+            ("SIGHUP", SignalKind::hangup()),
         ];
         let mut streams = Vec::new();
-        for kind in kinds {
+        for (name, kind) in kinds {
             match signal(kind) {
-                Ok(s) => streams.push(s),
-                Err(e) => tracing::warn!("cannot watch signal {kind:?}: {e}"),
+                Ok(s) => streams.push((name, s)),
+                Err(e) => tracing::warn!("cannot watch {name}: {e}"),
             }
         }
-        let waits = streams.iter_mut().map(|s| Box::pin(s.recv()));
-        futures_select_any(waits.collect()).await;
-        tracing::info!("signal received");
+        if streams.is_empty() {
+            return;
+        }
+        let waits = streams.iter_mut().map(|(name, s)| {
+            Box::pin(async move {
+                s.recv().await;
+                *name
+            })
+        });
+        let (name, _, _) = futures_util::future::select_all(waits).await;
+        tracing::info!("{name} received");
         quit(&app);
     });
     #[cfg(not(unix))]
     let _ = app;
-}
-
-/// Waits for the first of `futures` (none: forever).
-async fn futures_select_any<F: std::future::Future + Unpin>(futures: Vec<F>) {
-    if futures.is_empty() {
-        std::future::pending::<()>().await;
-    }
-    let _ = futures_util::future::select_all(futures).await;
 }
 
 #[cfg(test)]

@@ -41,3 +41,14 @@ pub fn close(app: &AppHandle) {
         }
     }
 }
+
+/// Hands the heap pages the closed WebView's side of this process freed
+/// back to the OS (glibc keeps them otherwise), so Berth idles small in the
+/// tray. The web content process itself has exited with the window.
+pub fn release_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only walks and trims the allocator's own free lists.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
