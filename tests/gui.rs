@@ -371,6 +371,14 @@ fn app_env(cmd: &mut Command, home: &Path) {
         .env_remove("SSH_AUTH_SOCK");
 }
 
+/// A temporary HOME, removed when dropped (also when the test fails).
+struct TempHome(PathBuf);
+impl Drop for TempHome {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
 fn new_home(tag: &str) -> PathBuf {
     let home = std::env::temp_dir().join(format!("berth-gui-{tag}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&home);
@@ -387,6 +395,7 @@ fn floor_memory() -> (u64, u64, String) {
         .get_or_init(|| {
             let bin = build_bin("berth-gui-floor", "berth-gui-floor");
             let home = new_home("floor");
+            let _home_guard = TempHome(home.clone());
             let mut cmd = Command::new(&bin);
             app_env(&mut cmd, &home);
             cmd.stdin(Stdio::null())
@@ -400,7 +409,6 @@ fn floor_memory() -> (u64, u64, String) {
             let detail = mem_detail(pid);
             eprintln!("[gui] the empty Tauri tray app: {detail}");
             drop(child);
-            let _ = std::fs::remove_dir_all(&home);
             (rss, pss, detail)
         })
         .clone()
@@ -432,6 +440,7 @@ fn gui_end_to_end() {
     let (frss, fpss, floor_detail) = floor_memory();
     let app = build_bin("berth", "berth");
     let home = new_home("app");
+    let _home_guard = TempHome(home.clone());
     let docker_cfg = home.join(".docker");
 
     // tauri-driver (and through it WebKitWebDriver and the app) with the app's environment.
@@ -841,7 +850,6 @@ fn gui_end_to_end() {
     .unwrap();
     s.delete();
     drop(driver);
-    let _ = std::fs::remove_dir_all(&home);
 
     assert!(
         connect_time <= CONNECT_LIMIT,
