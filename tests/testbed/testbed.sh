@@ -26,7 +26,7 @@ ensure_pkgs() {  # ensure_pkgs "cmd-or-path:package" ...
   done
   ((${#want[@]})) || return 0
   log "installing: ${want[*]}"
-  apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y "${want[@]}"
+  apt-get update && DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y "${want[@]}"
 }
 install_deps() {
   ensure_pkgs dockerd:docker.io docker:docker.io /usr/sbin/sshd:openssh-server ssh:openssh-client \
@@ -45,6 +45,13 @@ install_deps() {
               /usr/include/librsvg-2.0/librsvg/rsvg.h:librsvg2-dev /usr/include/xdo.h:libxdo-dev \
               /usr/include/openssl/ssl.h:libssl-dev /usr/include/dbus-1.0/dbus/dbus.h:libdbus-1-dev \
               pkg-config:pkg-config cc:build-essential make:build-essential
+  # The GUI tests (tests/gui.rs under tests/gui/session.sh): Xvfb, screenshots
+  # (xwd, convert), WebKitWebDriver for tauri-driver, python3-dbus for the
+  # tray's D-Bus side and python3-xlib to close the window as a window manager would.
+  ensure_pkgs Xvfb:xvfb xwd:x11-apps /usr/bin/convert:imagemagick WebKitWebDriver:webkit2gtk-driver \
+              /usr/lib/python3/dist-packages/dbus/__init__.py:python3-dbus \
+              /usr/lib/python3/dist-packages/gi/__init__.py:python3-gi dbus-launch:dbus-x11 \
+              /usr/lib/python3/dist-packages/Xlib/__init__.py:python3-xlib
   # The test image needs a *static* busybox (Debian's `busybox` package is dynamic).
   local l; l=$(ldd /bin/busybox 2>&1) || true
   if [[ ! -x /bin/busybox || $l != *'not a dynamic'* ]]; then
