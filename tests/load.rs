@@ -89,6 +89,27 @@ fn burst(port: u16, request: &'static [u8], want: &'static str) -> (usize, Durat
     (good, t0.elapsed())
 }
 
+/// Prints one burst's figures, then holds it to: no errors, memory bounded
+/// while it ran, and given back once it was over.
+fn report(what: &str, clients: &str, good: usize, took: Duration, rss: (u64, u64, u64)) {
+    let (before, peak, after) = rss;
+    eprintln!(
+        "LOAD {what}: {CLIENTS} {clients}, {good} ok, {} errors, {took:?}; agent RSS before {before} KiB, peak {peak} KiB, after {after} KiB",
+        CLIENTS - good
+    );
+    assert_eq!(
+        good,
+        CLIENTS,
+        "{what}: {} of {CLIENTS} failed",
+        CLIENTS - good
+    );
+    assert!(peak < before + 256 * 1024, "{what}: peak {peak} KiB");
+    assert!(
+        after < before + 12 * 1024,
+        "{what}: after {after} KiB (before {before})"
+    );
+}
+
 /// The agent's RSS once the burst is over: the lowest seen in 8 s (it
 /// gives freed memory back a few seconds after connections stop ending).
 fn settle(a: &AgentProc) -> u64 {
@@ -115,21 +136,12 @@ fn five_hundred_requests_and_forwarded_connections_at_once() {
     );
     let peak = sampler.finish();
     let after = settle(&a);
-    eprintln!(
-        "LOAD api: {CLIENTS} concurrent requests, {good} ok, {} errors, {took:?}; agent RSS before {before} KiB, peak {peak} KiB, after {after} KiB",
-        CLIENTS - good
-    );
-    assert_eq!(
+    report(
+        "api",
+        "concurrent requests",
         good,
-        CLIENTS,
-        "{} of {CLIENTS} requests failed",
-        CLIENTS - good
-    );
-    assert!(peak < before + 256 * 1024, "peak {peak} KiB");
-    // given back once the burst is over
-    assert!(
-        after < before + 12 * 1024,
-        "after {after} KiB (before {before})"
+        took,
+        (before, peak, after),
     );
 
     // a server answering 64 KiB to each connection, through a forwarded port
@@ -162,23 +174,14 @@ fn five_hundred_requests_and_forwarded_connections_at_once() {
     let (good, took) = burst(port, b"GET /page HTTP/1.0\r\nHost: x\r\n\r\n", "END");
     let peak = sampler.finish();
     let after = settle(&a);
-    eprintln!(
-        "LOAD forwards: {CLIENTS} concurrent connections, {good} ok, {} errors, {took:?}; agent RSS before {before} KiB, peak {peak} KiB, after {after} KiB",
-        CLIENTS - good
-    );
     let st = status(a.port());
     ok(docker_at(&a.host, &["rm", "-f", &name]));
-    assert_eq!(
+    report(
+        "forwards",
+        "concurrent forwarded connections",
         good,
-        CLIENTS,
-        "{} of {CLIENTS} connections failed",
-        CLIENTS - good
-    );
-    assert!(peak < before + 256 * 1024, "peak {peak} KiB");
-    // given back once the burst is over
-    assert!(
-        after < before + 12 * 1024,
-        "after {after} KiB (before {before})"
+        took,
+        (before, peak, after),
     );
     assert_eq!(st["connection"]["state"], "connected", "{st}");
 }

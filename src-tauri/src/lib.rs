@@ -104,6 +104,11 @@ pub fn run() -> Result<(), Box<dyn std::error::Error>> {
                     window.label()
                 );
                 window::release_memory();
+                // once more when the teardown has settled: what it touched last
+                std::thread::spawn(|| {
+                    std::thread::sleep(std::time::Duration::from_secs(3));
+                    window::release_memory();
+                });
             }
         })
         .setup(move |app| {

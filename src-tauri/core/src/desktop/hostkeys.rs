@@ -127,13 +127,13 @@ pub fn changed_error(
     expected: &str,
     line: usize,
 ) -> DesktopError {
-    DesktopError::HostKeyChanged {
+    DesktopError::Ssh(crate::ssh::SshError::HostKeyChanged {
         host_port: host_port(host, port),
         known_hosts: known_hosts.to_path_buf(),
         line,
         expected: expected.to_string(),
         offered: offered.to_string(),
-    }
+    })
 }
 
 /// Appends the key `host:port` offers to `known_hosts`, only if its

@@ -103,19 +103,10 @@ pub enum DesktopError {
     #[error("cannot use known_hosts {path}: {reason}; check the file and its permissions")]
     KnownHosts { path: PathBuf, reason: String },
 
-    /// The server offers another key than the one known_hosts records for it.
-    #[error(
-        "HOST KEY CHANGED for {host_port}: {known_hosts} line {line} has {expected}, the server \
-         offers {offered}; someone may be intercepting the connection. If the change is \
-         expected, remove the old key with `ssh-keygen -R '{host_port}' -f {known_hosts}`"
-    )]
-    HostKeyChanged {
-        host_port: String,
-        known_hosts: PathBuf,
-        line: usize,
-        expected: String,
-        offered: String,
-    },
+    /// The server offers another key than the one known_hosts records for
+    /// it ([`crate::ssh::SshError::HostKeyChanged`], the engine's own wording).
+    #[error(transparent)]
+    Ssh(#[from] crate::ssh::SshError),
 
     /// Trusting a key: the server offers another fingerprint than the one shown.
     #[error(
