@@ -170,7 +170,13 @@ async fn test_connection_trusts_an_unknown_host_then_passes_every_step() {
         .trust_host_key("127.0.0.1", remote.port, fp)
         .await
         .unwrap_err();
-    assert!(matches!(e, DesktopError::HostKeyChanged { .. }), "{e}");
+    assert!(
+        matches!(
+            e,
+            DesktopError::Ssh(berth_core::ssh::SshError::HostKeyChanged { .. })
+        ),
+        "{e}"
+    );
 
     // a key missing from the keychain fails at auth, saying so
     remote.auth = Auth::Keychain {
