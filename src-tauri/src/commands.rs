@@ -7,7 +7,7 @@
 use berth_core::desktop::config::Remote;
 use berth_core::desktop::probe::Step;
 use berth_core::desktop::view::{Containers, RemoteView, SettingsView};
-use berth_core::keys::{self, PublicKeyInfo};
+use berth_core::keys::PublicKeyInfo;
 use tauri::{AppHandle, State};
 use tauri_plugin_autostart::ManagerExt as _;
 use tauri_plugin_opener::OpenerExt as _;
@@ -91,10 +91,7 @@ pub async fn trust_host_key(
 
 #[tauri::command]
 pub async fn list_keys(state: State<'_, AppState>) -> Res<Vec<PublicKeyInfo>> {
-    let store = state.store.clone();
-    keys::blocking(move || keys::list(&*store))
-        .await
-        .map_err(one_line)
+    state.controller.list_keys().await.map_err(one_line)
 }
 
 #[tauri::command]
@@ -103,9 +100,10 @@ pub async fn generate_key(
     id: String,
     comment: Option<String>,
 ) -> Res<PublicKeyInfo> {
-    let store = state.store.clone();
     let comment = comment.unwrap_or_default();
-    keys::blocking(move || keys::generate_ed25519(&*store, &id, &comment))
+    state
+        .controller
+        .generate_key(&id, &comment)
         .await
         .map_err(one_line)
 }
@@ -117,23 +115,19 @@ pub async fn import_key(
     private_key: String,
     passphrase: Option<String>,
 ) -> Res<PublicKeyInfo> {
-    let store = state.store.clone();
     // the key text and passphrase are wiped from memory once imported
     let pem = zeroize::Zeroizing::new(private_key);
     let pass = passphrase.map(zeroize::Zeroizing::new);
-    keys::blocking(move || {
-        keys::import_private_key(&*store, &id, &pem, pass.as_ref().map(|p| p.as_str()))
-    })
-    .await
-    .map_err(one_line)
+    state
+        .controller
+        .import_key(&id, &pem, pass.as_ref().map(|p| p.as_str()))
+        .await
+        .map_err(one_line)
 }
 
 #[tauri::command]
 pub async fn delete_key(state: State<'_, AppState>, id: String) -> Res<()> {
-    let store = state.store.clone();
-    keys::blocking(move || keys::delete(&*store, &id))
-        .await
-        .map_err(one_line)
+    state.controller.delete_key(&id).await.map_err(one_line)
 }
 
 #[tauri::command]

@@ -22,7 +22,6 @@ use std::time::Duration;
 
 use berth_core::desktop::controller::{Controller, ControllerOptions};
 use berth_core::desktop::menu;
-use berth_core::keys::SecretStore;
 use tauri::{AppHandle, Manager, RunEvent, WindowEvent};
 
 /// The argument the OS autostart entry passes: start in the tray only.
@@ -37,8 +36,6 @@ const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(10);
 /// What the commands, the tray and the bridge share.
 pub struct AppState {
     pub controller: Arc<Controller>,
-    /// The keychain (the same store the controller authenticates with).
-    pub store: Arc<dyn SecretStore>,
     /// The tray menu last rendered, to skip rebuilding an identical one.
     tray_model: Mutex<Option<menu::Menu>>,
     /// Quit was asked for (the shutdown is running or done).
@@ -141,11 +138,9 @@ fn setup(app: &AppHandle, hidden: bool) -> Result<(), Box<dyn std::error::Error>
         opts.known_hosts = PathBuf::from(p);
     }
     tracing::info!(config = %opts.config_path.display(), "Berth starting");
-    let store = opts.store.clone();
     let controller = Controller::new(opts)?;
     app.manage(AppState {
         controller: controller.clone(),
-        store,
         tray_model: Mutex::new(None),
         quitting: AtomicBool::new(false),
         stopped: AtomicBool::new(false),

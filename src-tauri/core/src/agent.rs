@@ -135,14 +135,7 @@ impl Agent {
     /// The `GET /berth/v1/status` document: session, upstream, daemon,
     /// counters, plus `forwards` and `mounts` when those are on.
     pub fn snapshot(&self) -> serde_json::Value {
-        let mut status = self.status.snapshot();
-        if let Some(pf) = &self.ctx.ports {
-            status["forwards"] = pf.forwarder.snapshot();
-        }
-        if let Some(sync) = &self.ctx.sync {
-            status["mounts"] = sync.snapshot();
-        }
-        status
+        self.ctx.status_document()
     }
 
     /// Serves every listener until `shutdown`, then closes the SSH session.

@@ -68,10 +68,8 @@ impl PublicKeyInfo {
     /// A shell command that authorizes the key when run on the remote as the
     /// target user (creates `~/.ssh` with the modes sshd requires).
     pub fn install_command(&self) -> String {
-        let quoted = self.authorized_keys_line.replace('\'', r"'\''");
-        format!(
-            "umask 077 && mkdir -p ~/.ssh && printf '%s\\n' '{quoted}' >> ~/.ssh/authorized_keys"
-        )
+        let line = crate::ssh::sh_quote(&self.authorized_keys_line);
+        format!("umask 077 && mkdir -p ~/.ssh && printf '%s\\n' {line} >> ~/.ssh/authorized_keys")
     }
 }
 

@@ -87,14 +87,7 @@ async fn handle(
         );
     }
     if req.uri().path() == STATUS_PATH {
-        let mut status = ctx.status.snapshot();
-        if let Some(pf) = &ctx.ports {
-            status["forwards"] = pf.forwarder.snapshot();
-        }
-        if let Some(sync) = &ctx.sync {
-            status["mounts"] = sync.snapshot();
-        }
-        return json_ok(&status);
+        return json_ok(&ctx.status_document());
     }
     let counters = &ctx.status.counters;
     counters.requests.fetch_add(1, Relaxed);

@@ -32,3 +32,18 @@ pub struct ProxyCtx {
     /// Bind-mount sync; `None` when switched off.
     pub sync: Option<Arc<SyncManager>>,
 }
+
+impl ProxyCtx {
+    /// The `GET /berth/v1/status` document: session, upstream, daemon,
+    /// counters, plus `forwards` and `mounts` when those are on.
+    pub fn status_document(&self) -> serde_json::Value {
+        let mut status = self.status.snapshot();
+        if let Some(pf) = &self.ports {
+            status["forwards"] = pf.forwarder.snapshot();
+        }
+        if let Some(sync) = &self.sync {
+            status["mounts"] = sync.snapshot();
+        }
+        status
+    }
+}

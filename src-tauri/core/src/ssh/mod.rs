@@ -13,3 +13,8 @@ pub use channel_io::ChannelIo;
 pub use error::SshError;
 pub use handler::{HostKeyCheck, HostKeyPolicy};
 pub use session::{ConnState, SessionHandle, SshSession, SshTarget};
+
+/// Quotes `s` for the POSIX shell that runs exec commands on the remote.
+pub fn sh_quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', r"'\''"))
+}

@@ -186,6 +186,13 @@ impl SshSession {
             });
         }
         let mut live = self.live.lock().await;
+        // again under the lock: `close` may have run while we waited for it
+        if self.closed.load(Ordering::Acquire) {
+            return Err(SshError::Disconnected {
+                addr: self.addr(),
+                reason: "the session was closed".into(),
+            });
+        }
         if let Some(h) = live.as_ref() {
             if !h.0.is_closed() {
                 return Ok(h.clone());
@@ -412,7 +419,8 @@ impl SshSession {
                 });
                 answer
                     .await
-                    .map_err(|_| russh::Error::ConnectionTimeout)??;
+                    // a slow or silent subsystem is refused, never taken for a dead session
+                    .map_err(|_| russh::Error::RequestDenied)??;
                 Ok(ch)
             }
         })

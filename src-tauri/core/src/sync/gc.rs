@@ -13,7 +13,7 @@ use std::collections::HashSet;
 use std::time::{Duration, SystemTime};
 
 use super::manager::SyncManager;
-use super::tarball::sh_quote;
+use crate::ssh::sh_quote;
 
 /// A completed replica nobody names is removed once its manifest is older.
 pub const UNUSED_AGE: Duration = Duration::from_secs(120);

@@ -8,6 +8,7 @@
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
+use std::time::Duration;
 
 use futures_util::future::BoxFuture;
 use serde_json::Value;
@@ -116,7 +117,9 @@ impl SyncManager {
                     .lock()
                     .map(|mut c| c.remove(id) && c.is_empty())
                     .unwrap_or(false);
-                if now_unused && rep.attached_once.load(Ordering::Relaxed) {
+                // a create being prepared with it keeps it
+                let preparing = rep.preparing.load(Ordering::Acquire) > 0;
+                if now_unused && !preparing && rep.attached_once.load(Ordering::Relaxed) {
                     retiring.push(rep.clone());
                     return false;
                 }
@@ -186,7 +189,12 @@ impl SyncManager {
             .unwrap_or(Value::Null);
         let mut alive = Vec::new();
         let mut in_use = std::collections::HashSet::new();
-        let root = self.sftp().await.ok().map(|(_, root)| root);
+        // the mounts root only for the one orphan sweep: no SFTP session
+        // for an agent that never syncs, past its first reconcile
+        let root = match self.gc_done.load(Ordering::Acquire) {
+            true => None,
+            false => self.sftp().await.ok().map(|(_, root)| root),
+        };
         for c in list.as_array().into_iter().flatten() {
             let Some(id) = c.get("Id").and_then(Value::as_str) else {
                 continue;
@@ -222,7 +230,8 @@ impl SyncManager {
         for id in known.iter().filter(|id| !alive.contains(id)) {
             self.detach(id).await;
         }
-        if root.is_some() {
+        // once per agent: what no label names was orphaned while no agent ran
+        if root.is_some() && !self.gc_done.swap(true, Ordering::AcqRel) {
             // replicas known here stay too (one made for a create under way)
             for rep in self.replicas.lock().await.values() {
                 if let Some((_, name)) = rep.source.replica.rsplit_once('/') {
@@ -265,8 +274,18 @@ impl SyncEvents {
                 };
                 match work {
                     Work::Reconcile => {
-                        if let Err(e) = manager.reconcile_containers().await {
-                            tracing::warn!("cannot reconcile synced mounts: {e}");
+                        // retried here (the stream does not see it fail), so
+                        // detaches and re-adoptions are never lost
+                        let mut wait = Duration::from_millis(500);
+                        while let Err(e) = manager.reconcile_containers().await {
+                            tracing::warn!(
+                                "cannot reconcile synced mounts: {e}; retrying in {wait:?}"
+                            );
+                            tokio::select! {
+                                _ = stop.cancelled() => return,
+                                _ = tokio::time::sleep(wait) => {}
+                            }
+                            wait = (wait * 2).min(Duration::from_secs(10));
                         }
                     }
                     Work::Created(id, paths) => manager.attach(&id, &paths).await,

@@ -107,6 +107,8 @@ pub struct SyncManager {
     pub(super) replicas: tokio::sync::Mutex<HashMap<PathBuf, Arc<Replica>>>,
     pub(super) view: Mutex<Vec<Arc<Replica>>>,
     pub(super) shutdown: CancellationToken,
+    /// The orphan sweep ran (once per agent, at its first reconcile).
+    pub(super) gc_done: std::sync::atomic::AtomicBool,
 }
 
 /// The replicas a create body was rewritten to use. Tell it whether the
@@ -152,6 +154,7 @@ impl SyncManager {
             replicas: Default::default(),
             view: Default::default(),
             shutdown,
+            gc_done: Default::default(),
         })
     }
 
@@ -244,15 +247,23 @@ impl SyncManager {
                     .preparing
                     .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1))
                     .unwrap_or(0);
+                if created {
+                    // its container exists now, even if its create event is
+                    // still queued: a refused create elsewhere must not retire it
+                    rep.attached_once.store(true, Ordering::Release);
+                    continue;
+                }
                 let left = was.saturating_sub(1);
                 let unused = rep.containers.lock().map(|c| c.is_empty()).unwrap_or(false);
-                if !created && left == 0 && unused && !rep.attached_once.load(Ordering::Acquire) {
+                if left == 0 && unused && !rep.attached_once.load(Ordering::Acquire) {
                     if let Some(rep) = all.remove(p) {
                         retiring.push(rep);
                     }
                 }
             }
-            self.publish(&all);
+            if !retiring.is_empty() {
+                self.publish(&all);
+            }
         }
         for rep in retiring {
             self.retire(&rep).await;
@@ -262,22 +273,23 @@ impl SyncManager {
     /// Brings the source's replica up to date, creating it and its watcher
     /// on first use.
     async fn ensure(self: &Arc<Self>, source: SyncSource) -> Result<(), SyncError> {
-        let existing = self.replicas.lock().await.get(&source.local).cloned();
-        let rep = match existing {
+        // counted under the lock that finds it, so nothing can retire it
+        // between the lookup and this create's answer
+        let existing = self.replicas.lock().await.get(&source.local).map(|rep| {
+            rep.preparing.fetch_add(1, Ordering::AcqRel);
+            rep.clone()
+        });
+        match existing {
             Some(rep) => {
-                // counted before its sync, so a failed create elsewhere cannot retire it meanwhile
-                rep.preparing.fetch_add(1, Ordering::AcqRel);
-                if let Err(e) = self.sync_now(&rep).await {
+                let synced = self.sync_now(&rep).await.map(drop);
+                if synced.is_err() {
                     rep.preparing.fetch_sub(1, Ordering::AcqRel);
-                    return Err(e);
                 }
-                rep
+                synced
             }
             // counted as it becomes known, before anyone could retire it
-            None => self.adopt(source, true).await?,
-        };
-        let _ = rep;
-        Ok(())
+            None => self.adopt(source, true).await.map(drop),
+        }
     }
 
     /// Makes a replica known: reads the manifest the remote kept, syncs the

@@ -24,7 +24,7 @@ use super::progress::Progress;
 use super::replica::{self, Applied, Write as WriteMode};
 use super::tree::Op;
 use super::SyncError;
-use crate::ssh::SshSession;
+use crate::ssh::{sh_quote, SshSession};
 
 /// Size of the pieces handed from the archive builder to the channel.
 const CHUNK: usize = 256 * 1024;
@@ -225,11 +225,6 @@ fn first_file_error(stderr: &str) -> Option<(&str, &str)> {
         let (file, why) = rest.split_once(": ")?;
         (!file.is_empty()).then_some((file, why))
     })
-}
-
-/// POSIX shell single quoting.
-pub(super) fn sh_quote(s: &str) -> String {
-    format!("'{}'", s.replace('\'', r"'\''"))
 }
 
 /// Writes the archive into `tx`, counting each file in `progress` as it is

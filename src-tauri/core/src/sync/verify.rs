@@ -15,8 +15,8 @@ use std::path::{Path, PathBuf};
 use sha2::{Digest, Sha256};
 use tokio::io::AsyncReadExt;
 
-use super::tarball::sh_quote;
 use super::tree::{EntryKind, Manifest, Op};
+use crate::ssh::sh_quote;
 use crate::ssh::SshSession;
 
 /// Files smaller than this are sent without asking.

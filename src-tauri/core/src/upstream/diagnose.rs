@@ -15,8 +15,7 @@ else echo sock=no; fi; echo user=$(id -un)";
 
 /// The probe command for one socket path (single-quoted for the shell).
 pub fn probe_command(socket: &str) -> String {
-    let quoted = format!("'{}'", socket.replace('\'', r"'\''"));
-    PROBE_COMMAND.replace("{SOCK}", &quoted)
+    PROBE_COMMAND.replace("{SOCK}", &crate::ssh::sh_quote(socket))
 }
 
 /// What the probe saw; `None` where the remote did not say (not a POSIX shell).
