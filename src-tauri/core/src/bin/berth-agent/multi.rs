@@ -71,8 +71,9 @@ pub async fn run(
             Err(e) => println!("berth-agent: {name}: {e}"),
         }
     }
+    // (no `shutdown` here or below: it would record the connected remotes
+    // in the app's settings, which are the tray app's, not this process's)
     if served == 0 {
-        controller.shutdown().await;
         anyhow::bail!("no remote could be connected");
     }
     stop.await;
