@@ -881,8 +881,10 @@ fn syncs_cut_short_by_kill_9_complete_after_a_restart() {
     a.child.kill().unwrap();
     a.child.wait().unwrap();
     let _ = run.join();
-    let _ = docker_at(&tb.direct_host(), &["rm", "-f", &name]);
-    // the user runs it again through a new agent: it completes, identical
+    // the daemon may still finish that create after the agent died: the user
+    // runs it again under another name, through a new agent; it completes
+    let first = name;
+    let name = unique("killed");
     let mut b = agent();
     sleeper(&b.host, &name, &bind);
     wait_identical(&b.host, &name, t.path(), Duration::from_secs(30));
@@ -903,4 +905,5 @@ fn syncs_cut_short_by_kill_9_complete_after_a_restart() {
     let c = agent();
     wait_identical(&c.host, &name, t.path(), Duration::from_secs(60));
     ok(docker_at(&c.host, &["rm", "-f", &name]));
+    let _ = docker_at(&tb.direct_host(), &["rm", "-f", &first]);
 }
