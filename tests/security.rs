@@ -1,0 +1,20 @@
+//! The trust boundary, tested by attacking it (issue 10): the other user of
+//! the remote daemon forging and copying labels, a container planting links
+//! in its synced mount, a web page speaking to the endpoint, a known_hosts
+//! file with markers, a hostile local tree. Each test plays the attacker
+//! against the real agent on the test bed and asserts the outcome the user
+//! is owed.
+
+mod common;
+
+#[path = "security/labels.rs"]
+mod labels;
+
+#[path = "security/http.rs"]
+mod http;
+
+#[path = "security/replica.rs"]
+mod replica;
+
+#[path = "security/known_hosts.rs"]
+mod known_hosts;

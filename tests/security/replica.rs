@@ -1,0 +1,4 @@
+//! See tests/security.rs.
+
+#[allow(unused_imports)]
+use crate::common::*;
