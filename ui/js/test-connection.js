@@ -2,7 +2,8 @@
 // test_connection and shows each step (TCP, host key, authentication, Docker,
 // endpoint, SFTP) green, failed with its one-line cause and fix, or not
 // checked. An unknown host key shows its SHA256 fingerprint and offers
-// trust_host_key, then tests again; a changed host key is refused.
+// trust_host_key, then tests again; a changed host key is refused. Trust is
+// never the focused or default button.
 
 import * as api from "./api.js";
 import { h, openModal, setError, busy } from "./dom.js";
@@ -98,7 +99,10 @@ async function run() {
     $("host-key-fingerprint").textContent = hk.fingerprint;
     $("host-key-prompt").hidden = false;
     $("trust-host-key").hidden = false;
-    $("trust-host-key").focus();
+    // Focus goes to the fingerprint (to be compared), never to Trust: Enter,
+    // e.g. one pressed while the test was running, must not trust a key
+    // nobody has looked at. Trust stays reachable with Tab or a click.
+    $("host-key-fingerprint").focus();
   } else {
     $("rerun-test").focus();
   }
