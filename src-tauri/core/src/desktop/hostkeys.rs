@@ -1,19 +1,26 @@
-//! Host keys for the window: fetch the key a server offers (like
-//! `ssh-keyscan`, a handshake that stops right after the server proved its
-//! key, no authentication), judge it against a known_hosts file, and trust
-//! it on the user's word. Trusting appends one OpenSSH line
-//! (`host key…`, `[host]:port key…` off port 22), and only when the server
-//! still offers exactly the fingerprint the user was shown; a key that
-//! changed is never replaced here.
+//! Host keys for the window: fetch the keys a server offers (like
+//! `ssh-keyscan`: handshakes that stop right after the server proved its
+//! key, no authentication), judge the one a session would get against a
+//! known_hosts file exactly as the engine does (`ssh::known_hosts`,
+//! `ssh::handler::judge`: revoked keys, CAs, another key type recorded), and
+//! trust it on the user's word. Trusting appends one OpenSSH line
+//! (`host key…`, `[host]:port key…` off port 22), only for a key known_hosts
+//! says nothing about, and only when the server still offers exactly the
+//! fingerprint the user was shown; a changed or revoked key is never
+//! replaced here.
 
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use russh::keys::{PublicKey, PublicKeyOrCertificate};
+use russh::keys::{Algorithm, EcdsaCurve, HashAlg, PublicKey, PublicKeyOrCertificate};
 
 use super::DesktopError;
-use crate::ssh::handler::{fingerprint, host_port, judge, HostKeyVerdict};
+use crate::ssh::handler::{
+    apply_known_algorithms, fingerprint, host_port, judge, refusal, unix_now, HostKeyCheck,
+    HostKeyPolicy, HostKeyVerdict, Offered,
+};
+use crate::ssh::known_hosts::{self, same_type, HostKeys};
 
 /// How long reaching the server and reading its key may take.
 pub const SCAN_TIMEOUT: Duration = Duration::from_secs(10);
@@ -36,8 +43,8 @@ pub enum HostKeyStatus {
     },
 }
 
-/// Records the offered key and stops the handshake there.
-struct Scanner(Arc<Mutex<Option<PublicKey>>>);
+/// Records what the server offered and stops the handshake there.
+struct Scanner(Arc<Mutex<Option<Offered>>>);
 
 impl russh::client::Handler for Scanner {
     type Error = russh::Error;
@@ -46,17 +53,50 @@ impl russh::client::Handler for Scanner {
         &mut self,
         offered: &PublicKeyOrCertificate,
     ) -> Result<bool, Self::Error> {
-        let key = crate::ssh::handler::offered_key(offered);
         if let Ok(mut slot) = self.0.lock() {
-            *slot = Some(key);
+            *slot = Some(Offered::from(offered));
         }
         // refusing ends the handshake: nothing is authenticated or sent
         Ok(false)
     }
 }
 
-/// The host key `host:port` offers. Errors are one line with the fix.
-pub async fn scan(host: &str, port: u16) -> Result<PublicKey, DesktopError> {
+/// Every host key (and host certificate) a server offers: a session picks
+/// among them by the order known_hosts gives, so the window must know them all.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Scanned {
+    pub offers: Vec<Offered>,
+}
+
+impl Scanned {
+    /// What a session with the lines `keys` would be offered: the client's
+    /// first algorithm the server has (certificates first when a CA is listed).
+    pub fn negotiated(&self, keys: &HostKeys) -> Option<&Offered> {
+        let mut preferred = russh::Preferred::default();
+        apply_known_algorithms(keys, &mut preferred);
+        let fits = |a: &Algorithm, k: &PublicKey| same_type(&k.algorithm(), a);
+        let certs = preferred.host_key_certificates.iter().find_map(|a| {
+            self.offers
+                .iter()
+                .find(|o| matches!(o, Offered::Certificate(_)) && fits(a, &o.key()))
+        });
+        certs.or_else(|| {
+            preferred.key.iter().find_map(|a| {
+                self.offers
+                    .iter()
+                    .find(|o| matches!(o, Offered::Key(_)) && fits(a, &o.key()))
+            })
+        })
+    }
+}
+
+/// One handshake offering `keys` (and certificates for `certs`).
+async fn scan_one(
+    host: &str,
+    port: u16,
+    keys: Vec<Algorithm>,
+    certs: Vec<Algorithm>,
+) -> Result<Offered, DesktopError> {
     let addr = format!("{host}:{port}");
     let unreachable = |reason: String| DesktopError::Unreachable {
         addr: addr.clone(),
@@ -67,54 +107,106 @@ pub async fn scan(host: &str, port: u16) -> Result<PublicKey, DesktopError> {
         .map_err(|_| unreachable("connection timed out".into()))?
         .map_err(|e| unreachable(e.to_string()))?;
     let slot = Arc::new(Mutex::new(None));
-    let config = Arc::new(russh::client::Config::default());
-    let handshake = russh::client::connect_stream(config, tcp, Scanner(slot.clone()));
+    let mut config = russh::client::Config::default();
+    config.preferred.key = keys.into();
+    config.preferred.host_key_certificates = certs.into();
+    let handshake = russh::client::connect_stream(Arc::new(config), tcp, Scanner(slot.clone()));
     let outcome = tokio::time::timeout(SCAN_TIMEOUT, handshake).await;
-    let key = slot.lock().ok().and_then(|mut s| s.take());
-    match (key, outcome) {
-        (Some(k), _) => Ok(k),
-        (None, Err(_)) => Err(DesktopError::NotSsh {
-            addr,
-            reason: "no SSH answer in time".into(),
-        }),
-        (None, Ok(Err(e))) => Err(DesktopError::NotSsh {
-            addr,
-            reason: e.to_string(),
-        }),
-        (None, Ok(Ok(_))) => Err(DesktopError::NotSsh {
-            addr,
-            reason: "the server offered no host key".into(),
-        }),
+    let offered = slot.lock().ok().and_then(|mut s| s.take());
+    let not_ssh = |reason: String| DesktopError::NotSsh {
+        addr: addr.clone(),
+        reason,
+    };
+    match (offered, outcome) {
+        (Some(o), _) => Ok(o),
+        (None, Err(_)) => Err(not_ssh("no SSH answer in time".into())),
+        (None, Ok(Err(e))) => Err(not_ssh(e.to_string())),
+        (None, Ok(Ok(_))) => Err(not_ssh("the server offered no host key".into())),
     }
 }
 
-/// Judges `offered` against what `known_hosts` records for `host:port`
-/// (hashed entries understood; a missing file records nothing).
+/// The host keys `host:port` offers. Errors (from the first handshake, with
+/// russh's default order) are one line with the fix; later handshakes ask
+/// for one other key type each, and a type the server lacks is skipped.
+pub async fn scan(host: &str, port: u16) -> Result<Scanned, DesktopError> {
+    let default = russh::Preferred::DEFAULT.key.to_vec();
+    let first = scan_one(host, port, default.clone(), Vec::new()).await?;
+    let rsa = [HashAlg::Sha512, HashAlg::Sha256].map(|h| Algorithm::Rsa { hash: Some(h) });
+    let mut families: Vec<Vec<Algorithm>> = [
+        EcdsaCurve::NistP256,
+        EcdsaCurve::NistP384,
+        EcdsaCurve::NistP521,
+    ]
+    .into_iter()
+    .map(|curve| vec![Algorithm::Ecdsa { curve }])
+    .collect();
+    families.push(vec![Algorithm::Ed25519]);
+    families.push(
+        rsa.into_iter()
+            .chain([Algorithm::Rsa { hash: None }])
+            .collect(),
+    );
+    let have = first.key().algorithm();
+    families.retain(|f| !f.iter().any(|a| same_type(&have, a)));
+    let mut tries: Vec<_> = families
+        .into_iter()
+        .map(|f| scan_one(host, port, f, Vec::new()))
+        .collect();
+    tries.push(scan_one(host, port, default.clone(), default));
+    let mut offers = vec![first];
+    for o in futures_util::future::join_all(tries)
+        .await
+        .into_iter()
+        .flatten()
+    {
+        if !offers.contains(&o) {
+            offers.push(o);
+        }
+    }
+    Ok(Scanned { offers })
+}
+
+/// Judges what `host:port` would offer a session against `known_hosts`
+/// (a missing file records nothing). A revoked key, or a certificate from a
+/// listed CA that is not valid, is an error naming the line and the fix:
+/// it is not something to trust.
 pub fn check(
     host: &str,
     port: u16,
-    offered: &PublicKey,
+    scanned: &Scanned,
     known_hosts: &Path,
 ) -> Result<HostKeyStatus, DesktopError> {
-    let recorded = if known_hosts.exists() {
-        russh::keys::known_hosts::known_host_keys_path(host, port, known_hosts).map_err(|e| {
-            DesktopError::KnownHosts {
-                path: known_hosts.to_path_buf(),
-                reason: e.to_string().replace('\n', " "),
-            }
-        })?
-    } else {
-        Vec::new()
-    };
-    let fp = fingerprint(offered);
-    Ok(match judge(offered, &recorded) {
-        HostKeyVerdict::Known => HostKeyStatus::Known { fingerprint: fp },
+    let keys = HostKeys::load(known_hosts, host, port).map_err(|e| DesktopError::KnownHosts {
+        path: known_hosts.to_path_buf(),
+        reason: e.to_string().replace('\n', " "),
+    })?;
+    let offered = scanned
+        .negotiated(&keys)
+        .ok_or_else(|| DesktopError::NotSsh {
+            addr: format!("{host}:{port}"),
+            reason: "the server offered no host key Berth can use".into(),
+        })?;
+    let key = offered.key();
+    let fp = fingerprint(&key);
+    Ok(match judge(offered, &keys, host, unix_now()) {
+        HostKeyVerdict::Known | HostKeyVerdict::Certified { .. } => {
+            HostKeyStatus::Known { fingerprint: fp }
+        }
         HostKeyVerdict::Unknown => HostKeyStatus::Unknown { fingerprint: fp },
         HostKeyVerdict::Changed { line, expected } => HostKeyStatus::Changed {
             offered: fp,
             expected,
             line,
         },
+        refused => {
+            let check = HostKeyCheck {
+                host: host.to_string(),
+                port,
+                known_hosts: known_hosts.to_path_buf(),
+                policy: HostKeyPolicy::Strict,
+            };
+            return Err(DesktopError::Ssh(refusal(&check, &key, refused)));
+        }
     })
 }
 
@@ -145,8 +237,16 @@ pub async fn trust(
     fingerprint_shown: &str,
     known_hosts: &Path,
 ) -> Result<(), DesktopError> {
-    let key = scan(host, port).await?;
-    let offered = fingerprint(&key);
+    let scanned = scan(host, port).await?;
+    let status = check(host, port, &scanned, known_hosts)?;
+    let offered = match &status {
+        HostKeyStatus::Known { fingerprint }
+        | HostKeyStatus::Unknown { fingerprint }
+        | HostKeyStatus::Changed {
+            offered: fingerprint,
+            ..
+        } => fingerprint.clone(),
+    };
     if offered != fingerprint_shown.trim() {
         return Err(DesktopError::HostKeyMismatch {
             host_port: host_port(host, port),
@@ -154,7 +254,7 @@ pub async fn trust(
             offered,
         });
     }
-    match check(host, port, &key, known_hosts)? {
+    match status {
         HostKeyStatus::Known { .. } => Ok(()),
         HostKeyStatus::Changed {
             offered,
@@ -168,7 +268,13 @@ pub async fn trust(
             &expected,
             line,
         )),
-        HostKeyStatus::Unknown { .. } => append(host, port, &key, known_hosts),
+        HostKeyStatus::Unknown { .. } => {
+            let keys = HostKeys::load(known_hosts, host, port).unwrap_or_default();
+            match scanned.negotiated(&keys) {
+                Some(o) => append(host, port, &o.key(), known_hosts),
+                None => Ok(()),
+            }
+        }
     }
 }
 
@@ -180,31 +286,10 @@ pub fn append(
     key: &PublicKey,
     known_hosts: &Path,
 ) -> Result<(), DesktopError> {
-    use std::io::Write;
-    let fail = |e: &dyn std::fmt::Display| DesktopError::KnownHosts {
+    known_hosts::append(known_hosts, host, port, key).map_err(|e| DesktopError::KnownHosts {
         path: known_hosts.to_path_buf(),
         reason: e.to_string().replace('\n', " "),
-    };
-    let mut bare = key.clone();
-    bare.set_comment("");
-    let text = bare.to_openssh().map_err(|e| fail(&e))?;
-    if let Some(dir) = known_hosts.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).map_err(|e| fail(&e))?;
-    }
-    // a file not ending in a newline gets one first, so the new line stands alone
-    let existing = std::fs::read(known_hosts).unwrap_or_default();
-    let sep = if existing.is_empty() || existing.ends_with(b"\n") {
-        ""
-    } else {
-        "\n"
-    };
-    let line = format!("{sep}{} {text}\n", host_port(host, port));
-    std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(known_hosts)
-        .and_then(|mut f| f.write_all(line.as_bytes()).and_then(|()| f.sync_all()))
-        .map_err(|e| fail(&e))?;
+    })?;
     tracing::info!(host, port, fingerprint = %fingerprint(key), "trusted host key, recorded in {}", known_hosts.display());
     Ok(())
 }
@@ -220,12 +305,18 @@ mod tests {
         russh::keys::parse_public_key_base64(b64).unwrap()
     }
 
+    fn offers(k: &PublicKey) -> Scanned {
+        Scanned {
+            offers: vec![Offered::Key(k.clone())],
+        }
+    }
+
     #[test]
     fn append_then_check_round_trips_with_port_spelling() {
         let dir = std::env::temp_dir().join(format!("berth-hostkeys-{}", std::process::id()));
         let kh = dir.join("sub/known_hosts");
         let (a, b) = (key(ED_A), key(ED_B));
-        let st = check("127.0.0.1", 2222, &a, &kh).unwrap();
+        let st = check("127.0.0.1", 2222, &offers(&a), &kh).unwrap();
         assert_eq!(
             st,
             HostKeyStatus::Unknown {
@@ -243,15 +334,15 @@ mod tests {
         assert_eq!(lines[1], "# note");
         assert_eq!(lines[2], format!("example.org ssh-ed25519 {ED_B}"));
         assert!(matches!(
-            check("127.0.0.1", 2222, &a, &kh).unwrap(),
+            check("127.0.0.1", 2222, &offers(&a), &kh).unwrap(),
             HostKeyStatus::Known { .. }
         ));
         // same host, other port: not known
         assert!(matches!(
-            check("127.0.0.1", 22, &a, &kh).unwrap(),
+            check("127.0.0.1", 22, &offers(&a), &kh).unwrap(),
             HostKeyStatus::Unknown { .. }
         ));
-        match check("127.0.0.1", 2222, &b, &kh).unwrap() {
+        match check("127.0.0.1", 2222, &offers(&b), &kh).unwrap() {
             HostKeyStatus::Changed {
                 offered,
                 expected,

@@ -41,6 +41,37 @@ pub enum SshError {
     KnownHosts { path: PathBuf, reason: String },
 
     #[error(
+        "host key {fingerprint} of {host_port} is marked @revoked in {known_hosts} line {line}; \
+         Berth never accepts it: get the server's new host key from its owner (remove that \
+         line only if the revocation was a mistake)"
+    )]
+    HostKeyRevoked {
+        host_port: String,
+        known_hosts: PathBuf,
+        line: usize,
+        /// `SHA256:…` of the revoked key (the host key, or its certificate's CA).
+        fingerprint: String,
+    },
+
+    #[error(
+        "host certificate of {host_port} is not valid: {reason} (its CA is trusted by \
+         {known_hosts} line {line}); ask the server's owner to re-issue it \
+         (`ssh-keygen -s CA -h -n HOST`), or record the server's plain host key"
+    )]
+    HostCertificateRejected {
+        host_port: String,
+        known_hosts: PathBuf,
+        line: usize,
+        reason: String,
+    },
+
+    #[error("cannot use known_hosts: {source}; check the file and its permissions")]
+    KnownHostsFile {
+        #[source]
+        source: super::known_hosts::KnownHostsError,
+    },
+
+    #[error(
         "authentication as {user}@{host} failed (tried: {tried}); add your public key to \
          ~{user}/.ssh/authorized_keys on the remote, or pass --identity FILE"
     )]

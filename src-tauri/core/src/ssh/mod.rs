@@ -5,6 +5,7 @@ pub mod auth;
 pub mod channel_io;
 pub mod error;
 pub mod handler;
+pub mod known_hosts;
 pub mod reconnect;
 pub mod session;
 

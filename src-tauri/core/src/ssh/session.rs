@@ -88,7 +88,6 @@ pub struct SshSession {
     target: SshTarget,
     check: HostKeyCheck,
     credentials: Credentials,
-    config: Arc<client::Config>,
     live: tokio::sync::Mutex<Option<SessionHandle>>,
     state: watch::Sender<ConnState>,
     connects: std::sync::atomic::AtomicU64,
@@ -110,7 +109,6 @@ impl SshSession {
             target,
             check,
             credentials,
-            config: Arc::new(client_config()),
             live: tokio::sync::Mutex::new(None),
             state: watch::Sender::new(ConnState::Connecting),
             connects: Default::default(),
@@ -277,7 +275,10 @@ impl SshSession {
             reason: e.to_string(),
         })?;
         let _ = tcp.set_nodelay(true);
-        let connecting = client::connect_stream(self.config.clone(), tcp, handler);
+        // host key algorithms as known_hosts orders them, read at every dial (as OpenSSH does)
+        let mut config = client_config();
+        super::handler::offer_known_algorithms(&self.check, &mut config.preferred);
+        let connecting = client::connect_stream(Arc::new(config), tcp, handler);
         let mut handle = match tokio::time::timeout(CONNECT_TIMEOUT, connecting).await {
             Err(_) => {
                 return Err(SshError::Handshake {
