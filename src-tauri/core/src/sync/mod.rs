@@ -7,11 +7,14 @@
 pub mod binds;
 pub mod gc;
 pub mod lifecycle;
+pub mod local_file;
 pub mod manager;
 pub mod progress;
+pub mod remote_path;
 pub mod replica;
 pub mod tarball;
 pub mod tree;
+pub mod untrusted;
 pub mod verify;
 
 pub use lifecycle::SyncEvents;

@@ -1,19 +1,27 @@
 //! Carries sync operations out on the remote over SFTP: directories first,
 //! then many files in flight at once (never one round trip per file), then
-//! removals. Files are streamed (never read whole), written under a temporary
-//! name and renamed into place, so a process in the container never reads a
-//! half-written file. Symlinks are recreated as symlinks, never followed.
+//! removals. Files are streamed (never read whole), written under an
+//! unguessable temporary name created exclusively and renamed into place, so
+//! a process in the container never reads a half-written file. Symlinks are
+//! recreated as symlinks, never followed. Every folder on the way to a write
+//! or a delete is checked first to be a real directory (`remote_path`): a
+//! container cannot redirect Berth through a link it planted.
 
-use std::path::{Path, PathBuf};
+use std::collections::HashSet;
+use std::path::Path;
 use std::sync::Arc;
 
 use futures_util::stream::{self, StreamExt};
 use russh_sftp::client::SftpSession;
 use russh_sftp::protocol::{FileAttributes, OpenFlags};
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+use super::local_file::open_scanned;
 use super::progress::Progress;
-use super::tree::{Manifest, Op};
+use super::remote_path::{lstat, Found, Guard};
+use super::tree::Op;
+use super::untrusted::temp_name;
+pub use super::untrusted::{read_manifest, write_manifest};
 use super::SyncError;
 use crate::ssh::channel_io::ExecReport;
 use crate::ssh::SshSession;
@@ -78,49 +86,6 @@ pub async fn mkdir_all(sftp: &SftpSession, path: &str) -> Result<(), SyncError> 
     Ok(())
 }
 
-/// Where a replica's manifest is kept: beside it, never inside the mount.
-fn manifest_path(replica_dir: &str) -> String {
-    format!("{}.berth-manifest.json", replica_dir.trim_end_matches('/'))
-}
-
-/// The manifest stored with the replica by the last completed sync.
-pub async fn read_manifest(sftp: &SftpSession, replica_dir: &str) -> Option<Manifest> {
-    let bytes = sftp.read(manifest_path(replica_dir)).await.ok()?;
-    let parsed: Manifest = serde_json::from_slice(&bytes).ok()?;
-    // rebuilt in bulk: parsing inserts one by one and leaves nodes half full
-    Some(parsed.into_iter().collect())
-}
-
-/// Records what the replica now holds (written last: a sync cut short
-/// leaves the previous manifest, so the next sync redoes the difference).
-pub async fn write_manifest(
-    sftp: &SftpSession,
-    replica_dir: &str,
-    manifest: &Manifest,
-) -> Result<(), SyncError> {
-    let path = manifest_path(replica_dir);
-    let bytes = serde_json::to_vec(manifest).map_err(|e| SyncError::remote(&path, e))?;
-    let tmp = format!("{path}.tmp");
-    let mut file = sftp
-        .create(tmp.clone())
-        .await
-        .map_err(|e| SyncError::remote(&tmp, e))?;
-    file.write_all(&bytes)
-        .await
-        .map_err(|e| SyncError::remote(&tmp, e))?;
-    file.shutdown()
-        .await
-        .map_err(|e| SyncError::remote(&tmp, e))?;
-    // SFTP v3 will not rename over an existing file: remove it, then retry
-    if sftp.rename(tmp.clone(), path.clone()).await.is_ok() {
-        return Ok(());
-    }
-    let _ = sftp.remove_file(path.clone()).await;
-    sftp.rename(tmp, path.clone())
-        .await
-        .map_err(|e| SyncError::remote(&path, e))
-}
-
 /// What one `apply` moved, and which operations took effect.
 #[derive(Debug, Default, Clone)]
 pub struct Applied {
@@ -174,6 +139,30 @@ pub async fn apply(
     (applied, err)
 }
 
+/// The kinds of operation run together, in the order `tree::diff` gives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Class {
+    Mkdir,
+    Write,
+    Removal,
+}
+
+fn class(op: &Op) -> Class {
+    match op {
+        Op::Mkdir(_) => Class::Mkdir,
+        Op::Put { .. } | Op::Symlink { .. } => Class::Write,
+        Op::Remove(_) | Op::Rmdir(_) => Class::Removal,
+    }
+}
+
+/// The path an operation is about, relative to the replica.
+pub fn op_path(op: &Op) -> &str {
+    match op {
+        Op::Mkdir(p) | Op::Remove(p) | Op::Rmdir(p) => p,
+        Op::Put { path, .. } | Op::Symlink { path, .. } => path,
+    }
+}
+
 async fn apply_ops(
     sftp: &Arc<SftpSession>,
     local_base: &Path,
@@ -183,7 +172,6 @@ async fn apply_ops(
     progress: &Arc<Progress>,
     applied: &mut Applied,
 ) -> Result<(), SyncError> {
-    let remote = |rel: &str| format!("{}/{}", replica_dir.trim_end_matches('/'), rel);
     // one round trip in the steady state; the walk up only for a new replica
     if how == Write::Direct
         || !sftp
@@ -193,57 +181,30 @@ async fn apply_ops(
     {
         mkdir_all(sftp, replica_dir).await?;
     }
-    // ops come ordered: kind-change removals, mkdirs, puts/symlinks, removals
-    let mut puts = Vec::new();
-    let mut removals = Vec::new();
-    let dirs: Vec<String> = ops
-        .iter()
-        .filter_map(|op| match op {
-            Op::Mkdir(rel) => Some(remote(rel)),
-            _ => None,
-        })
-        .collect();
-    make_dirs(sftp, dirs).await?;
-    for (i, op) in ops.iter().enumerate() {
-        match op {
-            Op::Mkdir(_) => applied.done[i] = true,
-            Op::Put { path, exec, .. } => {
-                puts.push((i, (local_base.join(path), remote(path), *exec, how)))
+    let handled: HashSet<String> = ops.iter().map(|op| op_path(op).to_string()).collect();
+    let mut guard = Guard::new(sftp, replica_dir, local_base, handled);
+    // ops come ordered: kind-change removals, mkdirs, puts/symlinks, removals;
+    // each run of one kind goes at once, in that order
+    let mut at = 0;
+    while at < ops.len() {
+        let kind = class(&ops[at]);
+        let end = at + ops[at..].iter().take_while(|op| class(op) == kind).count();
+        let run: Vec<usize> = (at..end).collect();
+        match kind {
+            Class::Mkdir => make_dirs(&mut guard, ops, run, applied).await?,
+            Class::Write => {
+                write_all(&mut guard, local_base, ops, run, how, progress, applied).await?
             }
-            Op::Symlink { path, target } => {
-                flush_puts(sftp, &mut puts, progress, applied).await?;
-                let p = remote(path);
-                let _ = sftp.remove_file(p.clone()).await;
-                // OpenSSH's sftp-server takes SYMLINK's arguments in the reverse order
-                // of the draft; russh-sftp sends (linkpath, targetpath) as the draft says
-                sftp.symlink(target.clone(), p.clone())
-                    .await
-                    .map_err(|e| SyncError::remote(&p, e))?;
-                applied.done[i] = true;
-            }
-            Op::Remove(_) | Op::Rmdir(_) => {
-                flush_puts(sftp, &mut puts, progress, applied).await?;
-                removals.push(i);
-                let next_is_removal = matches!(ops.get(i + 1), Some(Op::Remove(_) | Op::Rmdir(_)));
-                if !next_is_removal {
-                    remove_all(
-                        sftp,
-                        replica_dir,
-                        ops,
-                        std::mem::take(&mut removals),
-                        applied,
-                    )
-                    .await?;
-                }
-            }
+            Class::Removal => remove_all(&mut guard, ops, run, applied).await?,
         }
+        at = end;
     }
-    flush_puts(sftp, &mut puts, progress, applied).await
+    Ok(())
 }
 
 /// Runs `job` on every `(op index, item)`, `FILES_IN_FLIGHT` at once, and
 /// returns each index with its result.
-async fn in_flight<T, R, F, Fut>(
+pub(super) async fn in_flight<T, R, F, Fut>(
     sftp: &Arc<SftpSession>,
     items: Vec<(usize, T)>,
     job: F,
@@ -284,7 +245,7 @@ fn settle<R>(
     first_err.map_or(Ok(()), Err)
 }
 
-/// Groups remote paths by depth, shallowest first.
+/// Groups `(op index, relative path)` by depth, shallowest first.
 fn by_depth(
     paths: Vec<(usize, String)>,
 ) -> std::collections::BTreeMap<usize, Vec<(usize, String)>> {
@@ -298,38 +259,101 @@ fn by_depth(
     levels
 }
 
-/// Removes a run of entries: every file at once, then directories level by
-/// level, deepest first, each level at once. Entries already gone are fine.
-async fn remove_all(
-    sftp: &Arc<SftpSession>,
-    replica_dir: &str,
+/// Makes the directories of a run of `Mkdir`s (parents listed before
+/// children), one depth level at a time, each level all at once.
+async fn make_dirs(
+    guard: &mut Guard<'_>,
     ops: &[Op],
     run: Vec<usize>,
     applied: &mut Applied,
 ) -> Result<(), SyncError> {
-    let remote = |rel: &str| format!("{}/{}", replica_dir.trim_end_matches('/'), rel);
+    let rels: Vec<&str> = run.iter().map(|&i| op_path(&ops[i])).collect();
+    let pending: HashSet<&str> = rels.iter().copied().collect();
+    guard.parents(&rels, &pending).await?;
+    let items: Vec<(usize, String)> = run
+        .iter()
+        .map(|&i| (i, op_path(&ops[i]).to_string()))
+        .collect();
+    let sftp = guard.sftp().clone();
+    for level in by_depth(items).into_values() {
+        let jobs = level
+            .iter()
+            .map(|(i, rel)| (*i, guard.remote(rel)))
+            .collect();
+        let results = in_flight(&sftp, jobs, |sftp, p: String| async move {
+            make_dir(&sftp, &p).await
+        })
+        .await;
+        for (i, rel) in &level {
+            if results.iter().any(|(j, r)| j == i && r.is_ok()) {
+                guard.made_dir(rel);
+            }
+        }
+        settle(results, applied, |_, ()| {})?;
+    }
+    Ok(())
+}
+
+/// Makes one directory. One already there is fine; a link or file where it
+/// goes (a container's, since the replica had no folder there) is removed
+/// first, never followed.
+async fn make_dir(sftp: &SftpSession, path: &str) -> Result<(), SyncError> {
+    let Err(e) = sftp.create_dir(path.to_string()).await else {
+        return Ok(());
+    };
+    match lstat(sftp, path).await? {
+        Found::Dir => Ok(()),
+        Found::Missing => Err(SyncError::remote(path, e)),
+        Found::Other => {
+            tracing::warn!("{path}: removing a link or file in the way of a folder");
+            sftp.remove_file(path.to_string())
+                .await
+                .map_err(|e| SyncError::remote(path, e))?;
+            sftp.create_dir(path.to_string())
+                .await
+                .map_err(|e| SyncError::remote(path, e))
+        }
+    }
+}
+
+/// Removes a run of entries: every file and link at once, then directories
+/// level by level, deepest first, each level at once. Entries already gone
+/// are fine. A link never has its target removed.
+async fn remove_all(
+    guard: &mut Guard<'_>,
+    ops: &[Op],
+    run: Vec<usize>,
+    applied: &mut Applied,
+) -> Result<(), SyncError> {
+    let rels: Vec<&str> = run.iter().map(|&i| op_path(&ops[i])).collect();
+    guard.parents(&rels, &HashSet::new()).await?;
     let (mut files, mut dirs) = (Vec::new(), Vec::new());
     for i in run {
         match &ops[i] {
-            Op::Remove(rel) => files.push((i, remote(rel))),
-            Op::Rmdir(rel) => dirs.push((i, remote(rel))),
+            Op::Remove(rel) => files.push((i, guard.remote(rel))),
+            Op::Rmdir(rel) => dirs.push((i, guard.remote(rel))),
             _ => {}
         }
     }
+    let sftp = guard.sftp().clone();
     let levels = std::iter::once((false, files))
         .chain(by_depth(dirs).into_values().rev().map(|l| (true, l)));
     for (is_dir, level) in levels {
-        let results = in_flight(sftp, level, |sftp, p: String| async move {
+        let results = in_flight(&sftp, level, |sftp, p: String| async move {
             let r = if is_dir {
                 sftp.remove_dir(p.clone()).await
             } else {
                 sftp.remove_file(p.clone()).await
             };
-            match r {
-                Err(e) if sftp.try_exists(p.clone()).await.unwrap_or(false) => {
-                    Err(SyncError::remote(&p, e))
-                }
-                _ => Ok(()),
+            let Err(e) = r else { return Ok(()) };
+            match lstat(&sftp, &p).await? {
+                Found::Missing => Ok(()),
+                // a link a container put in place of the folder: the link goes
+                Found::Other if is_dir => sftp
+                    .remove_file(p.clone())
+                    .await
+                    .map_err(|e| SyncError::remote(&p, e)),
+                _ => Err(SyncError::remote(&p, e)),
             }
         })
         .await;
@@ -338,70 +362,128 @@ async fn remove_all(
     Ok(())
 }
 
-/// Makes directories (parents listed before children), one depth level at
-/// a time, each level all at once. Directories already there are fine.
-async fn make_dirs(sftp: &Arc<SftpSession>, dirs: Vec<String>) -> Result<(), SyncError> {
-    for level in by_depth(dirs.into_iter().enumerate().collect()).into_values() {
-        let results = in_flight(sftp, level, |sftp, p: String| async move {
-            match sftp.create_dir(p.clone()).await {
-                Err(e) if !sftp.try_exists(p.clone()).await.unwrap_or(false) => {
-                    Err(SyncError::remote(&p, e))
-                }
-                _ => Ok(()),
-            }
-        })
-        .await;
-        results.into_iter().try_for_each(|(_, r)| r)?;
-    }
-    Ok(())
-}
+/// One file to send: its path under the local base, scanned size, remote
+/// path, exec bit.
+type PutJob = (String, u64, String, bool);
 
-/// One file to send: local path, remote path, exec bit, how to write it.
-type PutJob = (PathBuf, String, bool, Write);
-
-/// Sends the queued files (with their op indices), many at once; every one
-/// that lands is marked done, even when another fails.
-async fn flush_puts(
-    sftp: &Arc<SftpSession>,
-    puts: &mut Vec<(usize, PutJob)>,
+/// Sends a run of files and links, many at once; every one that lands is
+/// marked done, even when another fails. A file that changed since the scan
+/// is skipped (its change event brings the next scan).
+async fn write_all(
+    guard: &mut Guard<'_>,
+    local_base: &Path,
+    ops: &[Op],
+    run: Vec<usize>,
+    how: Write,
     progress: &Arc<Progress>,
     applied: &mut Applied,
 ) -> Result<(), SyncError> {
-    if puts.is_empty() {
-        return Ok(());
+    let rels: Vec<&str> = run.iter().map(|&i| op_path(&ops[i])).collect();
+    guard.parents(&rels, &HashSet::new()).await?;
+    let (mut puts, mut links) = (Vec::new(), Vec::new());
+    for i in run {
+        match &ops[i] {
+            Op::Put { path, size, exec } => {
+                puts.push((i, (path.clone(), *size, guard.remote(path), *exec)))
+            }
+            Op::Symlink { path, target } => links.push((i, (guard.remote(path), target.clone()))),
+            _ => {}
+        }
     }
+    let sftp = guard.sftp().clone();
+    let base = local_base.to_path_buf();
+    let results = in_flight(&sftp, puts, |sftp, (rel, size, remote, exec): PutJob| {
+        let base = base.clone();
+        async move {
+            let sent = put_matching(&sftp, &base, &rel, size, None, &remote, exec, how).await?;
+            if let Some(bytes) = sent {
+                progress.file_done(bytes);
+            }
+            Ok(sent)
+        }
+    })
+    .await;
+    // skipped files are not done: a sync cut short sends them again
+    let results = results
+        .into_iter()
+        .filter(|(_, r)| !matches!(r, Ok(None)))
+        .collect();
+    let puts_settled = settle(results, applied, |a, bytes: Option<u64>| {
+        a.bytes += bytes.unwrap_or(0);
+        a.files += 1;
+    });
+    puts_settled?;
     let results = in_flight(
-        sftp,
-        std::mem::take(puts),
-        |sftp, (local, remote, exec, how)| async move {
-            let bytes = put(&sftp, &local, &remote, exec, how).await?;
-            progress.file_done(bytes);
-            Ok(bytes)
+        &sftp,
+        links,
+        |sftp, (p, target): (String, String)| async move {
+            // the link itself (or a file) at the name goes, never what it points to
+            let _ = sftp.remove_file(p.clone()).await;
+            // OpenSSH's sftp-server takes SYMLINK's arguments in the reverse order
+            // of the draft; russh-sftp sends (linkpath, targetpath) as the draft says
+            sftp.symlink(target, p.clone())
+                .await
+                .map_err(|e| SyncError::remote(&p, e))
         },
     )
     .await;
-    settle(results, applied, |a, bytes| {
-        a.bytes += bytes;
-        a.files += 1;
-    })
+    settle(results, applied, |_, ()| {})
 }
 
-/// Streams one file to a temporary name beside its place, then renames it in.
-async fn put(
+/// Sends `rel` under `base` to `remote` if it is still the regular file of
+/// `size` bytes (and, when given, `mtime`) that the scan saw; `Ok(None)`
+/// when it changed and was skipped.
+#[allow(clippy::too_many_arguments)]
+pub(super) async fn put_matching(
     sftp: &SftpSession,
-    local: &Path,
+    base: &Path,
+    rel: &str,
+    size: u64,
+    mtime: Option<i64>,
+    remote: &str,
+    exec: bool,
+    how: Write,
+) -> Result<Option<u64>, SyncError> {
+    let local = base.join(rel);
+    let unreadable = |e: &dyn std::fmt::Display| SyncError::Unreadable {
+        path: local.clone(),
+        reason: e.to_string(),
+    };
+    let (b, r) = (base.to_path_buf(), rel.to_string());
+    let opened = tokio::task::spawn_blocking(move || open_scanned(&b, &r, size))
+        .await
+        .map_err(|e| unreadable(&e))?
+        .map_err(|e| unreadable(&e))?;
+    let file = match opened {
+        Some(f) if mtime.is_none_or(|want| modified_nanos(&f) == Some(want)) => f,
+        _ => {
+            tracing::debug!(
+                "{} changed since the scan; the next scan sends it",
+                local.display()
+            );
+            return Ok(None);
+        }
+    };
+    let src = tokio::fs::File::from_std(file).take(size);
+    put_file(sftp, src, remote, exec, how).await.map(Some)
+}
+
+fn modified_nanos(f: &std::fs::File) -> Option<i64> {
+    let t = f.metadata().ok()?.modified().ok()?;
+    Some(super::tree::mtime_nanos(t))
+}
+
+/// Streams `src` to `remote`, as `how` says.
+async fn put_file(
+    sftp: &SftpSession,
+    mut src: impl tokio::io::AsyncRead + Unpin,
     remote: &str,
     exec: bool,
     how: Write,
 ) -> Result<u64, SyncError> {
-    let unreadable = |e: std::io::Error| SyncError::Unreadable {
-        path: local.to_path_buf(),
-        reason: e.to_string(),
-    };
-    let mut src = tokio::fs::File::open(local).await.map_err(unreadable)?;
     let (dir, name) = remote.rsplit_once('/').unwrap_or((".", remote));
     let target = match how {
-        Write::Replace => format!("{dir}/.berth-tmp-{name}"),
+        Write::Replace => format!("{dir}/{}", temp_name(name)),
         Write::InPlace | Write::Direct => remote.to_string(),
     };
     // the mode travels with the open; only an existing file needs a setstat
@@ -409,7 +491,20 @@ async fn put(
         permissions: Some(if exec { 0o755 } else { 0o644 }),
         ..Default::default()
     };
-    let flags = OpenFlags::CREATE | OpenFlags::TRUNCATE | OpenFlags::WRITE;
+    let flags = match how {
+        // a single-file bind's replica sits in a folder no container sees;
+        // a link at the name is removed, never written through
+        Write::InPlace => {
+            if let Ok(m) = sftp.symlink_metadata(target.clone()).await {
+                if m.is_symlink() {
+                    let _ = sftp.remove_file(target.clone()).await;
+                }
+            }
+            OpenFlags::CREATE | OpenFlags::TRUNCATE | OpenFlags::WRITE
+        }
+        // exclusive: fails on anything at the name, a link included
+        Write::Replace | Write::Direct => OpenFlags::CREATE | OpenFlags::EXCLUDE | OpenFlags::WRITE,
+    };
     let mut dst = sftp
         .open_with_flags_and_attributes(target.clone(), flags, attrs.clone())
         .await
@@ -426,26 +521,42 @@ async fn put(
         }
     };
     match how {
-        Write::InPlace | Write::Direct => {
-            if how == Write::InPlace {
-                sftp.set_metadata(target.clone(), attrs)
-                    .await
-                    .map_err(|e| SyncError::remote(&target, e))?;
-            }
-        }
+        Write::Direct => {}
+        Write::InPlace => sftp
+            .set_metadata(target.clone(), attrs)
+            .await
+            .map_err(|e| SyncError::remote(&target, e))?,
         Write::Replace => {
-            // SFTP v3 will not rename over an existing file: remove it, then retry
-            if sftp
-                .rename(target.clone(), remote.to_string())
-                .await
-                .is_err()
-            {
-                let _ = sftp.remove_file(remote.to_string()).await;
-                sftp.rename(target.clone(), remote.to_string())
-                    .await
-                    .map_err(|e| SyncError::remote(remote, e))?;
+            if let Err(e) = rename_over(sftp, &target, remote).await {
+                let _ = sftp.remove_file(target.clone()).await;
+                return Err(e);
             }
         }
     }
     Ok(bytes)
+}
+
+/// Renames `from` over `to`, which may exist. SFTP v3 will not rename over
+/// an existing file (and russh-sftp offers no `posix-rename@openssh.com`):
+/// what is at `to` (a file, or a link, which goes itself) is removed, then
+/// the rename retried. A folder in the way is an error.
+async fn rename_over(sftp: &SftpSession, from: &str, to: &str) -> Result<(), SyncError> {
+    let Err(e) = sftp.rename(from.to_string(), to.to_string()).await else {
+        return Ok(());
+    };
+    match lstat(sftp, to).await? {
+        Found::Dir => {
+            return Err(SyncError::remote(
+                to,
+                format!("a folder (made in the container?) is where this file goes ({e})"),
+            ))
+        }
+        Found::Other => {
+            let _ = sftp.remove_file(to.to_string()).await;
+        }
+        Found::Missing => {}
+    }
+    sftp.rename(from.to_string(), to.to_string())
+        .await
+        .map_err(|e| SyncError::remote(to, e))
 }

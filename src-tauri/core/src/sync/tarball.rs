@@ -14,20 +14,35 @@ use std::fs::File;
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::sync::mpsc;
 
 use russh_sftp::client::SftpSession;
 
+use super::local_file::open_scanned;
 use super::progress::Progress;
+use super::remote_path::{lstat, Found};
 use super::replica::{self, Applied, Write as WriteMode};
 use super::tree::Op;
+use super::untrusted::read_capped;
 use super::SyncError;
 use crate::ssh::{sh_quote, SshSession};
 
 /// Size of the pieces handed from the archive builder to the channel.
 const CHUNK: usize = 256 * 1024;
+
+/// Longest wait for the channel to take one piece: a remote that stops
+/// reading must not hold the sync (and the manifest lock) forever.
+const CHUNK_TIME: Duration = Duration::from_secs(60);
+
+/// Longest wait for `tar` to finish once the whole archive is sent.
+const FINISH_TIME: Duration = Duration::from_secs(120);
+
+/// Most output `tar -x` may print (it prints none; its stderr is capped
+/// by the channel).
+const STDOUT_CAP: u64 = 64 * 1024;
 
 /// Pieces in flight between the builder thread and the channel: enough to
 /// keep the channel busy while the next file is opened, little memory.
@@ -62,6 +77,21 @@ pub async fn apply_first(
     };
     if !posix_path(replica_dir) {
         return sftp_all("not a POSIX path".into()).await;
+    }
+    // a replica that is already there (a lost or refused manifest) may hold
+    // links a container planted, which `tar -x` would follow: SFTP checks
+    // every folder on the way and replaces files atomically
+    if !matches!(lstat(sftp, replica_dir).await, Ok(Found::Missing)) {
+        tracing::debug!("first sync of {replica_dir}, which exists, over SFTP");
+        return replica::apply(
+            sftp,
+            local_base,
+            replica_dir,
+            ops,
+            WriteMode::Replace,
+            progress,
+        )
+        .await;
     }
     match upload(ssh, local_base, replica_dir, ops, progress).await {
         Ok(()) => {}
@@ -153,9 +183,20 @@ pub async fn upload(
     let builder = tokio::task::spawn_blocking(move || build(&base, &entries, tx, &prog));
     let mut sent = Ok(());
     while let Some(chunk) = rx.recv().await {
-        if let Err(e) = io.write_all(&chunk).await {
-            sent = Err(e);
-            break;
+        let wrote = tokio::time::timeout(CHUNK_TIME, io.write_all(&chunk)).await;
+        match wrote {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                sent = Err(e);
+                break;
+            }
+            Err(_) => {
+                sent = Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    format!("the remote took no data for {}s", CHUNK_TIME.as_secs()),
+                ));
+                break;
+            }
         }
     }
     // an early stop above drops the receiver, which ends the builder too
@@ -167,9 +208,29 @@ pub async fn upload(
         })
     })?;
     let _ = io.shutdown().await;
-    let mut out = Vec::new();
-    let _ = io.read_to_end(&mut out).await;
-    let status = report.exit_status().await;
+    let finished = tokio::time::timeout(FINISH_TIME, async {
+        // stdout is drained (and dropped) so that tar is never blocked on it
+        let out = read_capped(&mut io, STDOUT_CAP, FINISH_TIME).await;
+        (out, report.exit_status().await)
+    })
+    .await;
+    let status = match finished {
+        Ok((Ok(_), status)) => status,
+        Ok((Err(e), _)) => {
+            let err = SyncError::remote(replica_dir, format!("tar on the remote: {e}"));
+            return Err(TarFailure::Failed(err));
+        }
+        Err(_) => {
+            let err = SyncError::remote(
+                replica_dir,
+                format!(
+                    "tar on the remote did not finish within {}s of the archive's end",
+                    FINISH_TIME.as_secs()
+                ),
+            );
+            return Err(TarFailure::Failed(err));
+        }
+    };
     // a local read error names the file, which is more useful than tar's view
     built.map_err(TarFailure::Failed)?;
     match (status, sent) {
@@ -251,18 +312,24 @@ fn build(
                 tar.append_data(&mut h, rel, io::empty())
             }
             Op::Put {
-                path: rel, exec, ..
+                path: rel,
+                exec,
+                size,
             } => {
                 let local = base.join(rel);
                 let unreadable = |e: io::Error| unreadable(&local, e);
-                let file = File::open(&local).map_err(unreadable)?;
+                // changed since the scan: skipped, its change event brings the next scan
+                let Some(file) = open_scanned(base, rel, *size).map_err(unreadable)? else {
+                    tracing::debug!("{} changed since the scan; not sent", local.display());
+                    continue;
+                };
                 let meta = file.metadata().map_err(unreadable)?;
                 let mtime = meta
                     .modified()
                     .ok()
                     .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
                     .map_or(now, |d| d.as_secs());
-                let len = meta.len();
+                let len = *size;
                 let mode = if *exec { 0o755 } else { 0o644 };
                 let mut h = header(tar::EntryType::Regular, mode, len, mtime);
                 // a file cut short while it is read keeps the size promised in
@@ -277,19 +344,12 @@ fn build(
             _ => continue,
         };
         // the receiver is gone when the channel failed; that error is reported there
-        sent.map_err(|e| unreadable(&base.join(op_path(op)), e))?;
+        sent.map_err(|e| unreadable(&base.join(replica::op_path(op)), e))?;
     }
     let mut sink = tar
         .into_inner()
         .map_err(|e| unreadable(base, format!("cannot finish the archive: {e}")))?;
     sink.flush().map_err(|e| unreadable(base, e))
-}
-
-fn op_path(op: &Op) -> &str {
-    match op {
-        Op::Mkdir(p) | Op::Remove(p) | Op::Rmdir(p) => p,
-        Op::Put { path, .. } | Op::Symlink { path, .. } => path,
-    }
 }
 
 fn unreadable(path: &Path, reason: impl std::fmt::Display) -> SyncError {

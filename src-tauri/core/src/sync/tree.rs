@@ -347,15 +347,21 @@ pub fn after_ops(before: &Manifest, local: &Manifest, ops: &[Op], done: &[bool])
 /// A file entry from its metadata.
 fn file_entry(path: &Path, meta: &std::fs::Metadata) -> Result<EntryKind, SyncError> {
     let modified = meta.modified().map_err(|e| unreadable(path, &e))?;
-    let mtime = match modified.duration_since(UNIX_EPOCH) {
-        Ok(after) => i64::try_from(after.as_nanos()).unwrap_or(i64::MAX),
-        Err(before) => i64::try_from(before.duration().as_nanos()).map_or(i64::MIN, |s| -s),
-    };
+    let mtime = mtime_nanos(modified);
     Ok(EntryKind::File {
         size: meta.len(),
         mtime,
         exec: is_exec(meta),
     })
+}
+
+/// A modification time as the manifest records it: nanoseconds since the
+/// Unix epoch (negative before it).
+pub fn mtime_nanos(modified: std::time::SystemTime) -> i64 {
+    match modified.duration_since(UNIX_EPOCH) {
+        Ok(after) => i64::try_from(after.as_nanos()).unwrap_or(i64::MAX),
+        Err(before) => i64::try_from(before.duration().as_nanos()).map_or(i64::MIN, |s| -s),
+    }
 }
 
 #[cfg(unix)]

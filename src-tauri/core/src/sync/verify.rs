@@ -10,12 +10,14 @@
 
 use std::collections::HashMap;
 use std::io::Read;
-use std::path::{Path, PathBuf};
+use std::path::Path;
+use std::time::Duration;
 
 use sha2::{Digest, Sha256};
-use tokio::io::AsyncReadExt;
 
+use super::local_file::open_scanned;
 use super::tree::{EntryKind, Manifest, Op};
+use super::untrusted::read_capped;
 use crate::ssh::sh_quote;
 use crate::ssh::SshSession;
 
@@ -24,6 +26,14 @@ pub const VERIFY_MIN_SIZE: u64 = 64 * 1024;
 
 /// Longest remote command line built at once (far below any ARG_MAX).
 const MAX_COMMAND: usize = 64 * 1024;
+
+/// Bytes of one `sha256sum` line besides the name: digest, two spaces, newline.
+const SUM_LINE: u64 = 64 + 3;
+
+/// Time allowed for hashing on the remote: a base, plus one second for every
+/// `SUM_RATE` bytes hashed (a slow disk reads at least that fast).
+const SUM_TIME_BASE: Duration = Duration::from_secs(30);
+const SUM_RATE: u64 = 20 * 1024 * 1024;
 
 /// Indices of the `Put`s in `ops` that the replica may already hold: the
 /// entry the replica has is a file of the same size and exec bit (only the
@@ -73,23 +83,36 @@ pub fn parse_sums(out: &str) -> HashMap<&str, &str> {
 }
 
 /// The remote commands hashing `names` inside `replica_dir`, each below
-/// [`MAX_COMMAND`] bytes.
-pub fn sum_commands(replica_dir: &str, names: &[&str]) -> Vec<String> {
+/// [`MAX_COMMAND`] bytes, with the indices (into `names`) each one hashes.
+pub fn sum_commands(replica_dir: &str, names: &[&str]) -> Vec<(String, Vec<usize>)> {
     let head = format!("cd {} && sha256sum --", sh_quote(replica_dir));
     let mut commands = Vec::new();
     let mut cmd = head.clone();
-    for name in names {
+    let mut which = Vec::new();
+    for (k, name) in names.iter().enumerate() {
         let arg = sh_quote(name);
         if cmd.len() + arg.len() + 1 > MAX_COMMAND && cmd.len() > head.len() {
-            commands.push(std::mem::replace(&mut cmd, head.clone()));
+            commands.push((
+                std::mem::replace(&mut cmd, head.clone()),
+                std::mem::take(&mut which),
+            ));
         }
         cmd.push(' ');
         cmd.push_str(&arg);
+        which.push(k);
     }
     if cmd.len() > head.len() {
-        commands.push(cmd);
+        commands.push((cmd, which));
     }
     commands
+}
+
+/// Size of the `k`th candidate's file.
+fn ops_size(ops: &[Op], picked: &[usize], k: usize) -> u64 {
+    match picked.get(k).and_then(|&i| ops.get(i)) {
+        Some(Op::Put { size, .. }) => *size,
+        _ => 0,
+    }
 }
 
 /// Removes from `ops` the `Put`s whose file the replica already holds with
@@ -105,21 +128,36 @@ pub async fn drop_unchanged(
     if picked.is_empty() {
         return ops;
     }
-    let names: Vec<String> = picked
+    let sized: Vec<(String, u64)> = picked
         .iter()
-        .filter_map(|&i| op_put_path(&ops[i]).map(str::to_string))
+        .filter_map(|&i| match &ops[i] {
+            Op::Put { path, size, .. } => Some((path.clone(), *size)),
+            _ => None,
+        })
         .collect();
-    let locals: Vec<PathBuf> = names.iter().map(|n| local_base.join(n)).collect();
+    let names: Vec<String> = sized.iter().map(|(n, _)| n.clone()).collect();
+    let base = local_base.to_path_buf();
     let local_sums = tokio::task::spawn_blocking(move || {
-        locals.iter().map(|p| sha256_file(p)).collect::<Vec<_>>()
+        sized
+            .iter()
+            .map(|(rel, size)| sha256_file(&base, rel, *size))
+            .collect::<Vec<_>>()
     });
     let refs: Vec<&str> = names.iter().map(String::as_str).collect();
     let mut remote_out = String::new();
-    for cmd in sum_commands(replica_dir, &refs) {
+    for (cmd, chunk) in sum_commands(replica_dir, &refs) {
+        let asked: u64 = chunk.iter().map(|&k| refs[k].len() as u64 + SUM_LINE).sum();
+        let bytes: u64 = chunk.iter().map(|&k| ops_size(&ops, &picked, k)).sum();
+        // a hostile or stuck remote gets the output asked for, in a time
+        // proportional to what it hashes; past either, every file is sent
+        let limit = SUM_TIME_BASE + Duration::from_secs(bytes / SUM_RATE);
         match ssh.open_exec(&cmd).await {
-            Ok(mut io) => {
-                let _ = io.read_to_string(&mut remote_out).await;
-            }
+            Ok(io) => match read_capped(io, asked * 2 + 4096, limit).await {
+                Ok(out) => remote_out.push_str(&String::from_utf8_lossy(&out)),
+                Err(e) => tracing::warn!(
+                    "cannot compare contents on the remote ({e}); sending those files"
+                ),
+            },
             Err(e) => tracing::debug!("cannot compare contents on the remote: {e}"),
         }
     }
@@ -150,9 +188,10 @@ pub async fn drop_unchanged(
         .collect()
 }
 
-/// Lowercase hex SHA-256 of a file, `None` if it cannot be read.
-fn sha256_file(path: &Path) -> Option<String> {
-    let mut file = std::fs::File::open(path).ok()?;
+/// Lowercase hex SHA-256 of the first `size` bytes of `rel` under `base`,
+/// `None` if it cannot be read or is no longer the file the scan saw.
+fn sha256_file(base: &Path, rel: &str, size: u64) -> Option<String> {
+    let mut file = open_scanned(base, rel, size).ok()??.take(size);
     let mut hasher = Sha256::new();
     let mut buf = vec![0u8; 256 * 1024];
     loop {
@@ -232,24 +271,36 @@ mod tests {
     #[test]
     fn commands_quote_names_and_stay_short() {
         let cmds = sum_commands("/r/x y", &["it's", "b"]);
-        assert_eq!(cmds, vec![r"cd '/r/x y' && sha256sum -- 'it'\''s' 'b'"]);
+        assert_eq!(
+            cmds,
+            vec![(
+                r"cd '/r/x y' && sha256sum -- 'it'\''s' 'b'".to_string(),
+                vec![0, 1]
+            )]
+        );
         let long = "n".repeat(1000);
         let many: Vec<&str> = std::iter::repeat_n(long.as_str(), 200).collect();
         let cmds = sum_commands("/r", &many);
         assert!(cmds.len() > 1);
-        assert!(cmds.iter().all(|c| c.len() <= MAX_COMMAND));
-        let total: usize = cmds.iter().map(|c| c.matches('n').count()).sum();
+        assert!(cmds.iter().all(|(c, _)| c.len() <= MAX_COMMAND));
+        let total: usize = cmds.iter().map(|(c, _)| c.matches('n').count()).sum();
+        let indices: Vec<usize> = cmds.iter().flat_map(|(_, w)| w.clone()).collect();
+        assert_eq!(indices, (0..200).collect::<Vec<_>>());
         assert_eq!(total, 200 * 1000);
     }
 
     #[test]
     fn hashes_a_file() {
-        let p = std::env::temp_dir().join(format!("berth-sha-{}", std::process::id()));
+        let name = format!("berth-sha-{}", std::process::id());
+        let base = std::env::temp_dir();
+        let p = base.join(&name);
         std::fs::write(&p, b"abc").unwrap();
         assert_eq!(
-            sha256_file(&p).unwrap(),
+            sha256_file(&base, &name, 3).unwrap(),
             "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
         );
+        // not the size the scan saw: not this file any more
+        assert_eq!(sha256_file(&base, &name, 4), None);
         std::fs::remove_file(&p).unwrap();
     }
 }
