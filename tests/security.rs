@@ -18,3 +18,7 @@ mod replica;
 
 #[path = "security/known_hosts.rs"]
 mod known_hosts;
+
+/// Every agent of this machine follows this machine's containers, so the
+/// modules' tests that sync or forward take turns (as tests/sync.rs does).
+pub static SYNC_TURN: std::sync::Mutex<()> = std::sync::Mutex::new(());

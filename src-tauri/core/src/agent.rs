@@ -11,6 +11,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::events::{self, EventSink};
 use crate::listen::{ListenAddr, Listener};
+use crate::owned::{Owned, OwnedError, OwnedEvents};
 use crate::portfwd::PortForwarding;
 use crate::ports::PlanOptions;
 use crate::proxy::{self, ProxyCtx};
@@ -48,6 +49,8 @@ pub enum AgentError {
     Upstream(#[from] UpstreamError),
     #[error("{0}")]
     Listen(String),
+    #[error(transparent)]
+    Owned(#[from] OwnedError),
 }
 
 /// A connected remote, ready to serve.
@@ -71,6 +74,9 @@ impl Agent {
         let ssh = SshSession::connect(cfg.target.clone(), check, credentials).await?;
         let selected = upstream::select(&cfg.upstream, &ssh).await?;
         let daemon = read_version(&selected.upstream, &ssh).await?;
+        let owned = Arc::new(Owned::for_daemon(
+            &read_daemon_id(&selected.upstream, &ssh, &cfg.target).await,
+        )?);
         let status = Arc::new(Status::new(ssh.clone(), selected.clone(), daemon));
         let background = CancellationToken::new();
         let ports = cfg.ports.map(|opts| {
@@ -78,6 +84,7 @@ impl Agent {
                 ssh.clone(),
                 selected.upstream.clone(),
                 opts,
+                owned.clone(),
                 background.clone(),
             )
         });
@@ -86,10 +93,15 @@ impl Agent {
                 ssh.clone(),
                 selected.upstream.clone(),
                 opts,
+                owned.clone(),
                 background.clone(),
             )
         });
-        let mut sinks: Vec<Arc<dyn EventSink>> = Vec::new();
+        let mut sinks: Vec<Arc<dyn EventSink>> = vec![Arc::new(OwnedEvents {
+            owned: owned.clone(),
+            ssh: ssh.clone(),
+            upstream: selected.upstream.clone(),
+        })];
         if let Some(pf) = &ports {
             sinks.push(pf.watcher.clone());
         }
@@ -110,6 +122,7 @@ impl Agent {
             status: status.clone(),
             ports,
             sync,
+            owned,
         });
         Ok(Self {
             status,
@@ -164,6 +177,21 @@ pub async fn bind_all(addrs: &[ListenAddr]) -> Result<Vec<Listener>, AgentError>
         out.push(Listener::bind(a).await.map_err(AgentError::Listen)?);
     }
     Ok(out)
+}
+
+/// The daemon's own identity (`/info` `ID`), so that this machine's record
+/// of what it created follows the daemon whichever host name or port
+/// reaches it; the SSH target when the daemon does not say.
+async fn read_daemon_id(u: &upstream::Upstream, ssh: &SshSession, target: &SshTarget) -> String {
+    match crate::upstream::client::get_json(u, ssh, "/info").await {
+        Ok(Some(info)) => match info.get("ID").and_then(|v| v.as_str()) {
+            Some(id) if !id.is_empty() => return format!("daemon:{id}"),
+            _ => {}
+        },
+        Ok(None) => {}
+        Err(e) => tracing::debug!("cannot read the daemon's /info: {e}"),
+    }
+    format!("target:{}", target.url())
 }
 
 async fn read_version(

@@ -8,6 +8,7 @@ pub mod events;
 pub mod keys;
 pub mod listen;
 pub mod mem;
+pub mod owned;
 pub mod portfwd;
 pub mod ports;
 pub mod proxy;

@@ -6,7 +6,7 @@
 //! `docker stop` returns.
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 
@@ -46,13 +46,23 @@ pub struct Forwarder {
     containers: tokio::sync::Mutex<HashMap<String, ContainerForwards>>,
     /// Read by status without waiting on the async lock.
     view: Mutex<Vec<(String, String, Vec<Arc<Forward>>)>>,
+    /// This machine's policy, checked at every bind whatever a record says.
+    all_interfaces: bool,
     shutdown: CancellationToken,
 }
 
+/// Whether this machine's policy lets a forward listen on `ip`: loopback
+/// only, unless the user chose all interfaces (`--forward-all-interfaces`).
+pub fn listen_allowed(ip: IpAddr, all_interfaces: bool) -> bool {
+    all_interfaces || ip.is_loopback()
+}
+
 impl Forwarder {
-    pub fn new(ssh: Arc<SshSession>, shutdown: CancellationToken) -> Self {
+    /// Listeners ride `ssh`; `all_interfaces` is the user's policy.
+    pub fn new(ssh: Arc<SshSession>, all_interfaces: bool, shutdown: CancellationToken) -> Self {
         Self {
             ssh,
+            all_interfaces,
             containers: Default::default(),
             view: Default::default(),
             shutdown,
@@ -96,6 +106,17 @@ impl Forwarder {
                 bytes_to_container: AtomicU64::new(0),
                 bytes_from_container: AtomicU64::new(0),
             };
+            if !listen_allowed(b.listen_ip, self.all_interfaces) {
+                let reason = format!(
+                    "refusing to listen on {addr}: not a loopback address; start Berth with \
+                     --forward-all-interfaces to publish ports on every interface"
+                );
+                tracing::warn!(container = name, "{reason}");
+                failures.push(reason.clone());
+                fwd.failed = Some(reason);
+                forwards.push(Arc::new(fwd));
+                continue;
+            }
             match TcpListener::bind(addr).await {
                 Ok(listener) => {
                     let fwd = Arc::new(fwd);
@@ -287,4 +308,27 @@ async fn carry(
     }
     fwd.open_connections.fetch_sub(1, Relaxed);
     crate::mem::note_connection_end();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_loopback_unless_all_interfaces() {
+        let table = [
+            ("127.0.0.1", false, true),
+            ("127.0.0.53", false, true),
+            ("::1", false, true),
+            ("0.0.0.0", false, false),
+            ("::", false, false),
+            ("192.168.1.5", false, false),
+            ("0.0.0.0", true, true),
+            ("::", true, true),
+        ];
+        for (ip, all, want) in table {
+            let ip: IpAddr = ip.parse().unwrap();
+            assert_eq!(listen_allowed(ip, all), want, "{ip} all={all}");
+        }
+    }
 }

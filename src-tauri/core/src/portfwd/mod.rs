@@ -15,6 +15,7 @@ use std::sync::Arc;
 
 use tokio_util::sync::CancellationToken;
 
+use crate::owned::Owned;
 use crate::ports::PlanOptions;
 use crate::ssh::SshSession;
 use crate::upstream::Upstream;
@@ -28,15 +29,21 @@ pub struct PortForwarding {
 
 impl PortForwarding {
     /// Builds it; its listeners close at `shutdown`. The watcher is an
-    /// `EventSink` of the remote's event stream (see `crate::events`).
+    /// `EventSink` of the remote's event stream (see `crate::events`); it
+    /// forwards only containers `owned` records, with the recorded ports.
     pub fn new(
         ssh: Arc<SshSession>,
         upstream: Upstream,
         options: PlanOptions,
+        owned: Arc<Owned>,
         shutdown: CancellationToken,
     ) -> Self {
-        let forwarder = Arc::new(Forwarder::new(ssh.clone(), shutdown));
-        let watcher = Arc::new(Watcher::new(ssh, upstream, forwarder.clone()));
+        let forwarder = Arc::new(Forwarder::new(
+            ssh.clone(),
+            options.all_interfaces,
+            shutdown,
+        ));
+        let watcher = Arc::new(Watcher::new(ssh, upstream, forwarder.clone(), owned));
         Self {
             forwarder,
             watcher,

@@ -3,6 +3,10 @@
 //! starts gets its listeners, one that dies or goes away loses them. On every
 //! (re)subscription it reconciles: running containers carrying the ports
 //! label get their forwards back, forwards of containers that are gone close.
+//!
+//! The label only finds candidates: what a container is forwarded comes
+//! from this machine's record of the containers it created
+//! (`crate::owned`), so a label forged or copied on the remote opens nothing.
 
 use std::sync::Arc;
 
@@ -11,7 +15,8 @@ use serde_json::Value;
 
 use super::forwarder::Forwarder;
 use crate::events::{percent_encode, ContainerEvent, EventSink};
-use crate::ports::{read_label, remote_ports, PORTS_LABEL};
+use crate::owned::Owned;
+use crate::ports::{remote_ports, PORTS_LABEL};
 use crate::ssh::SshSession;
 use crate::upstream::client::get_json;
 use crate::upstream::{Upstream, UpstreamError};
@@ -20,6 +25,8 @@ pub struct Watcher {
     ssh: Arc<SshSession>,
     upstream: Upstream,
     forwarder: Arc<Forwarder>,
+    /// The containers this machine created, with their planned ports.
+    owned: Arc<Owned>,
 }
 
 /// What an event means for the forwards (pure, table-tested).
@@ -41,11 +48,17 @@ pub fn classify(action: &str, id: &str) -> EventAction {
 }
 
 impl Watcher {
-    pub fn new(ssh: Arc<SshSession>, upstream: Upstream, forwarder: Arc<Forwarder>) -> Self {
+    pub fn new(
+        ssh: Arc<SshSession>,
+        upstream: Upstream,
+        forwarder: Arc<Forwarder>,
+        owned: Arc<Owned>,
+    ) -> Self {
         Self {
             ssh,
             upstream,
             forwarder,
+            owned,
         }
     }
 
@@ -71,8 +84,17 @@ impl Watcher {
             .pointer("/State/Running")
             .and_then(Value::as_bool)
             .unwrap_or(false);
-        let label = inspect.pointer("/Config/Labels").and_then(read_label);
-        match label {
+        let recorded = self.owned.get(id).and_then(|r| r.ports);
+        if recorded.is_none()
+            && inspect
+                .pointer(&format!("/Config/Labels/{PORTS_LABEL}"))
+                .is_some()
+        {
+            tracing::debug!(
+                "not forwarding {id}: its ports label was not written by this machine's Berth"
+            );
+        }
+        match recorded {
             // a paused container keeps its ports, as with Docker
             Some(label) if running && !id.is_empty() => {
                 let name = inspect

@@ -60,6 +60,9 @@ pub struct CreatePlan {
     pub body: Value,
     /// The local listeners to open once the container runs.
     pub bindings: Vec<LocalBinding>,
+    /// What the label records, for this machine's own record of the
+    /// container (`crate::owned`); `None` when nothing is published.
+    pub label: Option<PortsLabel>,
 }
 
 /// A published port before its local port is resolved.
@@ -123,6 +126,7 @@ pub fn plan_create(
         return Ok(CreatePlan {
             body,
             bindings: Vec::new(),
+            label: None,
         });
     }
     let bindings = resolve(&wants, pick)?;
@@ -132,7 +136,11 @@ pub fn plan_create(
         port_bindings: original,
     };
     let body = rewrite_body(body, &label)?;
-    Ok(CreatePlan { body, bindings })
+    Ok(CreatePlan {
+        body,
+        bindings,
+        label: Some(label),
+    })
 }
 
 /// Parses the ports label from a container's labels map (`Config.Labels` of

@@ -11,6 +11,7 @@ use hyper_util::rt::TokioIo;
 use tokio_util::sync::CancellationToken;
 
 use super::forward::{forward, UpstreamConn};
+use super::guard;
 use super::reply::{docker_error, json_ok, ProxyBody};
 use super::ProxyCtx;
 use crate::listen::ClientIo;
@@ -73,6 +74,18 @@ async fn handle(
     upstream: Arc<tokio::sync::Mutex<UpstreamConn>>,
     stop: CancellationToken,
 ) -> http::Response<ProxyBody> {
+    // first of all: a web page gets nothing, not even the status document
+    if let Err(refused) = guard::check(req.version(), req.uri(), req.headers()) {
+        // the path is not logged: its query may carry secrets
+        tracing::warn!("{} {}", refused.status.as_u16(), refused.message);
+        let mut resp = docker_error(refused.status, refused.message);
+        // nothing more is read from such a client (nor its unread body)
+        resp.headers_mut().insert(
+            http::header::CONNECTION,
+            http::HeaderValue::from_static("close"),
+        );
+        return resp;
+    }
     // hyper's limit is checked between reads; this one is exact
     let head: usize = req.uri().to_string().len()
         + req

@@ -90,17 +90,13 @@ pub async fn forward(
         Ok(s) => s,
         Err(e) => {
             ctx.status.counters.upstream_errors.fetch_add(1, Relaxed);
-            tracing::warn!("{} {}: {e}", req.method(), req.uri());
+            // the path only: queries can carry secrets (build args)
+            tracing::warn!("{} {}: {e}", req.method(), req.uri().path());
             return docker_error(StatusCode::BAD_GATEWAY, e);
         }
     };
     let mut resp = match sender.send_request(req).await {
-        Ok(r) => {
-            if let Some(hold) = hold {
-                hold.answered(r.status().is_success());
-            }
-            r
-        }
+        Ok(r) => r,
         Err(e) => {
             up.sender = None;
             ctx.status.counters.upstream_errors.fetch_add(1, Relaxed);
@@ -120,6 +116,13 @@ pub async fn forward(
         }
     }
     drop(up);
+    if let Some(hold) = hold {
+        if resp.status().is_success() {
+            return intercept::created(resp, hold, &ctx.owned).await;
+        }
+        hold.refused();
+        return resp.map(|b| b.boxed());
+    }
     match (route, ports) {
         (Route::Inspect, Some(_)) => intercept::rewrite_answer(resp, ports::rewrite_inspect).await,
         (Route::List, Some(_)) => intercept::rewrite_answer(resp, ports::rewrite_list).await,

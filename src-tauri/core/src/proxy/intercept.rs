@@ -1,6 +1,7 @@
 //! The few Docker API calls Berth changes on purpose, for port forwarding:
 //! which route a request is (pure, table-tested), the create body rewrite,
-//! and the inspect / list answers rewritten to show the local side.
+//! the create answer (the container this machine now owns is recorded) and
+//! the inspect / list answers rewritten to show the local side.
 
 use bytes::Bytes;
 use http::{Method, StatusCode};
@@ -10,8 +11,9 @@ use serde_json::Value;
 
 use super::reply::{docker_error, ProxyBody};
 use super::ProxyCtx;
+use crate::owned::Owned;
 use crate::portfwd::{PortForwarding, Reservations};
-use crate::ports::{self, PortError, PortKey};
+use crate::ports::{self, PortError, PortKey, PortsLabel};
 use crate::sync::manager::PreparedMounts;
 
 /// Create bodies and rewritten answers are read whole, up to this size.
@@ -96,8 +98,11 @@ pub async fn rewrite_create(
         return Ok((with_body(parts, bytes), CreateHold::default()));
     };
     let mut reservations = Reservations::default();
+    let mut ports = None;
     if let Some(pf) = &ctx.ports {
-        value = plan_ports(value, ctx, pf, &mut reservations).await?;
+        let (body, label) = plan_ports(value, ctx, pf, &mut reservations).await?;
+        value = body;
+        ports = label;
     }
     let mut mounts = None;
     if let Some(sync) = &ctx.sync {
@@ -115,26 +120,86 @@ pub async fn rewrite_create(
         with_body(parts, bytes),
         CreateHold {
             _reserved: reservations,
+            ports,
             mounts,
         },
     ))
 }
 
 /// What a create holds until the daemon answers it: the local ports picked
-/// for it (released when dropped) and the replicas made for it.
+/// for it (released when dropped), what they are, and the replicas made for it.
 #[derive(Default)]
 pub struct CreateHold {
     _reserved: Reservations,
+    ports: Option<PortsLabel>,
     mounts: Option<PreparedMounts>,
 }
 
 impl CreateHold {
-    /// The daemon answered: replicas made for a refused create are retired.
-    pub fn answered(mut self, created: bool) {
+    /// The daemon refused the create: replicas made for it are retired.
+    pub fn refused(mut self) {
         if let Some(m) = self.mounts.take() {
-            m.answered(created);
+            m.answered(false);
         }
     }
+
+    /// Nothing planned: the create needs no record.
+    fn is_empty(&self) -> bool {
+        self.ports.is_none() && self.mounts.is_none()
+    }
+}
+
+/// A create the daemon accepted: the container this machine now owns is
+/// recorded with what was planned for it (`crate::owned`) and attached to
+/// its replicas, before the client hears back. The answer passes unchanged,
+/// but for a warning when the record could not be written.
+pub async fn created(
+    resp: http::Response<Incoming>,
+    hold: CreateHold,
+    owned: &Owned,
+) -> http::Response<ProxyBody> {
+    if hold.is_empty() {
+        return resp.map(|b| b.boxed());
+    }
+    let (mut parts, body) = resp.into_parts();
+    let bytes = match Limited::new(body, MAX_JSON).collect().await {
+        Ok(c) => c.to_bytes(),
+        Err(e) => {
+            return docker_error(
+                StatusCode::BAD_GATEWAY,
+                format!("reading the daemon's answer to the create failed: {e}"),
+            )
+        }
+    };
+    let mut answer = serde_json::from_slice::<Value>(&bytes).unwrap_or(Value::Null);
+    let id = answer
+        .get("Id")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string();
+    let mounts = hold.mounts.as_ref().map(|m| m.paths().to_vec());
+    let record = Owned::new_record(&id, hold.ports.clone(), mounts.unwrap_or_default());
+    let mut bytes = bytes;
+    if let Err(e) = owned.record(&record) {
+        tracing::warn!("{e}");
+        let warning = format!("Berth will not forward ports or sync mounts of this container: {e}");
+        if let Some(w) = answer.get_mut("Warnings") {
+            match w.as_array_mut() {
+                Some(list) => list.push(warning.into()),
+                None => *w = Value::Array(vec![warning.into()]),
+            }
+            bytes = serde_json::to_vec(&answer)
+                .map(Bytes::from)
+                .unwrap_or(bytes);
+        }
+    } else if let Some(m) = hold.mounts {
+        m.created(&id).await;
+    }
+    parts.headers.remove(http::header::TRANSFER_ENCODING);
+    parts
+        .headers
+        .insert(http::header::CONTENT_LENGTH, bytes.len().into());
+    http::Response::from_parts(parts, full(bytes))
 }
 
 async fn plan_ports(
@@ -142,7 +207,7 @@ async fn plan_ports(
     ctx: &ProxyCtx,
     pf: &PortForwarding,
     reservations: &mut Reservations,
-) -> Result<Value, http::Response<ProxyBody>> {
+) -> Result<(Value, Option<PortsLabel>), http::Response<ProxyBody>> {
     let publish_all = value
         .pointer("/HostConfig/PublishAllPorts")
         .and_then(Value::as_bool)
@@ -159,7 +224,7 @@ async fn plan_ports(
     match ports::plan_create(&value, &image_exposed, &pf.options, &mut |ip, range| {
         reservations.pick(ip, range)
     }) {
-        Ok(plan) => Ok(plan.body),
+        Ok(plan) => Ok((plan.body, plan.label)),
         Err(e) => {
             let status = match e {
                 PortError::PortAllocated { .. }

@@ -2,11 +2,13 @@
 //! client connection rides one channel of the SSH session.
 //!
 //! `server` accepts clients (mini-redis style `run(listener, shutdown)`),
-//! `conn` serves one client connection, `forward` carries one request to the
-//! daemon and bridges upgraded connections (attach, exec, BuildKit).
+//! `conn` serves one client connection (`guard` first turns web pages
+//! away), `forward` carries one request to the daemon and bridges upgraded
+//! connections (attach, exec, BuildKit).
 
 mod conn;
 mod forward;
+pub mod guard;
 pub mod intercept;
 mod reply;
 mod server;

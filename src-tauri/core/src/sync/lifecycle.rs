@@ -1,9 +1,14 @@
-//! Which containers use which replica, from the daemon's events and the
-//! `dev.berth.mounts` label: a container created with synced mounts is
-//! attached to their replicas; when the last one is destroyed the replica's
-//! watcher stops and the replica is removed from the remote (unless the
-//! policy keeps it). After an agent restart, reconciling with the label
-//! re-adopts every replica still in use, syncing whatever changed meanwhile.
+//! Which containers use which replica: a container created through Berth
+//! with synced mounts is attached to their replicas when the daemon answers
+//! the create; when the last one is destroyed the replica's watcher stops
+//! and the replica is removed from the remote (unless the policy keeps it).
+//! After an agent restart, reconciling re-adopts every replica still in use,
+//! syncing whatever changed meanwhile.
+//!
+//! Which sources a container uses comes from this machine's record of the
+//! containers it created (`crate::owned`), never from the `dev.berth.mounts`
+//! label alone: anyone who can use the remote daemon can write a label, and
+//! a forged one must never make Berth upload a local folder.
 
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
@@ -52,21 +57,10 @@ pub fn machine_id() -> String {
     format!("m-{hex}")
 }
 
-/// The local sources a container's label lists for machine `owner`.
-pub fn label_paths(labels: &serde_json::Map<String, Value>, owner: &str) -> Vec<PathBuf> {
-    labels
-        .get(MOUNTS_LABEL)
-        .and_then(Value::as_str)
-        .and_then(|s| serde_json::from_str::<MountsLabel>(s).ok())
-        .filter(|l| l.owner == owner)
-        .map(|l| l.paths)
-        .unwrap_or_default()
-}
-
 impl SyncManager {
     /// Records that container `id` uses the replicas of `paths`, adopting
     /// replicas this agent does not know yet (it restarted).
-    async fn attach(self: &Arc<Self>, id: &str, paths: &[PathBuf]) {
+    pub(super) async fn attach(self: &Arc<Self>, id: &str, paths: &[PathBuf]) {
         for path in paths {
             let known = self.replicas.lock().await.get(path).cloned();
             let rep = match known {
@@ -199,12 +193,13 @@ impl SyncManager {
             let Some(id) = c.get("Id").and_then(Value::as_str) else {
                 continue;
             };
-            let labels = c
-                .get("Labels")
-                .and_then(Value::as_object)
-                .cloned()
-                .unwrap_or_default();
-            let paths = label_paths(&labels, &self.owner);
+            let paths = match self.owned.get(id) {
+                Some(record) => record.mounts,
+                None => {
+                    tracing::debug!("not syncing for {id}: this machine's Berth did not create it");
+                    Vec::new()
+                }
+            };
             if let Some(root) = &root {
                 for p in &paths {
                     let replica = replica_path(root, p);
@@ -250,8 +245,8 @@ impl SyncManager {
 /// and a catch-up) must not hold up the port forwards sharing the stream.
 pub struct SyncEvents {
     tx: mpsc::UnboundedSender<Work>,
-    /// This machine, to pick its paths out of the labels.
-    owner: String,
+    /// This machine's record of what it created.
+    owned: Arc<crate::owned::Owned>,
 }
 
 enum Work {
@@ -265,7 +260,7 @@ impl SyncEvents {
     pub fn new(manager: Arc<SyncManager>) -> Self {
         let (tx, mut rx) = mpsc::unbounded_channel();
         let stop = manager.shutdown.clone();
-        let owner = manager.owner.clone();
+        let owned = manager.owned.clone();
         tokio::spawn(async move {
             loop {
                 let work = tokio::select! {
@@ -293,7 +288,7 @@ impl SyncEvents {
                 }
             }
         });
-        Self { tx, owner }
+        Self { tx, owned }
     }
 }
 
@@ -305,10 +300,13 @@ impl EventSink for SyncEvents {
 
     fn on_event<'a>(&'a self, event: &'a ContainerEvent) -> BoxFuture<'a, ()> {
         let work = match event.action.as_str() {
-            "create" => {
-                let paths = label_paths(&event.attributes, &self.owner);
-                (!paths.is_empty()).then(|| Work::Created(event.id.clone(), paths))
-            }
+            // a create answered through this process is attached already;
+            // one answered through another Berth of this machine is found here
+            "create" => self
+                .owned
+                .get(&event.id)
+                .filter(|r| !r.mounts.is_empty())
+                .map(|r| Work::Created(event.id.clone(), r.mounts)),
             "destroy" => Some(Work::Destroyed(event.id.clone())),
             _ => None,
         };
@@ -316,29 +314,5 @@ impl EventSink for SyncEvents {
             let _ = self.tx.send(w);
         }
         Box::pin(async {})
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use serde_json::json;
-
-    #[test]
-    fn reads_the_mounts_label_of_this_machine_only() {
-        let labels = |v: Value| v.as_object().cloned().unwrap();
-        let mine = r#"{"owner":"me","paths":["/a","/b c"]}"#;
-        let theirs = r#"{"owner":"other-laptop","paths":["/a"]}"#;
-        let table = [
-            (json!({"dev.berth.mounts": mine}), vec!["/a", "/b c"]),
-            (json!({"dev.berth.mounts": theirs}), vec![]),
-            (json!({"other": "x"}), vec![]),
-            (json!({"dev.berth.mounts": "[\"/a\"]"}), vec![]),
-            (json!({"dev.berth.mounts": 3}), vec![]),
-        ];
-        for (l, want) in table {
-            let want: Vec<PathBuf> = want.into_iter().map(PathBuf::from).collect();
-            assert_eq!(label_paths(&labels(l.clone()), "me"), want, "{l}");
-        }
     }
 }

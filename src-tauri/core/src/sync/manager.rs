@@ -102,6 +102,9 @@ pub struct SyncManager {
     pub(super) opts: SyncOptions,
     /// This machine, as recorded in the mounts label.
     pub(super) owner: String,
+    /// The containers this machine created: only their recorded sources
+    /// are ever synced (a label on the remote is never enough).
+    pub(super) owned: Arc<crate::owned::Owned>,
     /// The SFTP session and the resolved mounts root, opened on first use.
     sftp: tokio::sync::Mutex<Option<(Arc<SftpSession>, String, ExecReport)>>,
     pub(super) replicas: tokio::sync::Mutex<HashMap<PathBuf, Arc<Replica>>>,
@@ -125,10 +128,26 @@ impl PreparedMounts {
     pub fn answered(mut self, created: bool) {
         self.outcome = Some(created);
     }
+
+    /// The local sources the create uses.
+    pub fn paths(&self) -> &[PathBuf] {
+        &self.paths
+    }
+
+    /// The daemon created container `id`: it uses these replicas from now
+    /// on (before the client hears back, so a quick `rm` finds it attached).
+    pub async fn created(mut self, id: &str) {
+        let paths = std::mem::take(&mut self.paths);
+        self.manager.create_answered(paths.clone(), true).await;
+        self.manager.attach(id, &paths).await;
+    }
 }
 
 impl Drop for PreparedMounts {
     fn drop(&mut self) {
+        if self.paths.is_empty() {
+            return;
+        }
         let manager = self.manager.clone();
         let paths = std::mem::take(&mut self.paths);
         let created = self.outcome.unwrap_or(true);
@@ -143,6 +162,7 @@ impl SyncManager {
         ssh: Arc<SshSession>,
         upstream: Upstream,
         opts: SyncOptions,
+        owned: Arc<crate::owned::Owned>,
         shutdown: CancellationToken,
     ) -> Arc<Self> {
         Arc::new(Self {
@@ -150,6 +170,7 @@ impl SyncManager {
             upstream,
             opts,
             owner: super::lifecycle::machine_id(),
+            owned,
             sftp: Default::default(),
             replicas: Default::default(),
             view: Default::default(),
