@@ -18,6 +18,7 @@ pub use server::run;
 
 use std::sync::Arc;
 
+use crate::owned::Owned;
 use crate::portfwd::PortForwarding;
 use crate::ssh::SshSession;
 use crate::status::Status;
@@ -33,6 +34,8 @@ pub struct ProxyCtx {
     pub ports: Option<PortForwarding>,
     /// Bind-mount sync; `None` when switched off.
     pub sync: Option<Arc<SyncManager>>,
+    /// What this machine created on the remote (`crate::owned`).
+    pub owned: Arc<Owned>,
 }
 
 impl ProxyCtx {
