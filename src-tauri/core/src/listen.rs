@@ -1,9 +1,9 @@
 //! Local endpoints the Docker clients talk to: loopback TCP or a unix socket
-//! (mode 0600). Anything reachable from the network is refused, since the
+//! (mode 0600, bound where nobody else can reach it first). Anything reachable from the network is refused, since the
 //! Docker API is root on the remote for whoever can reach it.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use tokio::io::{AsyncRead, AsyncWrite};
 
@@ -71,7 +71,9 @@ pub trait ClientIo: AsyncRead + AsyncWrite + Send + Unpin + 'static {}
 impl<T: AsyncRead + AsyncWrite + Send + Unpin + 'static> ClientIo for T {}
 
 impl Listener {
-    /// Binds `addr`; a stale socket file (nothing listening) is replaced.
+    /// Binds `addr`. A unix socket is never reachable by others, not even
+    /// while it is created (see `bind_unix`); a stale socket file (nothing
+    /// listening) is replaced, a symlink at its path is refused.
     pub async fn bind(addr: &ListenAddr) -> Result<Self, String> {
         match addr {
             ListenAddr::Tcp(a) => tokio::net::TcpListener::bind(a)
@@ -81,19 +83,12 @@ impl Listener {
                     format!("cannot listen on {addr}: {e}; pick another port with --listen")
                 }),
             ListenAddr::Unix(p) => {
-                if p.exists() {
-                    if std::os::unix::net::UnixStream::connect(p).is_ok() {
-                        return Err(format!(
-                            "cannot listen on {addr}: another process serves it"
-                        ));
-                    }
-                    std::fs::remove_file(p)
-                        .map_err(|e| format!("cannot replace stale socket {}: {e}", p.display()))?;
-                }
-                let l = tokio::net::UnixListener::bind(p)
+                let l = bind_unix(p)
+                    .and_then(|l| {
+                        l.set_nonblocking(true)?;
+                        tokio::net::UnixListener::from_std(l)
+                    })
                     .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
-                set_owner_only(p)
-                    .map_err(|e| format!("cannot restrict {} to its owner: {e}", p.display()))?;
                 Ok(Listener::Unix(l, p.clone()))
             }
         }
@@ -135,9 +130,75 @@ impl Drop for Listener {
     }
 }
 
-fn set_owner_only(p: &std::path::Path) -> std::io::Result<()> {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o600))
+/// Binds a unix socket at `p` so that nobody else can reach it first: it is
+/// bound inside a fresh 0700 directory beside `p`, made 0600 there, and only
+/// then renamed onto `p` (atomically, never following what is at `p`). A
+/// missing parent directory is created 0700. At `p`, a symlink or a file
+/// that is not a socket is refused, a live socket is refused, and a stale
+/// socket is replaced.
+fn bind_unix(p: &Path) -> std::io::Result<std::os::unix::net::UnixListener> {
+    use std::io::{Error, ErrorKind};
+    use std::os::unix::fs::{DirBuilderExt, FileTypeExt, PermissionsExt};
+    let refuse = |why: &str| Error::new(ErrorKind::AlreadyExists, why.to_string());
+    let parent = p
+        .parent()
+        .filter(|_| p.file_name().is_some())
+        .ok_or_else(|| Error::new(ErrorKind::InvalidInput, "the path names no file"))?;
+    if !parent.exists() {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(parent)?;
+    }
+    match std::fs::symlink_metadata(p) {
+        Err(e) if e.kind() == ErrorKind::NotFound => {}
+        Err(e) => return Err(e),
+        Ok(m) if m.file_type().is_symlink() => {
+            return Err(refuse(&format!(
+                "{} is a symbolic link, which Berth never follows (it could redirect the socket); remove it or choose another path",
+                p.display()
+            )))
+        }
+        Ok(m) if !m.file_type().is_socket() => {
+            return Err(refuse(&format!(
+                "{} exists and is not a socket; remove it or choose another path",
+                p.display()
+            )))
+        }
+        // a live socket is another agent's (or another program's)
+        Ok(_) if std::os::unix::net::UnixStream::connect(p).is_ok() => {
+            return Err(refuse("another process serves it"))
+        }
+        // a stale socket: the rename below replaces it
+        Ok(_) => {}
+    }
+    let staging = private_dir(parent)?;
+    let tmp = staging.join("s");
+    let bound = std::os::unix::net::UnixListener::bind(&tmp).and_then(|l| {
+        std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o600))?;
+        std::fs::rename(&tmp, p)?;
+        Ok(l)
+    });
+    let _ = std::fs::remove_file(&tmp);
+    let _ = std::fs::remove_dir(&staging);
+    bound
+}
+
+/// A new directory in `parent` that only this user can enter (created with
+/// mode 0700, so even a loose umask cannot open it), under a name nobody
+/// can predict.
+fn private_dir(parent: &Path) -> std::io::Result<PathBuf> {
+    use std::os::unix::fs::DirBuilderExt;
+    let mut last = None;
+    for _ in 0..8 {
+        let dir = parent.join(format!(".berth-{:08x}", rand::random::<u32>()));
+        match std::fs::DirBuilder::new().mode(0o700).create(&dir) {
+            Ok(()) => return Ok(dir),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => last = Some(e),
+            Err(e) => return Err(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| std::io::Error::other("no free name")))
 }
 
 #[cfg(test)]
@@ -198,5 +259,53 @@ mod tests {
             .contains("another process"));
         drop(l);
         assert!(!p.exists());
+    }
+
+    #[tokio::test]
+    async fn unix_socket_never_follows_or_clobbers_what_is_there() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = std::env::temp_dir().join(format!("berth-listen-dir-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        // a missing directory is created owner-only
+        let p = dir.join("run/agent.sock");
+        let l = Listener::bind(&ListenAddr::Unix(p.clone())).await.unwrap();
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&dir.join("run")), 0o700);
+        assert_eq!(mode(&p), 0o600);
+        drop(l);
+        // a stale socket is replaced
+        let stale = std::os::unix::net::UnixListener::bind(&p).unwrap();
+        drop(stale);
+        let l = Listener::bind(&ListenAddr::Unix(p.clone())).await.unwrap();
+        assert!(std::os::unix::net::UnixStream::connect(&p).is_ok());
+        drop(l);
+        // a planted symlink is refused, its target untouched
+        let target = dir.join("precious");
+        std::fs::write(&target, "keep").unwrap();
+        std::os::unix::fs::symlink(&target, &p).unwrap();
+        let e = Listener::bind(&ListenAddr::Unix(p.clone()))
+            .await
+            .unwrap_err();
+        assert!(
+            e.contains("symbolic link") && e.contains(&*p.to_string_lossy()),
+            "{e}"
+        );
+        assert_eq!(std::fs::read_to_string(&target).unwrap(), "keep");
+        assert!(std::fs::symlink_metadata(&p)
+            .unwrap()
+            .file_type()
+            .is_symlink());
+        // so is a regular file, which is not deleted
+        std::fs::remove_file(&p).unwrap();
+        std::fs::write(&p, "data").unwrap();
+        let e = Listener::bind(&ListenAddr::Unix(p.clone()))
+            .await
+            .unwrap_err();
+        assert!(e.contains("not a socket"), "{e}");
+        assert_eq!(std::fs::read_to_string(&p).unwrap(), "data");
+        // no staging directory is left behind
+        let left: Vec<_> = std::fs::read_dir(dir.join("run")).unwrap().collect();
+        assert_eq!(left.len(), 1, "{left:?}");
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

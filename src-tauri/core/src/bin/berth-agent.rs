@@ -15,6 +15,7 @@ use berth_core::sync::manager::SyncOptions;
 use berth_core::upstream::UpstreamSpec;
 use clap::Parser;
 use tokio_util::sync::CancellationToken;
+use zeroize::Zeroizing;
 
 #[path = "berth-agent/multi.rs"]
 mod multi;
@@ -79,6 +80,8 @@ struct Args {
 }
 
 fn main() -> ExitCode {
+    // first, while this is the only thread: nothing else may read or copy it
+    let passphrase = take_passphrase();
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("BERTH_LOG")
@@ -94,7 +97,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let code = match runtime.block_on(run(args)) {
+    let code = match runtime.block_on(run(args, passphrase)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("berth-agent: {e:#}");
@@ -106,7 +109,7 @@ fn main() -> ExitCode {
     code
 }
 
-async fn run(args: Args) -> anyhow::Result<()> {
+async fn run(args: Args, passphrase: Option<Zeroizing<String>>) -> anyhow::Result<()> {
     if let Some(config) = &args.config {
         let path = match config.as_str() {
             "-" => berth_core::desktop::config::config_path()?,
@@ -142,7 +145,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         auth: AuthConfig {
             keys: Vec::new(),
             identities,
-            passphrase: std::env::var("BERTH_KEY_PASSPHRASE").ok(),
+            passphrase,
             prompt: std::io::stdin().is_terminal(),
         },
         known_hosts,
@@ -172,6 +175,49 @@ async fn run(args: Args) -> anyhow::Result<()> {
     });
     agent.serve(listeners, shutdown).await;
     Ok(())
+}
+
+/// The variable an encrypted key's passphrase may come from.
+const PASSPHRASE_VAR: &str = "BERTH_KEY_PASSPHRASE";
+
+/// Takes `BERTH_KEY_PASSPHRASE` out of the process: its value moves into
+/// zeroizing memory, the variable is removed (so no child inherits it), and
+/// its bytes in the environment block the process started with, which
+/// `/proc/PID/environ` shows for the process's whole life, are overwritten.
+/// Must run before any other thread exists.
+fn take_passphrase() -> Option<Zeroizing<String>> {
+    extern "C" {
+        static environ: *const *mut libc::c_char;
+    }
+    let prefix = format!("{PASSPHRASE_VAR}=");
+    let mut entries: Vec<(*mut libc::c_char, usize)> = Vec::new();
+    // SAFETY: no other thread exists yet (see the caller), so nothing changes
+    // `environ` while it is walked; each entry is a NUL-terminated string
+    unsafe {
+        let mut at = environ;
+        while !at.is_null() && !(*at).is_null() {
+            let len = std::ffi::CStr::from_ptr(*at).to_bytes().len();
+            let bytes = std::slice::from_raw_parts(*at as *const u8, len);
+            if bytes.starts_with(prefix.as_bytes()) {
+                entries.push((*at, len));
+            }
+            at = at.add(1);
+        }
+    }
+    let &(first, len) = entries.first()?;
+    // SAFETY: as above; the entry is `len` bytes long
+    let value = unsafe { std::slice::from_raw_parts(first as *const u8, len) };
+    let passphrase = Zeroizing::new(String::from_utf8_lossy(&value[prefix.len()..]).into_owned());
+    std::env::remove_var(PASSPHRASE_VAR);
+    // SAFETY: unsetenv only drops the pointers from `environ`; the strings
+    // stay where they were (the start-up block, or setenv's never-freed
+    // copies) and are this process's memory to overwrite
+    for (ptr, len) in entries {
+        for i in 0..len {
+            unsafe { std::ptr::write_volatile(ptr.add(i), 0) };
+        }
+    }
+    Some(passphrase)
 }
 
 async fn wait_for_signal() {

@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use russh::client::{AuthResult, Handle};
 use russh::keys::{PrivateKey, PrivateKeyWithHashAlg};
+use zeroize::Zeroizing;
 
 use super::error::SshError;
 use super::handler::ClientHandler;
@@ -20,8 +21,9 @@ pub struct AuthConfig {
     pub keys: Vec<(String, Arc<PrivateKey>)>,
     /// Explicit key files (`--identity`, or `IdentityFile` of an ssh_config Host).
     pub identities: Vec<PathBuf>,
-    /// Passphrase for encrypted keys (`BERTH_KEY_PASSPHRASE`, or asked on the TTY).
-    pub passphrase: Option<String>,
+    /// Passphrase for encrypted keys (`BERTH_KEY_PASSPHRASE`, or asked on the
+    /// TTY), wiped from memory when the last copy is dropped; never logged.
+    pub passphrase: Option<Zeroizing<String>>,
     /// Ask on the terminal when a key is encrypted and no passphrase was given.
     pub prompt: bool,
 }
@@ -144,10 +146,10 @@ fn load_key(path: &Path, cfg: &AuthConfig) -> Result<PrivateKey, SshError> {
         Err(russh::keys::Error::KeyIsEncrypted) => {
             let pass = match (&cfg.passphrase, cfg.prompt) {
                 (Some(p), _) => p.clone(),
-                (None, true) => {
+                (None, true) => Zeroizing::new(
                     rpassword::prompt_password(format!("Passphrase for {}: ", path.display()))
-                        .map_err(|e| err(format!("cannot read the passphrase: {e}")))?
-                }
+                        .map_err(|e| err(format!("cannot read the passphrase: {e}")))?,
+                ),
                 (None, false) => {
                     return Err(err(
                         "the key is encrypted; set BERTH_KEY_PASSPHRASE or run on a terminal"
@@ -155,7 +157,7 @@ fn load_key(path: &Path, cfg: &AuthConfig) -> Result<PrivateKey, SshError> {
                     ))
                 }
             };
-            russh::keys::load_secret_key(path, Some(&pass))
+            russh::keys::load_secret_key(path, Some(pass.as_str()))
                 .map_err(|e| err(format!("{e} (wrong passphrase?)")))
         }
         Err(e) => Err(err(format!(
@@ -221,7 +223,7 @@ mod tests {
         let cfg = AuthConfig {
             keys: vec![("keychain key \"work\"".into(), k.clone())],
             identities: vec![PathBuf::from("/k/id_ed25519")],
-            passphrase: Some("hunter2-passphrase".into()),
+            passphrase: Some(Zeroizing::new("hunter2-passphrase".into())),
             prompt: false,
         };
         let d = format!("{cfg:?} {cfg:#?}");
