@@ -236,6 +236,18 @@ pub enum Error {
     #[error("SshEncoding: {0}")]
     SshEncoding(#[from] ssh_encoding::Error),
 
+    /// [Berth] The peer sent more data on a channel than the receive window
+    /// we advertised (only detected with
+    /// `client::Config::window_adjust_on_read`).
+    #[error(
+        "protocol error: the peer sent {len} bytes on channel {channel} with only {window} bytes of window left"
+    )]
+    WindowOverrun {
+        channel: ChannelId,
+        len: usize,
+        window: u32,
+    },
+
     #[error("Invalid config: {0}")]
     InvalidConfig(String),
 

@@ -335,6 +335,37 @@ impl Encrypted {
         Ok(false)
     }
 
+    /// [Berth] Strict receive-window accounting, used instead of
+    /// `adjust_window_size` when `client::Config::window_adjust_on_read` is
+    /// on: `len` bytes of data (or extended data) just arrived on `channel`
+    /// and are taken out of the window we advertised. The peer MUST NOT send
+    /// more than that window (RFC 4254 §5.2); upstream ignores the excess and
+    /// delivers it anyway, which with read-driven flow control means a hostile
+    /// peer can make the application buffer without bound. So more than the
+    /// window is refused with `Error::WindowOverrun`, which ends the session
+    /// before the data is handed to anyone. Unknown channels are ignored (as
+    /// in `adjust_window_size`).
+    pub fn take_window_strict(
+        &mut self,
+        channel: ChannelId,
+        len: usize,
+    ) -> Result<(), crate::Error> {
+        if let Some(params) = self.channels.get_mut(&channel) {
+            let window = params.sender_window_size;
+            match u32::try_from(len) {
+                Ok(n) if n <= window => params.sender_window_size = window - n,
+                _ => {
+                    return Err(crate::Error::WindowOverrun {
+                        channel,
+                        len,
+                        window,
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// [Berth] Re-open up to `bytes` of a channel's receive window (never
     /// beyond `target`) and tell the peer with `SSH_MSG_CHANNEL_WINDOW_ADJUST`.
     /// Unknown (e.g. already closed) channels are ignored.
@@ -990,6 +1021,63 @@ mod tests {
             pending_eof,
             pending_close,
         }
+    }
+
+    // [Berth] strict receive-window accounting (window_adjust_on_read)
+
+    #[test]
+    fn take_window_strict_refuses_data_beyond_the_window() {
+        let channel_id = ChannelId(7);
+        let mut encrypted = test_encrypted();
+        // test_ready_channel advertises a 1024-byte receive window
+        encrypted
+            .channels
+            .insert(channel_id, test_ready_channel(channel_id, 70));
+
+        assert!(encrypted.take_window_strict(channel_id, 1000).is_ok());
+        assert_eq!(encrypted.sender_window_size(channel_id), 24);
+
+        match encrypted.take_window_strict(channel_id, 25) {
+            Err(crate::Error::WindowOverrun {
+                channel,
+                len,
+                window,
+            }) => {
+                assert_eq!(channel, channel_id);
+                assert_eq!(len, 25);
+                assert_eq!(window, 24);
+            }
+            other => panic!("expected WindowOverrun, got {other:?}"),
+        }
+        // a refused packet takes nothing: the window is unchanged
+        assert_eq!(encrypted.sender_window_size(channel_id), 24);
+
+        // exactly the window is fine, and then not one byte more
+        assert!(encrypted.take_window_strict(channel_id, 24).is_ok());
+        assert_eq!(encrypted.sender_window_size(channel_id), 0);
+        assert!(matches!(
+            encrypted.take_window_strict(channel_id, 1),
+            Err(crate::Error::WindowOverrun { window: 0, .. })
+        ));
+        // a length that does not even fit in u32 is an overrun, not a wrap
+        assert!(matches!(
+            encrypted.take_window_strict(channel_id, usize::MAX),
+            Err(crate::Error::WindowOverrun { .. })
+        ));
+        // empty data is allowed (and takes nothing)
+        assert!(encrypted.take_window_strict(channel_id, 0).is_ok());
+
+        // a credit re-opens the window and the peer may send that much again
+        encrypted.credit_window_size(channel_id, 100, 1024).unwrap();
+        assert_eq!(encrypted.sender_window_size(channel_id), 100);
+        assert!(encrypted.take_window_strict(channel_id, 100).is_ok());
+        assert!(encrypted.take_window_strict(channel_id, 1).is_err());
+    }
+
+    #[test]
+    fn take_window_strict_ignores_unknown_channels() {
+        let mut encrypted = test_encrypted();
+        assert!(encrypted.take_window_strict(ChannelId(99), 1 << 20).is_ok());
     }
 
     // flush_pending (single-channel path)

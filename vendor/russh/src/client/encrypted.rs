@@ -595,15 +595,16 @@ impl Session {
                 if !self.common.is_established_channel(channel_num) {
                     return Ok(());
                 }
-                // [Berth] target 0: only shrink the window; `Handle::consumed` re-opens it.
-                let target = if self.common.config.window_adjust_on_read {
-                    0
-                } else {
-                    self.common.config.window_size
-                };
+                // [Berth] With read-driven flow control, arriving data only
+                // shrinks the window (`Handle::consumed` re-opens it), and data
+                // beyond the window is a protocol error that ends the session.
+                let strict = self.common.config.window_adjust_on_read;
+                let target = self.common.config.window_size;
                 #[allow(clippy::collapsible_if)]
                 if let Some(ref mut enc) = self.common.encrypted {
-                    if enc.adjust_window_size(channel_num, &data, target)? {
+                    if strict {
+                        enc.take_window_strict(channel_num, data.len())?;
+                    } else if enc.adjust_window_size(channel_num, &data, target)? {
                         let next_window =
                             client.adjust_window(channel_num, self.target_window_size);
                         if next_window > 0 {
@@ -627,15 +628,16 @@ impl Session {
                 if !self.common.is_established_channel(channel_num) {
                     return Ok(());
                 }
-                // [Berth] target 0: only shrink the window; `Handle::consumed` re-opens it.
-                let target = if self.common.config.window_adjust_on_read {
-                    0
-                } else {
-                    self.common.config.window_size
-                };
+                // [Berth] With read-driven flow control, arriving data only
+                // shrinks the window (`Handle::consumed` re-opens it), and data
+                // beyond the window is a protocol error that ends the session.
+                let strict = self.common.config.window_adjust_on_read;
+                let target = self.common.config.window_size;
                 #[allow(clippy::collapsible_if)]
                 if let Some(ref mut enc) = self.common.encrypted {
-                    if enc.adjust_window_size(channel_num, &data, target)? {
+                    if strict {
+                        enc.take_window_strict(channel_num, data.len())?;
+                    } else if enc.adjust_window_size(channel_num, &data, target)? {
                         let next_window =
                             client.adjust_window(channel_num, self.target_window_size);
                         if next_window > 0 {
