@@ -176,7 +176,7 @@ pub fn validate_certificate(
     }
     let host = host.to_ascii_lowercase();
     let principals = cert.valid_principals();
-    if !principals.is_empty() && !principals.iter().any(|p| *p == host) {
+    if !principals.is_empty() && !principals.contains(&host) {
         return Err(format!("it is for {principals:?}, not {host:?}"));
     }
     if !cert.critical_options().is_empty() {
@@ -351,16 +351,35 @@ mod tests {
         Offered::Certificate(Box::new(Certificate::from_openssh(&text).unwrap()))
     }
 
-    fn file(lines: &[String], port: u16) -> HostKeys {
-        HostKeys::select(&known_hosts::parse(&lines.join("\n")), "127.0.0.1", port)
+    /// known_hosts text from a compact spelling: lines split on `|`, `P` is
+    /// `[127.0.0.1]:2222`, `A` `B` `EC` `CA` `HOST` are the keys above.
+    fn file(spec: &str, port: u16) -> HostKeys {
+        let ed = |b64: &str| format!("ssh-ed25519 {b64}");
+        let text = spec
+            .split('|')
+            .map(|l| {
+                l.split(' ')
+                    .map(|w| match w {
+                        "P" => "[127.0.0.1]:2222".to_string(),
+                        "A" => ed(ED_A),
+                        "B" => ed(ED_B),
+                        "CA" => ed(CA),
+                        "HOST" => ed(HOST),
+                        "EC" => format!("ecdsa-sha2-nistp256 {ECDSA}"),
+                        w => w.to_string(),
+                    })
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            })
+            .collect::<Vec<_>>()
+            .join("\n");
+        HostKeys::select(&known_hosts::parse(&text), "127.0.0.1", port)
     }
 
     #[test]
     fn verdicts() {
+        use HostKeyVerdict::{Certified, Known, Unknown};
         let (a, b, e) = (key(ED_A), key(ED_B), key(ECDSA));
-        let plain = |k: &str| format!("[127.0.0.1]:2222 {k}");
-        let ed = |b64: &str| format!("ssh-ed25519 {b64}");
-        let ec = format!("ecdsa-sha2-nistp256 {ECDSA}");
         let changed = |line, k: &PublicKey| HostKeyVerdict::Changed {
             line,
             expected: fingerprint(k),
@@ -370,130 +389,77 @@ mod tests {
             fingerprint: fingerprint(k),
         };
         let now = 1_700_000_000;
-        let table: Vec<(&str, Vec<String>, Offered, HostKeyVerdict)> = vec![
-            (
-                "none recorded",
-                vec![],
-                Offered::Key(a.clone()),
-                HostKeyVerdict::Unknown,
-            ),
-            (
-                "same key",
-                vec![plain(&ed(ED_A))],
-                Offered::Key(a.clone()),
-                HostKeyVerdict::Known,
-            ),
-            (
-                "other type only: changed",
-                vec![plain(&ec)],
-                Offered::Key(a.clone()),
-                changed(1, &e),
-            ),
-            (
-                "same type, other key",
-                vec![plain(&ec), plain(&ed(ED_B))],
-                Offered::Key(a.clone()),
-                changed(2, &b),
-            ),
-            (
-                "one of several",
-                vec![plain(&ec), plain(&ed(ED_A))],
-                Offered::Key(a.clone()),
-                HostKeyVerdict::Known,
-            ),
+        let ka = || Offered::Key(a.clone());
+        let table: Vec<(&str, &str, Offered, HostKeyVerdict)> = vec![
+            ("none recorded", "", ka(), Unknown),
+            ("same key", "P A", ka(), Known),
+            ("other type only: changed", "P EC", ka(), changed(1, &e)),
+            ("same type, other key", "P EC|P B", ka(), changed(2, &b)),
+            ("one of several", "P EC|P A", ka(), Known),
             (
                 "revoked though listed",
-                vec![plain(&ed(ED_A)), format!("@revoked * {}", ed(ED_A))],
-                Offered::Key(a.clone()),
+                "P A|@revoked * A",
+                ka(),
                 revoked(2, &a),
             ),
             (
-                "revoked under the bare name",
-                vec![plain(&ed(ED_A)), format!("@revoked 127.0.0.1 {}", ed(ED_A))],
-                Offered::Key(a.clone()),
+                "revoked, bare name",
+                "P A|@revoked 127.0.0.1 A",
+                ka(),
                 revoked(2, &a),
             ),
+            ("bare name, no port entry", "127.0.0.1 A", ka(), Known),
+            ("bare name, other key", "127.0.0.1 B", ka(), Unknown),
+            ("other port only", "[127.0.0.1]:2223 A", ka(), Unknown),
+            ("negated", "*,!127.0.0.?,![127.0.0.?]:* A", ka(), Unknown),
             (
-                "bare name when no port entry",
-                vec![format!("127.0.0.1 {}", ed(ED_A))],
-                Offered::Key(a.clone()),
-                HostKeyVerdict::Known,
-            ),
-            (
-                "bare name other key: unknown",
-                vec![format!("127.0.0.1 {}", ed(ED_B))],
-                Offered::Key(a.clone()),
-                HostKeyVerdict::Unknown,
-            ),
-            (
-                "other port only",
-                vec![format!("[127.0.0.1]:2223 {}", ed(ED_A))],
-                Offered::Key(a.clone()),
-                HostKeyVerdict::Unknown,
-            ),
-            (
-                "negated",
-                vec![format!("*,!127.0.0.?,![127.0.0.?]:* {}", ed(ED_A))],
-                Offered::Key(a.clone()),
-                HostKeyVerdict::Unknown,
-            ),
-            (
-                "certificate, CA listed",
-                vec![format!("@cert-authority * {}", ed(CA))],
+                "cert, CA listed",
+                "@cert-authority * CA",
                 cert(CERT_GOOD),
-                HostKeyVerdict::Certified { line: 1 },
+                Certified { line: 1 },
             ),
             (
-                "certificate for any host",
-                vec![format!("@cert-authority * {}", ed(CA))],
+                "cert for any host",
+                "@cert-authority * CA",
                 cert(CERT_ANY),
-                HostKeyVerdict::Certified { line: 1 },
+                Certified { line: 1 },
             ),
             (
-                "certificate, CA for other hosts",
-                vec![format!("@cert-authority *.example {}", ed(CA))],
+                "cert, CA elsewhere",
+                "@cert-authority *.example CA",
                 cert(CERT_GOOD),
-                HostKeyVerdict::Unknown,
+                Unknown,
             ),
             (
-                "certificate, CA revoked",
-                vec![
-                    format!("@cert-authority * {}", ed(CA)),
-                    format!("@revoked * {}", ed(CA)),
-                ],
+                "cert, CA revoked",
+                "@cert-authority * CA|@revoked * CA",
                 cert(CERT_GOOD),
                 revoked(2, &key(CA)),
             ),
             (
-                "certificate, its key revoked",
-                vec![
-                    format!("@cert-authority * {}", ed(CA)),
-                    format!("@revoked * {}", ed(HOST)),
-                ],
+                "cert, key revoked",
+                "@cert-authority * CA|@revoked * HOST",
                 cert(CERT_GOOD),
                 revoked(2, &key(HOST)),
             ),
             (
-                "certificate, wrong principal but key listed",
-                vec![format!("@cert-authority * {}", ed(CA)), plain(&ed(HOST))],
+                "cert invalid, key listed",
+                "@cert-authority * CA|P HOST",
                 cert(CERT_WRONG),
-                HostKeyVerdict::Known,
+                Known,
             ),
         ];
-        for (name, lines, offered, want) in table {
-            assert_eq!(
-                judge(&offered, &file(&lines, 2222), "127.0.0.1", now),
-                want,
-                "{name}"
-            );
+        for (name, spec, offered, want) in table {
+            let got = judge(&offered, &file(spec, 2222), "127.0.0.1", now);
+            assert_eq!(got, want, "{name}");
         }
-        let ca_line = vec![format!("@cert-authority * {}", ed(CA))];
+        let ca_line = "@cert-authority * CA";
         for (name, c, reason) in [
             ("wrong principal", CERT_WRONG, "other.example"),
             ("expired", CERT_EXPIRED, "expired"),
             ("user certificate", CERT_USER, "user certificate"),
         ] {
-            match judge(&cert(c), &file(&ca_line, 2222), "127.0.0.1", now) {
+            match judge(&cert(c), &file(ca_line, 2222), "127.0.0.1", now) {
                 HostKeyVerdict::CertificateRejected { line: 1, reason: r } => {
                     assert!(r.contains(reason), "{name}: {r}")
                 }
@@ -504,11 +470,11 @@ mod tests {
         assert!(matches!(
             judge(
                 &cert(CERT_EXPIRED),
-                &file(&ca_line, 22),
+                &file(ca_line, 22),
                 "127.0.0.1",
                 1_577_900_000
             ),
-            HostKeyVerdict::Certified { .. }
+            Certified { .. }
         ));
     }
 
