@@ -1037,6 +1037,165 @@ pub(crate) mod raw_no_crypto {
 
     pub(crate) const MSG_IGNORE: u8 = 2;
 
+    /// [Berth] A raw (no-crypto) *server* that ignores the channel window:
+    /// the russh client, with `window_adjust_on_read`, must end the session
+    /// with `Error::WindowOverrun` and deliver no byte beyond its window.
+    mod berth_window_overrun {
+        use super::*;
+        use crate::cert::PublicKeyOrCertificate;
+        use crate::{ChannelMsg, client};
+
+        const MSG_CHANNEL_DATA: u8 = 94;
+        const WINDOW: u32 = 64 * 1024;
+
+        struct RecordingClient {
+            reason: Arc<Mutex<Option<String>>>,
+        }
+
+        impl client::Handler for RecordingClient {
+            type Error = Error;
+
+            async fn check_server_key(
+                &mut self,
+                _: &PublicKeyOrCertificate,
+            ) -> Result<bool, Self::Error> {
+                Ok(true)
+            }
+
+            async fn disconnected(
+                &mut self,
+                reason: client::DisconnectReason<Self::Error>,
+            ) -> Result<(), Self::Error> {
+                *self.reason.lock().unwrap() = Some(match reason {
+                    client::DisconnectReason::Error(e) => format!("error: {e:?}"),
+                    client::DisconnectReason::ReceivedDisconnect(i) => format!("disconnect: {i:?}"),
+                });
+                Ok(())
+            }
+        }
+
+        /// Plays the server up to an open session channel, then sends
+        /// `WINDOW + extra` bytes on it regardless of the window. Returns
+        /// whether the client closed the connection afterwards.
+        async fn hostile_server(listener: tokio::net::TcpListener, extra: u32) -> io::Result<bool> {
+            let (mut s, _) = listener.accept().await?;
+            s.write_all(b"SSH-2.0-hostile\r\n").await?;
+            read_ssh_id(&mut s).await?;
+            let kexinit = read_packet(&mut s).await?;
+            assert_eq!(kexinit.first(), Some(&MSG_KEXINIT));
+            s.write_all(&ssh_packet(&kexinit_payload("none"))).await?;
+            let newkeys = read_packet(&mut s).await?;
+            assert_eq!(newkeys.first(), Some(&MSG_NEWKEYS));
+            // (the client's "none" kex is done without the server's NEWKEYS)
+
+            let service = read_packet(&mut s).await?;
+            assert_eq!(service.first(), Some(&MSG_SERVICE_REQUEST));
+            let mut accept = vec![MSG_SERVICE_ACCEPT];
+            encode_string(&mut accept, b"ssh-userauth");
+            s.write_all(&ssh_packet(&accept)).await?;
+            let auth = read_packet(&mut s).await?;
+            assert_eq!(auth.first(), Some(&MSG_USERAUTH_REQUEST));
+            s.write_all(&ssh_packet(&[MSG_USERAUTH_SUCCESS])).await?;
+
+            let open = read_packet(&mut s).await?;
+            assert_eq!(open.first(), Some(&MSG_CHANNEL_OPEN));
+            // [90][string "session"][u32 sender][u32 window][u32 max packet]
+            let at = 1 + 4 + BigEndian::read_u32(&open[1..5]) as usize;
+            let client_channel = BigEndian::read_u32(&open[at..at + 4]);
+            let advertised = BigEndian::read_u32(&open[at + 4..at + 8]);
+            assert_eq!(advertised, WINDOW);
+            let mut confirm = vec![MSG_CHANNEL_OPEN_CONFIRMATION];
+            push_u32(&mut confirm, client_channel);
+            push_u32(&mut confirm, 0);
+            push_u32(&mut confirm, 1024 * 1024);
+            push_u32(&mut confirm, 32 * 1024);
+            s.write_all(&ssh_packet(&confirm)).await?;
+
+            let mut left = WINDOW + extra;
+            while left > 0 {
+                let n = left.min(16 * 1024);
+                let mut data = vec![MSG_CHANNEL_DATA];
+                push_u32(&mut data, client_channel);
+                encode_string(&mut data, &vec![b'x'; n as usize]);
+                if s.write_all(&ssh_packet(&data)).await.is_err() {
+                    return Ok(true);
+                }
+                left -= n;
+            }
+            s.flush().await?;
+            // the client must hang up (it sends nothing else meanwhile: no
+            // credit, as the test's reader never consumes)
+            let mut sink = vec![0; 4096];
+            loop {
+                match tokio::time::timeout(Duration::from_secs(5), s.read(&mut sink)).await {
+                    Ok(Ok(0)) | Ok(Err(_)) => return Ok(true),
+                    Ok(Ok(_)) => continue,
+                    Err(_) => return Ok(false),
+                }
+            }
+        }
+
+        /// Runs the client against the hostile server; returns the bytes the
+        /// channel delivered, the disconnect reason, and whether it hung up.
+        async fn run(extra: u32) -> (usize, Option<String>, bool) {
+            let _ = env_logger::try_init();
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let addr = listener.local_addr().unwrap();
+            let server = tokio::spawn(hostile_server(listener, extra));
+
+            let mut config = client::Config::default();
+            config.preferred = no_crypto_preferred();
+            config.inactivity_timeout = None;
+            config.window_size = WINDOW;
+            config.window_adjust_on_read = true;
+            let reason = Arc::new(Mutex::new(None));
+            let socket = tokio::net::TcpStream::connect(addr).await.unwrap();
+            let mut handle = client::connect_stream(
+                Arc::new(config),
+                socket,
+                RecordingClient {
+                    reason: reason.clone(),
+                },
+            )
+            .await
+            .unwrap();
+            assert!(handle.authenticate_none("u").await.unwrap().success());
+            let mut channel = handle.channel_open_session().await.unwrap();
+            let mut got = 0;
+            loop {
+                match tokio::time::timeout(Duration::from_secs(5), channel.wait()).await {
+                    Ok(Some(ChannelMsg::Data { data })) => got += data.len(),
+                    Ok(Some(_)) => {}
+                    Ok(None) | Err(_) => break,
+                }
+            }
+            let hung_up = server.await.unwrap().unwrap();
+            let reason = reason.lock().unwrap().clone();
+            (got, reason, hung_up)
+        }
+
+        #[tokio::test]
+        async fn data_beyond_the_window_ends_the_session() {
+            let (got, reason, hung_up) = run(1).await;
+            assert_eq!(got, WINDOW as usize, "exactly the window is delivered");
+            let reason = reason.expect("the handler heard of the disconnect");
+            assert!(reason.contains("WindowOverrun"), "{reason}");
+            assert!(hung_up, "the client closed the connection");
+        }
+
+        #[tokio::test]
+        async fn data_up_to_the_window_is_fine() {
+            // the same server, keeping to the window: nothing is refused (the
+            // session ends only when the test's 5 s wait for more runs out)
+            let (got, reason, _) = run(0).await;
+            assert_eq!(got, WINDOW as usize);
+            assert!(
+                reason.as_deref().is_none_or(|r| !r.contains("WindowOverrun")),
+                "{reason:?}"
+            );
+        }
+    }
+
     fn strict_kex_server_config() -> Arc<server::Config> {
         let mut config = server::Config::default();
         config.inactivity_timeout = None;
