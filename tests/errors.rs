@@ -249,12 +249,12 @@ fn malformed_http_gets_400_and_the_agent_stays_up() {
     assert!(resp.starts_with("HTTP/1.1 400"), "{resp:?}");
     let resp = raw_http(
         a.port(),
-        b"GET /_ping HTTP/1.1\r\nHost: x\r\nContent-Length: nope\r\n\r\n",
+        b"GET /_ping HTTP/1.1\r\nHost: localhost\r\nContent-Length: nope\r\n\r\n",
     );
     assert!(resp.starts_with("HTTP/1.1 400"), "{resp:?}");
     let resp = raw_http(
         a.port(),
-        b"GET /_ping HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        b"GET /_ping HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
     );
     assert!(
         resp.starts_with("HTTP/1.1 200") && resp.ends_with("OK"),

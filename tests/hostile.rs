@@ -32,7 +32,7 @@ fn oversized_headers_get_431_and_the_agent_stays_up() {
     for size in [80 * 1024, 4 * 1024 * 1024] {
         let big = "x".repeat(size);
         let req =
-            format!("GET /_ping HTTP/1.1\r\nHost: x\r\nConnection: close\r\nX-Big: {big}\r\n\r\n");
+            format!("GET /_ping HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\nX-Big: {big}\r\n\r\n");
         let (resp, took) = send(a.port(), req.as_bytes());
         assert!(
             resp.starts_with("HTTP/1.1 431"),
@@ -52,7 +52,7 @@ fn a_body_cut_short_ends_that_request_only() {
     let body = format!(r#"{{"Image":"{}","Cmd":["true"]}}"#, tb.image());
     // promises 4 KiB, sends the JSON, then goes away
     let req = format!(
-        "POST /containers/create?name={name} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 4096\r\n\r\n{body}"
+        "POST /containers/create?name={name} HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: 4096\r\n\r\n{body}"
     );
     let mut s = TcpStream::connect(("127.0.0.1", a.port())).unwrap();
     s.write_all(req.as_bytes()).unwrap();
@@ -69,7 +69,7 @@ fn a_client_that_never_finishes_its_request_is_dropped() {
     let t0 = Instant::now();
     let mut s = TcpStream::connect(("127.0.0.1", a.port())).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(40))).unwrap();
-    s.write_all(b"GET /containers/json HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+    s.write_all(b"GET /containers/json HTTP/1.1\r\nHost: localhost\r\nX-Slow: ")
         .unwrap();
     let mut buf = Vec::new();
     let _ = s.read_to_end(&mut buf);
@@ -87,7 +87,7 @@ fn invalid_create_bodies_get_a_docker_style_answer() {
     let a = agent();
     for body in ["{not json", "[1,2,3]", "{\"Image\": 5}", ""] {
         let req = format!(
-            "POST /containers/create HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            "POST /containers/create HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
             body.len()
         );
         let (resp, _) = send(a.port(), req.as_bytes());

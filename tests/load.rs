@@ -131,7 +131,7 @@ fn five_hundred_requests_and_forwarded_connections_at_once() {
     let sampler = Sampler::start(&a);
     let (good, took) = burst(
         a.port(),
-        b"GET /containers/json?all=1 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        b"GET /containers/json?all=1 HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
         "200 OK",
     );
     let peak = sampler.finish();

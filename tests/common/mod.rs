@@ -308,7 +308,7 @@ pub fn raw_http(port: u16, request: &[u8]) -> String {
 pub fn status(port: u16) -> serde_json::Value {
     let resp = raw_http(
         port,
-        b"GET /berth/v1/status HTTP/1.1\r\nHost: berth\r\nConnection: close\r\n\r\n",
+        b"GET /berth/v1/status HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
     );
     let body = resp.split("\r\n\r\n").nth(1).unwrap_or_default();
     serde_json::from_str(body).unwrap_or_else(|e| panic!("status is not JSON ({e}): {resp}"))

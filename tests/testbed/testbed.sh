@@ -57,6 +57,14 @@ install_deps() {
   if [[ ! -x /bin/busybox || $l != *'not a dynamic'* ]]; then
     apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y busybox-static
   fi
+  # docker-py and testcontainers-python, the SDK clients tests/security/http.rs
+  # drives through Berth (with the `python3` on PATH, as a user would)
+  if ! python3 -c 'import docker, testcontainers' 2>/dev/null; then
+    python3 -m pip --version >/dev/null 2>&1 || ensure_pkgs /usr/lib/python3/dist-packages/pip:python3-pip
+    log "installing: docker testcontainers (pip)"
+    python3 -m pip install -q docker testcontainers 2>/dev/null ||
+      python3 -m pip install -q --break-system-packages docker testcontainers
+  fi
 }
 pid_alive() {  # pid_alive PIDFILE COMM-REGEX -> prints pid when alive and matching
   local pf=$1 pid
