@@ -77,7 +77,7 @@ async fn handle(
     // first of all: a web page gets nothing, not even the status document
     if let Err(refused) = guard::check(req.version(), req.uri(), req.headers()) {
         // the path is not logged: its query may carry secrets
-        tracing::warn!("{} {}", refused.status.as_u16(), refused.message);
+        tracing::warn!("{} {}", refused.status.as_u16(), refused.reason);
         let mut resp = docker_error(refused.status, refused.message);
         // nothing more is read from such a client (nor its unread body)
         resp.headers_mut().insert(

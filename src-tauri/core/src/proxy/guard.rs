@@ -32,12 +32,13 @@ const BROWSER_HEADERS: [&str; 4] = [
 /// The longest part of a client's `Host` echoed back in a refusal.
 const ECHO_MAX: usize = 64;
 
-/// Why a request is refused: the status and the one-line message the client
-/// gets (as `{"message": "berth: …"}`).
+/// Why a request is refused: the status, the one-line message the client
+/// gets (as `{"message": "berth: …"}`) and the short reason that is logged.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Refusal {
     pub status: StatusCode,
     pub message: String,
+    pub reason: String,
 }
 
 const ONLY_LOCAL: &str = "Berth answers only local Docker clients (docker CLI, Compose, SDKs), \
@@ -47,6 +48,15 @@ fn forbidden(why: String) -> Refusal {
     Refusal {
         status: StatusCode::FORBIDDEN,
         message: format!("refused a request {why}; {ONLY_LOCAL}"),
+        reason: format!("refused a request {why}"),
+    }
+}
+
+fn bad_request(message: &str) -> Refusal {
+    Refusal {
+        status: StatusCode::BAD_REQUEST,
+        message: message.into(),
+        reason: message.into(),
     }
 }
 
@@ -70,10 +80,9 @@ pub fn check(version: Version, uri: &Uri, headers: &HeaderMap) -> Result<(), Ref
     let mut hosts = headers.get_all(http::header::HOST).iter();
     let host = hosts.next();
     if hosts.next().is_some() {
-        return Err(Refusal {
-            status: StatusCode::BAD_REQUEST,
-            message: "the request has several Host headers; send exactly one".into(),
-        });
+        return Err(bad_request(
+            "the request has several Host headers; send exactly one",
+        ));
     }
     // `GET http://evil.example/ HTTP/1.1`: the target's authority wins over
     // Host (RFC 9112 §3.2.2), so it must be local as well
@@ -92,10 +101,9 @@ pub fn check(version: Version, uri: &Uri, headers: &HeaderMap) -> Result<(), Ref
             echo(h.as_bytes())
         ))),
         None if version <= Version::HTTP_10 => Ok(()),
-        None => Err(Refusal {
-            status: StatusCode::BAD_REQUEST,
-            message: "an HTTP/1.1 request needs a Host header; send Host: localhost".into(),
-        }),
+        None => Err(bad_request(
+            "an HTTP/1.1 request needs a Host header; send Host: localhost",
+        )),
     }
 }
 
