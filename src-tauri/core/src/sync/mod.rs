@@ -10,11 +10,13 @@ pub mod lifecycle;
 pub mod local_file;
 pub mod manager;
 pub mod progress;
+pub mod reconcile;
 pub mod remote_path;
 pub mod replica;
 pub mod tarball;
 pub mod tree;
 pub mod untrusted;
+pub mod upload;
 pub mod verify;
 
 pub use lifecycle::SyncEvents;

@@ -24,7 +24,7 @@ use futures_util::stream::{self, StreamExt};
 use russh_sftp::client::SftpSession;
 use russh_sftp::protocol::StatusCode;
 
-use super::replica::{self, Write};
+use super::replica::Write;
 use super::tree::{EntryKind, Manifest};
 use super::untrusted::{read_manifest, temp_name};
 use super::SyncError;
@@ -317,7 +317,7 @@ impl<'a> Guard<'a> {
             .map(|(p, size, mtime, exec, at)| {
                 let (sftp, base) = (self.sftp.clone(), base.clone());
                 async move {
-                    let sent = replica::put_matching(
+                    let sent = super::upload::put_matching(
                         &sftp,
                         &base,
                         &p,

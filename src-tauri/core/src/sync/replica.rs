@@ -13,14 +13,10 @@ use std::sync::Arc;
 
 use futures_util::stream::{self, StreamExt};
 use russh_sftp::client::SftpSession;
-use russh_sftp::protocol::{FileAttributes, OpenFlags};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use super::local_file::open_scanned;
 use super::progress::Progress;
 use super::remote_path::{lstat, Found, Guard};
 use super::tree::Op;
-use super::untrusted::temp_name;
 pub use super::untrusted::{read_manifest, write_manifest};
 use super::SyncError;
 use crate::ssh::channel_io::ExecReport;
@@ -395,7 +391,9 @@ async fn write_all(
     let results = in_flight(&sftp, puts, |sftp, (rel, size, remote, exec): PutJob| {
         let base = base.clone();
         async move {
-            let sent = put_matching(&sftp, &base, &rel, size, None, &remote, exec, how).await?;
+            let sent =
+                super::upload::put_matching(&sftp, &base, &rel, size, None, &remote, exec, how)
+                    .await?;
             if let Some(bytes) = sent {
                 progress.file_done(bytes);
             }
@@ -428,135 +426,4 @@ async fn write_all(
     )
     .await;
     settle(results, applied, |_, ()| {})
-}
-
-/// Sends `rel` under `base` to `remote` if it is still the regular file of
-/// `size` bytes (and, when given, `mtime`) that the scan saw; `Ok(None)`
-/// when it changed and was skipped.
-#[allow(clippy::too_many_arguments)]
-pub(super) async fn put_matching(
-    sftp: &SftpSession,
-    base: &Path,
-    rel: &str,
-    size: u64,
-    mtime: Option<i64>,
-    remote: &str,
-    exec: bool,
-    how: Write,
-) -> Result<Option<u64>, SyncError> {
-    let local = base.join(rel);
-    let unreadable = |e: &dyn std::fmt::Display| SyncError::Unreadable {
-        path: local.clone(),
-        reason: e.to_string(),
-    };
-    let (b, r) = (base.to_path_buf(), rel.to_string());
-    let opened = tokio::task::spawn_blocking(move || open_scanned(&b, &r, size))
-        .await
-        .map_err(|e| unreadable(&e))?
-        .map_err(|e| unreadable(&e))?;
-    let file = match opened {
-        Some(f) if mtime.is_none_or(|want| modified_nanos(&f) == Some(want)) => f,
-        _ => {
-            tracing::debug!(
-                "{} changed since the scan; the next scan sends it",
-                local.display()
-            );
-            return Ok(None);
-        }
-    };
-    let src = tokio::fs::File::from_std(file).take(size);
-    put_file(sftp, src, remote, exec, how).await.map(Some)
-}
-
-fn modified_nanos(f: &std::fs::File) -> Option<i64> {
-    let t = f.metadata().ok()?.modified().ok()?;
-    Some(super::tree::mtime_nanos(t))
-}
-
-/// Streams `src` to `remote`, as `how` says.
-async fn put_file(
-    sftp: &SftpSession,
-    mut src: impl tokio::io::AsyncRead + Unpin,
-    remote: &str,
-    exec: bool,
-    how: Write,
-) -> Result<u64, SyncError> {
-    let (dir, name) = remote.rsplit_once('/').unwrap_or((".", remote));
-    let target = match how {
-        Write::Replace => format!("{dir}/{}", temp_name(name)),
-        Write::InPlace | Write::Direct => remote.to_string(),
-    };
-    // the mode travels with the open; only an existing file needs a setstat
-    let attrs = FileAttributes {
-        permissions: Some(if exec { 0o755 } else { 0o644 }),
-        ..Default::default()
-    };
-    let flags = match how {
-        // a single-file bind's replica sits in a folder no container sees;
-        // a link at the name is removed, never written through
-        Write::InPlace => {
-            if let Ok(m) = sftp.symlink_metadata(target.clone()).await {
-                if m.is_symlink() {
-                    let _ = sftp.remove_file(target.clone()).await;
-                }
-            }
-            OpenFlags::CREATE | OpenFlags::TRUNCATE | OpenFlags::WRITE
-        }
-        // exclusive: fails on anything at the name, a link included
-        Write::Replace | Write::Direct => OpenFlags::CREATE | OpenFlags::EXCLUDE | OpenFlags::WRITE,
-    };
-    let mut dst = sftp
-        .open_with_flags_and_attributes(target.clone(), flags, attrs.clone())
-        .await
-        .map_err(|e| SyncError::remote(&target, e))?;
-    let copied = tokio::io::copy(&mut src, &mut dst).await;
-    let closed = dst.shutdown().await;
-    let bytes = match (copied, closed) {
-        (Ok(n), Ok(())) => n,
-        (Err(e), _) | (_, Err(e)) => {
-            if how == Write::Replace {
-                let _ = sftp.remove_file(target.clone()).await;
-            }
-            return Err(SyncError::remote(remote, e));
-        }
-    };
-    match how {
-        Write::Direct => {}
-        Write::InPlace => sftp
-            .set_metadata(target.clone(), attrs)
-            .await
-            .map_err(|e| SyncError::remote(&target, e))?,
-        Write::Replace => {
-            if let Err(e) = rename_over(sftp, &target, remote).await {
-                let _ = sftp.remove_file(target.clone()).await;
-                return Err(e);
-            }
-        }
-    }
-    Ok(bytes)
-}
-
-/// Renames `from` over `to`, which may exist. SFTP v3 will not rename over
-/// an existing file (and russh-sftp offers no `posix-rename@openssh.com`):
-/// what is at `to` (a file, or a link, which goes itself) is removed, then
-/// the rename retried. A folder in the way is an error.
-async fn rename_over(sftp: &SftpSession, from: &str, to: &str) -> Result<(), SyncError> {
-    let Err(e) = sftp.rename(from.to_string(), to.to_string()).await else {
-        return Ok(());
-    };
-    match lstat(sftp, to).await? {
-        Found::Dir => {
-            return Err(SyncError::remote(
-                to,
-                format!("a folder (made in the container?) is where this file goes ({e})"),
-            ))
-        }
-        Found::Other => {
-            let _ = sftp.remove_file(to.to_string()).await;
-        }
-        Found::Missing => {}
-    }
-    sftp.rename(from.to_string(), to.to_string())
-        .await
-        .map_err(|e| SyncError::remote(to, e))
 }
