@@ -6,6 +6,7 @@
 
 use std::path::Path;
 
+use futures_util::StreamExt;
 use russh_sftp::client::SftpSession;
 use russh_sftp::protocol::{FileAttributes, OpenFlags};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -145,4 +146,61 @@ async fn rename_over(sftp: &SftpSession, from: &str, to: &str) -> Result<(), Syn
     sftp.rename(from.to_string(), to.to_string())
         .await
         .map_err(|e| SyncError::remote(to, e))
+}
+
+/// Replicas already swept by this process, per SFTP session.
+static SWEPT: std::sync::Mutex<Option<std::collections::HashSet<(usize, String)>>> =
+    std::sync::Mutex::new(None);
+
+/// Once per SFTP session and replica: removes the temporary files an agent
+/// killed mid-upload left behind (their names are random, so no later
+/// upload reuses them). Only entries named like Berth's temporary files and
+/// absent from the manifest go; links among them go themselves, never what
+/// they point to. Best effort: a failure leaves them for the next session.
+pub async fn sweep_temp_files(sftp: &std::sync::Arc<SftpSession>, replica_dir: &str) {
+    let key = (
+        std::sync::Arc::as_ptr(sftp) as usize,
+        replica_dir.to_string(),
+    );
+    let first = SWEPT
+        .lock()
+        .map(|mut s| s.get_or_insert_with(Default::default).insert(key))
+        .unwrap_or(false);
+    if !first {
+        return;
+    }
+    let root = replica_dir.trim_end_matches('/');
+    let stored = super::untrusted::read_manifest(sftp, root)
+        .await
+        .unwrap_or_default();
+    let dirs: Vec<String> = std::iter::once(root.to_string())
+        .chain(
+            stored
+                .iter()
+                .filter(|(_, k)| **k == super::tree::EntryKind::Dir)
+                .map(|(p, _)| format!("{root}/{p}")),
+        )
+        .collect();
+    let listed: Vec<Vec<String>> = futures_util::stream::iter(dirs)
+        .map(|dir| {
+            let sftp = sftp.clone();
+            async move {
+                let Ok(entries) = sftp.read_dir(dir.clone()).await else {
+                    return Vec::new();
+                };
+                entries
+                    .filter(|e| e.file_name().starts_with(".berth-tmp-") && !e.file_type().is_dir())
+                    .map(|e| format!("{dir}/{}", e.file_name()))
+                    .collect()
+            }
+        })
+        .buffer_unordered(64)
+        .collect()
+        .await;
+    for path in listed.into_iter().flatten() {
+        let rel = path.get(root.len() + 1..).unwrap_or_default();
+        if !stored.contains_key(rel) {
+            let _ = sftp.remove_file(path).await;
+        }
+    }
 }
