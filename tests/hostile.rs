@@ -31,8 +31,9 @@ fn oversized_headers_get_431_and_the_agent_stays_up() {
     let a = agent();
     for size in [80 * 1024, 4 * 1024 * 1024] {
         let big = "x".repeat(size);
-        let req =
-            format!("GET /_ping HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\nX-Big: {big}\r\n\r\n");
+        let req = format!(
+            "GET /_ping HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\nX-Big: {big}\r\n\r\n"
+        );
         let (resp, took) = send(a.port(), req.as_bytes());
         assert!(
             resp.starts_with("HTTP/1.1 431"),
