@@ -7,12 +7,17 @@
 //! [`orphans`] (pure) keeps anything that may still be in use: a replica a
 //! label names, a replica whose manifest was written moments ago (a create
 //! may be about to use it), and a replica without a manifest that is younger
-//! than [`UNFINISHED_AGE`] (a first sync may still be under way).
+//! than [`UNFINISHED_AGE`] (a first sync may still be under way). A
+//! completed replica that holds anything a container wrote is never
+//! removed: its local folder lacks that data.
 
 use std::collections::HashSet;
 use std::time::{Duration, SystemTime};
 
 use super::manager::SyncManager;
+use super::remote_scan;
+use super::untrusted::read_manifest;
+use super::SyncError;
 use crate::ssh::sh_quote;
 
 /// A completed replica nobody names is removed once its manifest is older.
@@ -90,7 +95,47 @@ impl SyncManager {
                 }
             })
             .collect();
-        let gone = orphans(&entries, &in_use, SystemTime::now());
+        let mut gone = orphans(&entries, &in_use, SystemTime::now());
+        // a completed replica holding what a container wrote is kept: its
+        // local folder lacks that (see `remote_scan::retire_blockers`)
+        let base = root.trim_end_matches('/').to_string();
+        let mut kept = Vec::new();
+        for name in gone
+            .iter()
+            .filter(|n| entries.iter().any(|e| e.is_dir && &e.name == *n))
+        {
+            let dir = format!("{base}/{name}");
+            let Some(recorded) = read_manifest(&sftp, &dir).await else {
+                continue;
+            };
+            let held = match remote_scan::scan(&sftp, &dir).await {
+                Ok(held) => remote_scan::as_recorded(held, &recorded),
+                Err(e) => {
+                    tracing::warn!("keeping {dir}: cannot list it ({e})");
+                    kept.push(name.clone());
+                    continue;
+                }
+            };
+            let blockers = remote_scan::retire_blockers(&held, &recorded);
+            if !blockers.is_empty() {
+                tracing::warn!(
+                    "{}",
+                    SyncError::Kept {
+                        replica: dir.clone(),
+                        count: blockers.len(),
+                        sample: blockers.into_iter().take(3).collect::<Vec<_>>().join(", "),
+                    }
+                );
+                kept.push(name.clone());
+            }
+        }
+        gone.retain(|n| {
+            !kept.iter().any(|k| {
+                n == k
+                    || n.strip_prefix(k.as_str())
+                        .is_some_and(|r| r.starts_with(".berth-manifest"))
+            })
+        });
         if gone.is_empty() {
             return;
         }

@@ -21,6 +21,7 @@ use tokio::sync::mpsc;
 
 use super::binds::{replica_path, LocalKind, SyncSource};
 use super::manager::{Replica, SyncManager, MOUNTS_LABEL};
+use super::remote_scan;
 use super::replica::{self, Write};
 use super::tree::{self, Manifest};
 use super::SyncError;
@@ -141,7 +142,21 @@ impl SyncManager {
         let manifest = rep.manifest.lock().await.clone();
         let result = async {
             let (sftp, _) = self.sftp().await?;
-            let ops = tree::diff(&Manifest::new(), &manifest);
+            // what a container wrote there is not in the local folder:
+            // removing it would lose it, so such a replica is kept
+            let held = remote_scan::as_recorded(
+                remote_scan::scan(&sftp, &rep.source.replica).await?,
+                &manifest,
+            );
+            let blockers = remote_scan::retire_blockers(&held, &manifest);
+            if !blockers.is_empty() {
+                return Err(SyncError::Kept {
+                    replica: rep.source.replica.clone(),
+                    count: blockers.len(),
+                    sample: blockers.into_iter().take(3).collect::<Vec<_>>().join(", "),
+                });
+            }
+            let ops = tree::diff(&Manifest::new(), &held);
             let (_, failed) = replica::apply(
                 &sftp,
                 &rep.source.local,
@@ -166,6 +181,7 @@ impl SyncManager {
                 "removed the replica of {} from the remote",
                 rep.source.local.display()
             ),
+            Err(e @ SyncError::Kept { .. }) => tracing::warn!("{e}"),
             Err(e) => tracing::warn!(
                 "could not remove the replica of {}: {e}",
                 rep.source.local.display()

@@ -12,6 +12,7 @@ pub mod manager;
 pub mod progress;
 pub mod reconcile;
 pub mod remote_path;
+pub mod remote_scan;
 pub mod replica;
 pub mod tarball;
 pub mod tree;
@@ -52,6 +53,17 @@ pub enum SyncError {
         reason: String,
         /// The fix, when the reason suggests one (full disk, permissions).
         hint: String,
+    },
+
+    /// A replica was not removed: it holds what the local folder lacks.
+    #[error(
+        "kept the replica {replica} on the remote: it holds {count} entries the local folder \
+         lacks ({sample}), written there by a container; copy them out, then remove the replica"
+    )]
+    Kept {
+        replica: String,
+        count: usize,
+        sample: String,
     },
 
     #[error("SSH session unavailable for sync: {0}")]
