@@ -8,6 +8,8 @@ pub mod binds;
 pub mod gc;
 pub mod lifecycle;
 pub mod local_file;
+#[cfg(target_os = "linux")]
+pub mod local_write;
 pub mod manager;
 pub mod progress;
 pub mod reconcile;
