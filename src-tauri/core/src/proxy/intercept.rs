@@ -161,15 +161,9 @@ pub async fn created(
     if hold.is_empty() {
         return resp.map(|b| b.boxed());
     }
-    let (mut parts, body) = resp.into_parts();
-    let bytes = match Limited::new(body, MAX_JSON).collect().await {
-        Ok(c) => c.to_bytes(),
-        Err(e) => {
-            return docker_error(
-                StatusCode::BAD_GATEWAY,
-                format!("reading the daemon's answer to the create failed: {e}"),
-            )
-        }
+    let (parts, bytes) = match read_answer(resp).await {
+        Ok(whole) => whole,
+        Err(refusal) => return refusal,
     };
     let mut answer = serde_json::from_slice::<Value>(&bytes).unwrap_or(Value::Null);
     let id = answer
@@ -195,11 +189,7 @@ pub async fn created(
     } else if let Some(m) = hold.mounts {
         m.created(&id).await;
     }
-    parts.headers.remove(http::header::TRANSFER_ENCODING);
-    parts
-        .headers
-        .insert(http::header::CONTENT_LENGTH, bytes.len().into());
-    http::Response::from_parts(parts, full(bytes))
+    answer_with(parts, bytes)
 }
 
 async fn plan_ports(
@@ -260,15 +250,9 @@ pub async fn rewrite_answer(
     if resp.status() != StatusCode::OK {
         return resp.map(|b| b.boxed());
     }
-    let (mut parts, body) = resp.into_parts();
-    let bytes = match Limited::new(body, MAX_JSON).collect().await {
-        Ok(c) => c.to_bytes(),
-        Err(e) => {
-            return docker_error(
-                StatusCode::BAD_GATEWAY,
-                format!("reading the daemon's answer failed: {e}"),
-            )
-        }
+    let (parts, bytes) = match read_answer(resp).await {
+        Ok(whole) => whole,
+        Err(refusal) => return refusal,
     };
     let bytes = match serde_json::from_slice::<Value>(&bytes) {
         Ok(mut v) => {
@@ -277,6 +261,25 @@ pub async fn rewrite_answer(
         }
         Err(_) => bytes,
     };
+    answer_with(parts, bytes)
+}
+
+/// A daemon answer read whole (up to [`MAX_JSON`]), or the error for the client.
+async fn read_answer(
+    resp: http::Response<Incoming>,
+) -> Result<(http::response::Parts, Bytes), http::Response<ProxyBody>> {
+    let (parts, body) = resp.into_parts();
+    match Limited::new(body, MAX_JSON).collect().await {
+        Ok(c) => Ok((parts, c.to_bytes())),
+        Err(e) => Err(docker_error(
+            StatusCode::BAD_GATEWAY,
+            format!("reading the daemon's answer failed: {e}"),
+        )),
+    }
+}
+
+/// The answer with `bytes` as its body, framing headers fixed.
+fn answer_with(mut parts: http::response::Parts, bytes: Bytes) -> http::Response<ProxyBody> {
     parts.headers.remove(http::header::TRANSFER_ENCODING);
     parts
         .headers
