@@ -293,26 +293,118 @@ fn single_file_binds_and_shared_replicas() {
     ok(docker_at(&a.host, &["rm", "-f", &name]));
 }
 
+/// The `exclusions` the status lists for the mount of `local`.
+fn exclusions(port: u16, local: &str) -> Vec<String> {
+    let m = mounts(port);
+    let entry = m
+        .iter()
+        .find(|m| m["local"] == local)
+        .unwrap_or_else(|| panic!("no mount {local} in {m:?}"));
+    serde_json::from_value(entry["exclusions"].clone()).unwrap()
+}
+
 #[test]
-fn ignored_files_and_remote_sources_stay_where_they_are() {
+fn nothing_is_hidden_by_default_and_exclusions_are_opt_in_and_visible() {
     let _turn = turn();
     let tb = testbed();
     let a = agent();
-    let t = Tree::new("ign");
+    let t = Tree::new("excl");
     t.write("keep.txt", "keep\n");
-    t.write(".gitignore", "*.log\n");
-    t.write(".dockerignore", "secret/\n");
+    t.write(".gitignore", "*.log\n.env\n");
+    t.write(".env", "TOKEN=1\n");
     t.write("debug.log", "noise\n");
+    t.write(".dockerignore", "secret/\n");
     t.write("secret/key", "s3cret\n");
     t.write(".git/HEAD", "ref: refs/heads/main\n");
-    let vol = unique("vol");
+    t.write(".berthignore", "local-only/\n");
+    t.write("local-only/x", "x\n");
+    t.write("build/out.txt", "built\n");
+    let name = unique("excl");
+    sleeper(&a.host, &name, &format!("{}:/app", t.s()));
+    // what a local bind mount shows, less what .berthignore excludes
     let out = ok(docker_at(
         &a.host,
         &[
+            "exec",
+            &name,
+            "sh",
+            "-c",
+            "ls -A /app; cat /app/.env /app/.git/HEAD /app/secret/key",
+        ],
+    ));
+    assert_eq!(
+        out,
+        ".berthignore\n.dockerignore\n.env\n.git\n.gitignore\nbuild\ndebug.log\nkeep.txt\nsecret\n\
+         TOKEN=1\nref: refs/heads/main\ns3cret\n"
+    );
+    assert_eq!(exclusions(a.port(), &t.s()), [".berthignore"]);
+
+    // a path excluded after it was synced, and one the container wrote in
+    // an excluded folder, stay in the replica
+    ok(docker_at(
+        &a.host,
+        &[
+            "exec",
+            &name,
+            "sh",
+            "-c",
+            "echo mine > /app/build/container.txt",
+        ],
+    ));
+    t.write(".berthignore", "local-only/\nbuild/\n");
+    std::fs::remove_dir_all(t.path().join("build")).unwrap();
+    t.write("keep.txt", "v2\n");
+    eventually(&a.host, &name, "cat /app/keep.txt", "v2");
+    // the next round (nothing changed) must not remove them either
+    t.write("keep.txt", "v3\n");
+    eventually(&a.host, &name, "cat /app/keep.txt", "v3");
+    let out = ok(docker_at(
+        &a.host,
+        &["exec", &name, "sh", "-c", "cat /app/build/out.txt /app/build/container.txt; test -e /app/local-only || echo not-synced"],
+    ));
+    assert_eq!(out, "built\nmine\nnot-synced\n");
+    let m = mounts(a.port());
+    let entry = m.iter().find(|m| m["local"] == t.s().as_str()).unwrap();
+    assert_eq!(entry["state"], "watching", "{entry}");
+    ok(docker_at(&a.host, &["rm", "-f", &name]));
+    drop(a);
+
+    // opt in to .gitignore; --sync-git is accepted and changes nothing
+    let mut args = default_args(tb);
+    args.extend(
+        [
+            "--sync-gitignore",
+            "--sync-git",
+            "--sync-ignore",
+            "node_modules",
+        ]
+        .map(String::from),
+    );
+    let b = start_agent(&args);
+    let t2 = Tree::new("exclgit");
+    t2.write("keep.txt", "keep\n");
+    t2.write(".gitignore", "*.log\n.env\n");
+    t2.write(".env", "TOKEN=1\n");
+    t2.write("debug.log", "noise\n");
+    t2.write("node_modules/p/i.js", "x\n");
+    t2.write(".git/HEAD", "ref: refs/heads/main\n");
+    let name = unique("exclgit");
+    sleeper(&b.host, &name, &format!("{}:/app", t2.s()));
+    let out = ok(docker_at(&b.host, &["exec", &name, "ls", "-A", "/app"]));
+    assert_eq!(out, ".git\n.gitignore\nkeep.txt\n");
+    assert_eq!(
+        exclusions(b.port(), &t2.s()),
+        ["--sync-ignore node_modules", ".gitignore (honoured)"]
+    );
+    ok(docker_at(&b.host, &["rm", "-f", &name]));
+
+    // remote-only sources stay where they are
+    let vol = unique("vol");
+    let out = ok(docker_at(
+        &b.host,
+        &[
             "run",
             "--rm",
-            "-v",
-            &format!("{}:/app", t.s()),
             "-v",
             &format!("{vol}:/data"),
             "-v",
@@ -320,16 +412,16 @@ fn ignored_files_and_remote_sources_stay_where_they_are() {
             tb.image(),
             "sh",
             "-c",
-            "ls -A /app; test -S /var/run/docker.sock && echo socket; ls /data | wc -l",
+            "test -S /var/run/docker.sock && echo socket; ls /data | wc -l",
         ],
     ));
-    assert_eq!(out, ".dockerignore\n.gitignore\nkeep.txt\nsocket\n0\n");
-    ok(docker_at(&a.host, &["volume", "rm", &vol]));
+    assert_eq!(out.split_whitespace().collect::<Vec<_>>(), ["socket", "0"]);
+    ok(docker_at(&b.host, &["volume", "rm", &vol]));
     // a source that does not exist locally is left to the daemon's own rules
     let missing = format!("/tmp/{}", unique("nolocal"));
     let name = unique("nolocal");
     ok(docker_at(
-        &a.host,
+        &b.host,
         &[
             "create",
             "--name",
@@ -340,11 +432,11 @@ fn ignored_files_and_remote_sources_stay_where_they_are() {
         ],
     ));
     let binds = ok(docker_at(
-        &a.host,
+        &b.host,
         &["inspect", &name, "--format", "{{json .HostConfig.Binds}}"],
     ));
     assert_eq!(binds.trim(), format!("[\"{missing}:/x\"]"));
-    ok(docker_at(&a.host, &["rm", &name]));
+    ok(docker_at(&b.host, &["rm", &name]));
 }
 
 #[test]
@@ -906,4 +998,80 @@ fn syncs_cut_short_by_kill_9_complete_after_a_restart() {
     wait_identical(&c.host, &name, t.path(), Duration::from_secs(60));
     ok(docker_at(&c.host, &["rm", "-f", &name]));
     let _ = docker_at(&tb.direct_host(), &["rm", "-f", &first]);
+}
+
+/// The content of `conf.txt` at edit `n`: a fixed length, first and last
+/// line naming the same edit, so a reader can tell a whole file from part.
+fn conf_version(n: usize) -> String {
+    format!("version {n:04}\n{}\nend {n:04}\n", "x".repeat(4000))
+}
+
+/// Run in the container: reads `/app/conf.txt` in a tight loop until
+/// `/app/stop` appears (or 120 s), classifying every read, and prints the
+/// counts. `LEN` is the length of a whole file less its final newline (what
+/// `$(cat)` keeps).
+const READ_LOOP: &str = r#"
+reads=0; empty=0; missing=0; half=0; changes=0; prev=""; t0=$(date +%s)
+while [ ! -e /app/stop ]; do
+  c=$(cat /app/conf.txt 2>&1)
+  reads=$((reads + 1))
+  case "$c" in
+    "") empty=$((empty + 1)) ;;
+    *"No such file"*) missing=$((missing + 1)) ;;
+    *)
+      first=${c#version }; first=${first%%[!0-9]*}; last=${c##*end }
+      if [ "${#c}" != LEN ] || [ "$first" != "$last" ]; then
+        half=$((half + 1))
+      elif [ "$first" != "$prev" ]; then
+        changes=$((changes + 1)); prev=$first
+      fi ;;
+  esac
+  if [ $((reads % 500)) = 0 ] && [ $(( $(date +%s) - t0 )) -gt 120 ]; then break; fi
+done
+echo "reads=$reads empty=$empty missing=$missing half=$half changes=$changes"
+"#;
+
+#[test]
+fn a_reader_in_the_container_never_sees_an_edit_half_done() {
+    let _turn = turn();
+    let _tb = testbed();
+    let a = agent();
+    let t = Tree::new("atomic");
+    t.write("conf.txt", &conf_version(0));
+    let name = unique("atomic");
+    sleeper(&a.host, &name, &format!("{}:/app", t.s()));
+    eventually(&a.host, &name, "head -n1 /app/conf.txt", "version 0000");
+    let len = conf_version(0).len() - 1;
+    let script = READ_LOOP.replace("LEN", &len.to_string());
+    let reader = {
+        let (host, name) = (a.host.clone(), name.clone());
+        std::thread::spawn(move || docker_at(&host, &["exec", &name, "sh", "-c", &script]))
+    };
+    // let the loop get going before the first edit
+    std::thread::sleep(Duration::from_millis(700));
+    for n in 1..=200 {
+        // the way editors save: a whole new file, renamed over the old one
+        t.write("conf.txt.tmp", &conf_version(n));
+        std::fs::rename(t.path().join("conf.txt.tmp"), t.path().join("conf.txt")).unwrap();
+        std::thread::sleep(Duration::from_millis(30));
+    }
+    eventually(&a.host, &name, "head -n1 /app/conf.txt", "version 0200");
+    std::thread::sleep(Duration::from_millis(300));
+    t.write("stop", "");
+    let out = ok(reader.join().unwrap());
+    let counts: std::collections::HashMap<&str, u64> = out
+        .split_whitespace()
+        .filter_map(|kv| kv.split_once('='))
+        .map(|(k, v)| (k, v.parse().unwrap()))
+        .collect();
+    eprintln!("read loop: {}", out.trim());
+    assert!(counts["reads"] >= 1000, "too few reads to tell: {out}");
+    // the reader saw the edits go by (not only the first or the last)
+    assert!(counts["changes"] >= 20, "the reader saw too few edits: {out}");
+    assert_eq!(
+        (counts["empty"], counts["missing"], counts["half"]),
+        (0, 0, 0),
+        "reads that were empty, missing, half-written: {out}"
+    );
+    ok(docker_at(&a.host, &["rm", "-f", &name]));
 }

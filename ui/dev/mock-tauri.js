@@ -18,7 +18,7 @@ if (!window.__TAURI__) {
   const listeners = new Map();
 
   const base = {
-    mounts_root: null, ignores: [], remote_only: [], forward_ports: true, sync: true,
+    mounts_root: null, ignores: [], honour_gitignore: false, remote_only: [], forward_ports: true, sync: true,
     state: "disconnected", error: null, endpoint: null, docker_version: null, default_context: false,
   };
   const remotes = empty ? [] : [
@@ -71,12 +71,14 @@ if (!window.__TAURI__) {
       mounts: [
         { local: "/home/dev/app/src", remote: "~/.cache/berth/mounts/9f2c41/home/dev/app/src", containers: ["3f9a8c2d1b7e4f60a1b2c3d4"],
           state: "watching", error: null, files: 1284, bytes: 14_200_000, last_sync_unix: now() - 12, pending_changes: 3,
+          exclusions: [".berthignore", "--sync-ignore node_modules"],
           progress: { files_done: 1284, files_total: 1284, bytes_done: 14_200_000, bytes_total: 14_200_000 } },
         { local: "/home/dev/app/data", remote: "~/.cache/berth/mounts/9f2c41/home/dev/app/data", containers: ["9b1e77aa02cd43e1f0e9d8c7"],
           state: dataDone ? "watching" : "initial sync", error: null, files: firstSync.files_done, bytes: firstSync.bytes_done,
-          last_sync_unix: dataDone ? now() - 2 : null, pending_changes: 0, progress: { ...firstSync } },
+          last_sync_unix: dataDone ? now() - 2 : null, pending_changes: 0, exclusions: [], progress: { ...firstSync } },
         { local: "/home/dev/app/secrets", remote: "~/.cache/berth/mounts/9f2c41/home/dev/app/secrets", containers: ["3f9a8c2d1b7e4f60a1b2c3d4"],
-          state: "error", error: "cannot read /home/dev/app/secrets/key.pem: permission denied: make it readable by you or add it to .dockerignore",
+          state: "error", error: "cannot read /home/dev/app/secrets/key.pem: permission denied: make it readable by you or add it to .berthignore",
+          exclusions: [".gitignore (honoured)"],
           files: 3, bytes: 2048, last_sync_unix: now() - 300, pending_changes: 1, progress: { files_done: 3, files_total: 3, bytes_done: 2048, bytes_total: 2048 } },
       ],
     };
@@ -91,7 +93,7 @@ if (!window.__TAURI__) {
     if (!r) throw `no remote named "${name}": it may have been removed; reopen the window`;
     return r;
   };
-  const REMOTE_KEYS = ["name", "host", "port", "user", "auth", "docker", "listen", "mounts_root", "ignores", "remote_only", "forward_ports", "sync"];
+  const REMOTE_KEYS = ["name", "host", "port", "user", "auth", "docker", "listen", "mounts_root", "ignores", "honour_gitignore", "remote_only", "forward_ports", "sync"];
   const check = (r) => {
     for (const k of REMOTE_KEYS) if (!(k in r)) throw `remote "${r.name}": field ${k} is missing (UI bug)`;
     for (const k of Object.keys(r)) if (!REMOTE_KEYS.includes(k)) throw `unknown field \`${k}\` in remote (UI bug)`;
@@ -129,7 +131,7 @@ if (!window.__TAURI__) {
         { name: "pi", host: "raspberrypi.local", port: 2200, user: "pi" },
       ];
       return drafts.map((d, i) => ({ ...d, auth: i === 1 ? { kind: "key-file", path: "~/.ssh/gpu_ed25519" } : { kind: "agent" },
-        docker: { kind: "auto" }, listen: `tcp://127.0.0.1:${23760 + i}`, mounts_root: null, ignores: [], remote_only: [], forward_ports: true, sync: true }));
+        docker: { kind: "auto" }, listen: `tcp://127.0.0.1:${23760 + i}`, mounts_root: null, ignores: [], honour_gitignore: false, remote_only: [], forward_ports: true, sync: true }));
     },
     async connect({ name }) {
       const r = find(name);

@@ -145,5 +145,8 @@ function mountCard(m, names) {
       fmtCount(m.files || 0, "file"), " · ", fmtBytes(m.bytes), " · last sync ", fmtAgo(m.last_sync_unix),
       " · ", m.pending_changes ? h("strong", {}, fmtCount(m.pending_changes, "pending change")) : "no pending changes"),
     who ? h("p", { class: "detail small muted" }, "Used by ", who) : null,
+    h("p", { class: "detail small muted", "data-testid": "exclusions" },
+      (m.exclusions || []).length ? ["Excluded: ", ...m.exclusions.flatMap((x, i) => [i ? ", " : "", h("code", {}, x)])]
+        : "Nothing excluded"),
     m.error ? h("p", { class: "error-line", role: "alert" }, m.error) : null);
 }

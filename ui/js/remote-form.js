@@ -47,6 +47,7 @@ export async function openRemoteForm(view, draft = null) {
   field("listen").value = r.listen || nextListen();
   field("mounts_root").value = r.mounts_root || "";
   field("ignores").value = (r.ignores || []).join("\n");
+  field("honour_gitignore").checked = r.honour_gitignore === true;
   field("remote_only").value = (r.remote_only || []).join("\n");
   field("forward_ports").checked = r.forward_ports !== false;
   field("sync").checked = r.sync !== false;
@@ -110,6 +111,7 @@ function readForm() {
     listen: field("listen").value.trim(),
     mounts_root: field("mounts_root").value.trim() || null,
     ignores: lines(field("ignores").value),
+    honour_gitignore: field("honour_gitignore").checked,
     remote_only: lines(field("remote_only").value),
     forward_ports: field("forward_ports").checked,
     sync: field("sync").checked,

@@ -65,11 +65,18 @@ struct Args {
     /// A remote path prefix whose bind mounts are never synced; repeatable.
     #[arg(long = "remote-only")]
     remote_only: Vec<String>,
-    /// An extra ignore pattern (gitignore syntax) for synced trees; repeatable.
+    /// A pattern (gitignore syntax) excluded from synced trees, besides their
+    /// root's `.berthignore`; repeatable. Nothing is excluded by default.
     #[arg(long = "sync-ignore")]
     sync_ignores: Vec<String>,
-    /// Sync `.git` directories too (skipped by default).
+    /// Also honour `.gitignore` files in synced trees (off: gitignored files
+    /// such as `.env` are synced, as a local bind mount shows them).
     #[arg(long)]
+    sync_gitignore: bool,
+    /// No effect, accepted so existing scripts keep working: `.git` is synced
+    /// by default now (exclude it with a `.git` line in `.berthignore`).
+    #[arg(long, hide = true)]
+    #[allow(dead_code)]
     sync_git: bool,
     /// Keep a replica on the remote when its last container is removed.
     #[arg(long)]
@@ -158,7 +165,7 @@ async fn run(args: Args, passphrase: Option<Zeroizing<String>>) -> anyhow::Resul
             mounts_root: args.mounts_root.clone(),
             remote_only: args.remote_only.clone(),
             ignores: args.sync_ignores.clone(),
-            include_git: args.sync_git,
+            honour_gitignore: args.sync_gitignore,
             keep_replicas: args.keep_replicas,
         }),
     };

@@ -69,9 +69,14 @@ pub struct Remote {
     /// Remote directory for bind-mount replicas (engine default when unset).
     #[serde(default)]
     pub mounts_root: Option<String>,
-    /// Extra ignore patterns (gitignore syntax) for synced trees.
+    /// Patterns (gitignore syntax) excluded from synced trees, besides each
+    /// tree's `.berthignore`; nothing is excluded by default.
     #[serde(default)]
     pub ignores: Vec<String>,
+    /// Also honour `.gitignore` files in synced trees (off by default:
+    /// gitignored files such as `.env` are synced, as a local mount shows them).
+    #[serde(default)]
+    pub honour_gitignore: bool,
     /// Remote path prefixes whose bind mounts are never synced.
     #[serde(default)]
     pub remote_only: Vec<String>,
@@ -279,6 +284,7 @@ impl Remote {
             listen: default_listen(),
             mounts_root: None,
             ignores: Vec::new(),
+            honour_gitignore: false,
             remote_only: Vec::new(),
             forward_ports: true,
             sync: true,

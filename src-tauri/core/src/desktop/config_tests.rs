@@ -20,6 +20,7 @@ fn full() -> Config {
     };
     a.mounts_root = Some("/srv/berth".into());
     a.ignores = vec!["target/".into()];
+    a.honour_gitignore = true;
     a.remote_only = vec!["/data".into()];
     let mut b = Remote::new("win.pc", "win", "me");
     b.auth = Auth::KeyFile {
@@ -80,6 +81,20 @@ fn missing_file_is_the_defaults_and_minimal_remote_gets_defaults() {
         "{e}"
     );
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// Nothing is excluded from synced trees unless asked: a config written
+/// before the setting existed loads with `.gitignore` not honoured, and the
+/// setting reaches the engine.
+#[test]
+fn gitignore_is_honoured_only_when_asked() {
+    let r: Remote = toml::from_str("name = \"a\"\nhost = \"h\"\nuser = \"u\"\n").unwrap();
+    assert!(!r.honour_gitignore && r.ignores.is_empty());
+    let r: Remote =
+        toml::from_str("name = \"a\"\nhost = \"h\"\nuser = \"u\"\nhonour_gitignore = true\n")
+            .unwrap();
+    let sync = r.engine_plan().unwrap().sync.unwrap();
+    assert!(sync.honour_gitignore);
 }
 
 /// The types have no field for key material, passwords or tokens: a config

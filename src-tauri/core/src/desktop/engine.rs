@@ -48,6 +48,7 @@ impl Remote {
                 mounts_root: self.mounts_root.clone(),
                 remote_only: self.remote_only.clone(),
                 ignores: self.ignores.clone(),
+                honour_gitignore: self.honour_gitignore,
                 ..SyncOptions::default()
             }),
         })
@@ -116,7 +117,7 @@ mod tests {
         assert_eq!(sync.mounts_root.as_deref(), Some("/srv/berth"));
         assert_eq!(sync.ignores, ["target/"]);
         assert_eq!(sync.remote_only, ["/data"]);
-        assert!(!sync.include_git && !sync.keep_replicas);
+        assert!(!sync.honour_gitignore && !sync.keep_replicas);
         // the keychain key is not this module's to load
         assert!(matches!(a.file_auth(), Err(DesktopError::NeedsKeychain(_))));
         let agent = plan.into_agent_config(

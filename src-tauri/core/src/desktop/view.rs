@@ -59,7 +59,7 @@ pub struct Forward {
 
 /// A connected remote's forwards and bind-mount syncs. Each mount is the
 /// sync's status object: `local, remote, containers, state, error, files,
-/// bytes, last_sync_unix, pending_changes, progress`.
+/// bytes, last_sync_unix, pending_changes, progress, exclusions`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct Containers {
     pub forwards: Vec<Forward>,
@@ -88,7 +88,7 @@ impl SettingsView {
 }
 
 /// The fields of a mount the window reads, in the order `ui/API.md` lists them.
-const MOUNT_FIELDS: [&str; 10] = [
+const MOUNT_FIELDS: [&str; 11] = [
     "local",
     "remote",
     "containers",
@@ -99,6 +99,7 @@ const MOUNT_FIELDS: [&str; 10] = [
     "last_sync_unix",
     "pending_changes",
     "progress",
+    "exclusions",
 ];
 
 /// Converts an agent status document (`forwards` per container, `mounts`)
@@ -210,7 +211,8 @@ mod tests {
             }],
             "mounts": [{"local": "/src", "remote": "/r/src", "containers": ["abc123"], "state": "watching",
                         "error": null, "files": 3, "bytes": 30, "syncs": 1, "last_sync_unix": 5,
-                        "pending_changes": 0, "progress": {"files_done": 3}}]
+                        "pending_changes": 0, "progress": {"files_done": 3},
+                        "exclusions": [".berthignore"]}]
         });
         let c = containers_from_status(&status);
         assert_eq!(c.forwards.len(), 2);
@@ -229,6 +231,7 @@ mod tests {
         let m = &c.mounts[0];
         assert_eq!(m["state"], "watching");
         assert_eq!(m["progress"]["files_done"], 3);
+        assert_eq!(m["exclusions"], json!([".berthignore"]));
         assert!(m.get("syncs").is_none(), "only the documented fields");
         // an agent without forwarding or sync
         assert_eq!(containers_from_status(&json!({})), Containers::default());

@@ -51,10 +51,11 @@ pub struct SyncOptions {
     pub mounts_root: Option<String>,
     /// Remote path prefixes that are never synced (besides the Docker socket).
     pub remote_only: Vec<String>,
-    /// Extra ignore patterns (gitignore syntax).
+    /// Patterns excluded from every synced tree (gitignore syntax); nothing
+    /// is excluded by default (see [`tree::Exclusions`]).
     pub ignores: Vec<String>,
-    /// Sync `.git` directories too (ignored by default).
-    pub include_git: bool,
+    /// Also honour `.gitignore` files (off: gitignored files are synced).
+    pub honour_gitignore: bool,
     /// Keep a replica on the remote when its last container is removed.
     pub keep_replicas: bool,
 }
@@ -368,8 +369,7 @@ impl SyncManager {
                     .unwrap_or_default(),
             ),
         };
-        let ignores = self.opts.ignores.clone();
-        let ignore_git = !self.opts.include_git;
+        let rules = self.exclusions();
         // the scan below sees every change reported until now
         rep.progress.take_pending();
         // a vanished root is refused before anything else looks at it
@@ -382,15 +382,18 @@ impl SyncManager {
             }
         }
         let scan_root = root.clone();
-        let local =
-            tokio::task::spawn_blocking(move || tree::scan(&scan_root, &ignores, ignore_git))
-                .await
-                .map_err(|e| SyncError::Unreadable {
-                    path: root.clone(),
-                    reason: e.to_string(),
-                })?;
+        let scan_rules = rules.clone();
+        let local = tokio::task::spawn_blocking(move || tree::scan(&scan_root, &scan_rules))
+            .await
+            .map_err(|e| SyncError::Unreadable {
+                path: root.clone(),
+                reason: e.to_string(),
+            })?;
         let result = async {
             let local = local?;
+            // an excluded path is neither uploaded nor deleted: what the
+            // replica holds there stays, unclaimed by its manifest
+            tree::forget_excluded(&mut manifest, &local, &root, &rules)?;
             tree::safety_check(root.exists(), &local, &manifest)
                 .map_err(|e| tree::with_local(e, &root))?;
             let first = manifest.is_empty();
@@ -590,7 +593,16 @@ impl SyncManager {
         });
     }
 
-    /// Per mount: local path, remote path, files, bytes, state, last sync.
+    /// What scans of every replica leave out (nothing unless configured).
+    fn exclusions(&self) -> tree::Exclusions {
+        tree::Exclusions {
+            patterns: self.opts.ignores.clone(),
+            gitignore: self.opts.honour_gitignore,
+        }
+    }
+
+    /// Per mount: local path, remote path, files, bytes, state, last sync,
+    /// the exclusions in effect.
     pub fn snapshot(&self) -> Value {
         let view = self.view.lock().map(|v| v.clone()).unwrap_or_default();
         Value::Array(
@@ -616,6 +628,7 @@ impl SyncManager {
                         "syncs": st.syncs,
                         "uploaded_files": st.uploaded_files,
                         "last_sync_unix": st.last_sync_unix,
+                        "exclusions": self.exclusions().sources(&r.source.local),
                     })
                 })
                 .collect(),

@@ -31,7 +31,7 @@ pub enum SyncError {
     #[error("invalid bind mount {spec:?}: {reason}")]
     InvalidBind { spec: String, reason: String },
 
-    #[error("cannot read {path}: {reason}; check its permissions, or add it to .dockerignore")]
+    #[error("cannot read {path}: {reason}; check its permissions, or add it to .berthignore")]
     Unreadable {
         path: std::path::PathBuf,
         reason: String,

@@ -15,6 +15,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Bound;
 use std::path::{Component, Path, PathBuf};
+use std::sync::{Arc, Mutex};
 use std::time::UNIX_EPOCH;
 
 use ignore::gitignore::{Gitignore, GitignoreBuilder};
@@ -74,30 +75,69 @@ pub enum Op {
     Rmdir(String),
 }
 
-/// Reads the tree at `root` into a manifest, without following symlinks.
+/// The file in the root of a synced folder listing what it keeps local.
+pub const BERTHIGNORE: &str = ".berthignore";
+
+/// What a scan leaves out. Nothing by default: a replica shows what a local
+/// bind mount shows (gitignored files, `.dockerignore`d files and `.git`
+/// included; `.dockerignore` is a build-context file and never read here).
 ///
-/// A directory root honours `.gitignore` files in the root and every
-/// subdirectory (git semantics, no git repository needed; parent, global and
-/// `.git/info/exclude` files are not read), the root's `.dockerignore` with
-/// Docker's semantics (every pattern is relative to the root, so `*.log`
-/// matches only at the top and `**/*.log` everywhere; a `!` exception cannot
-/// re-include something inside an excluded directory), and `extra_ignores`
-/// as lines of a `.gitignore` in the root. An entry is skipped when any of
-/// them excludes it. `.git` (directory or file, at any depth) is skipped when
-/// `ignore_git_dir`. Hidden files are included; `.ignore` files are not read.
+/// Exclusions are opt-in, from three independent sources, and an entry is
+/// excluded when any of them excludes it:
+/// - the root's [`BERTHIGNORE`] (gitignore syntax, patterns relative to the
+///   root: `node_modules` matches at any depth, `/build` only at the top,
+///   `web/dist` that one folder); only the root's file is read, so one file
+///   says everything a mount hides;
+/// - [`Exclusions::patterns`], read as lines of a second such file;
+/// - when [`Exclusions::gitignore`], the `.gitignore` files of the root and
+///   every subdirectory, with git's semantics (a deeper file overrides a
+///   shallower one; no git repository needed; parent, global and
+///   `.git/info/exclude` files are not read).
 ///
-/// A file root yields one entry, named after the file; no ignore rules
-/// apply to it. A symlinked root is followed (as `docker run -v` does).
-/// Sockets, FIFOs and device files are skipped. An invalid pattern in an
-/// ignore file is logged and skipped; an invalid `extra_ignores` pattern is
-/// refused ([`SyncError::Unsafe`]). Anything that cannot be read (a directory
-/// listing, metadata, a link, a name that is not UTF-8) is a
-/// [`SyncError::Unreadable`] naming it. File contents are not read here.
-pub fn scan(
-    root: &Path,
-    extra_ignores: &[String],
-    ignore_git_dir: bool,
-) -> Result<Manifest, SyncError> {
+/// A `!` exception re-includes only against its own source, and never
+/// inside an excluded directory (that directory is not looked into).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Exclusions {
+    /// Extra patterns (`--sync-ignore`, the remote's patterns in the app).
+    pub patterns: Vec<String>,
+    /// Also honour `.gitignore` files.
+    pub gitignore: bool,
+}
+
+impl Exclusions {
+    /// The sources of exclusions in effect for a mount of `root`, for the
+    /// status: `".berthignore"` when the root has one, `"--sync-ignore P"` per
+    /// pattern, `".gitignore (honoured)"`. Empty for a single-file mount (no
+    /// rules apply to it) and when nothing is excluded.
+    pub fn sources(&self, root: &Path) -> Vec<String> {
+        if !root.is_dir() {
+            return Vec::new();
+        }
+        let mut out = Vec::new();
+        if root.join(BERTHIGNORE).is_file() {
+            out.push(BERTHIGNORE.to_string());
+        }
+        out.extend(self.patterns.iter().map(|p| format!("--sync-ignore {p}")));
+        if self.gitignore {
+            out.push(".gitignore (honoured)".to_string());
+        }
+        out
+    }
+}
+
+/// Reads the tree at `root` into a manifest, without following symlinks,
+/// leaving out what `rules` exclude (see [`Exclusions`]; nothing by default).
+/// Hidden files are included; `.ignore` and `.dockerignore` files are not read.
+///
+/// A file root yields one entry, named after the file; no rules apply to it.
+/// A symlinked root is followed (as `docker run -v` does). Sockets, FIFOs and
+/// device files are skipped. An invalid pattern in a `.gitignore` is logged
+/// and skipped; an invalid pattern in `.berthignore` or `rules.patterns` is
+/// refused ([`SyncError::Unsafe`]): the user meant to keep something local.
+/// Anything that cannot be read (a directory listing, metadata, a link, an
+/// exclusion file, a name that is not UTF-8) is a [`SyncError::Unreadable`]
+/// naming it. File contents are not read here.
+pub fn scan(root: &Path, rules: &Exclusions) -> Result<Manifest, SyncError> {
     let meta = std::fs::metadata(root).map_err(|e| unreadable(root, &e))?;
     if meta.is_file() {
         let name = root
@@ -111,28 +151,18 @@ pub fn scan(
         return Err(unreadable(root, "not a regular file or a directory"));
     }
 
-    let mut extra = GitignoreBuilder::new(root);
-    for line in extra_ignores {
-        extra
-            .add_line(None, line)
-            .map_err(|e| invalid_ignore(root, line, &e))?;
-    }
-    let extra = extra
-        .build()
-        .map_err(|e| invalid_ignore(root, &extra_ignores.join("\n"), &e))?;
-    let docker = dockerignore(root)?;
-
+    // the walk asks one entry at a time and cannot fail: the matcher keeps
+    // the first error, and the scan returns it once the walk is over
+    let matcher = Arc::new(Mutex::new(Matcher::new(root, rules)?));
+    let filter = matcher.clone();
     let mut walk = WalkBuilder::new(root);
     walk.standard_filters(false)
         .hidden(false)
-        .git_ignore(true)
-        .require_git(false)
         .follow_links(false)
         .filter_entry(move |ent| {
             let is_dir = ent.file_type().is_some_and(|t| t.is_dir());
-            let git = ignore_git_dir && ent.file_name() == ".git";
-            let ignored = |m: &Gitignore| m.matched(ent.path(), is_dir).is_ignore();
-            !git && !ignored(&extra) && !ignored(&docker)
+            let mut m = filter.lock().unwrap_or_else(|p| p.into_inner());
+            !m.excluded_or_fail(ent.path(), is_dir, &|_| true)
         });
 
     // collected, then built in one go: a bulk-built map has full nodes
@@ -142,9 +172,6 @@ pub fn scan(
         let ent = item.map_err(|e| walk_error(root, &e))?;
         if ent.depth() == 0 {
             continue;
-        }
-        if let Some(err) = ent.error() {
-            tracing::warn!(path = %ent.path().display(), "skipping bad ignore rules: {err}");
         }
         let path = ent.path();
         let Some(file_type) = ent.file_type() else {
@@ -169,7 +196,243 @@ pub fn scan(
         };
         entries.push((relative(root, path)?, kind));
     }
-    Ok(entries.into_iter().collect())
+    let failed = matcher
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .failed
+        .take();
+    match failed {
+        Some(e) => Err(e),
+        None => Ok(entries.into_iter().collect()),
+    }
+}
+
+/// Drops from `stored` (the manifest of the replica) every entry that
+/// `local` lacks because `rules` exclude it (it, or a folder above it), and
+/// every folder above such an entry that `local` lacks too. An excluded path
+/// is then neither uploaded nor deleted: whatever the replica holds there (a
+/// container's output, a file excluded after it was synced) stays, and the
+/// manifest written after the sync no longer claims it. Returns how many
+/// entries were dropped. A file root, or a vanished one, drops nothing.
+///
+/// Exclusion files are read as [`scan`] reads them, only from folders that
+/// `local` has as folders (never through a link, never outside the root).
+pub fn forget_excluded(
+    stored: &mut Manifest,
+    local: &Manifest,
+    root: &Path,
+    rules: &Exclusions,
+) -> Result<usize, SyncError> {
+    if !root.is_dir() {
+        return Ok(0);
+    }
+    // both sorted the same way: one merge pass finds what local lacks
+    let mut missing = Vec::new();
+    let mut locals = local.keys().peekable();
+    for (path, kind) in stored.iter() {
+        while locals.next_if(|l| l.as_str() < path.as_str()).is_some() {}
+        if locals.peek().is_some_and(|l| *l == path) {
+            continue;
+        }
+        missing.push((path.clone(), *kind == EntryKind::Dir));
+    }
+    if missing.is_empty() {
+        return Ok(0);
+    }
+    let mut matcher = Matcher::new(root, rules)?;
+    let is_local_dir = |p: &Path| {
+        p == root
+            || relative(root, p)
+                .ok()
+                .is_some_and(|rel| local.get(&rel) == Some(&EntryKind::Dir))
+    };
+    let mut forget: BTreeSet<String> = BTreeSet::new();
+    for (path, is_dir) in &missing {
+        let parts: Vec<&str> = path.split('/').collect();
+        let mut excluded = false;
+        let mut abs = root.to_path_buf();
+        for (i, part) in parts.iter().enumerate() {
+            abs.push(part);
+            let prefix_is_dir = *is_dir || i + 1 < parts.len();
+            if matcher.excluded(&abs, prefix_is_dir, &is_local_dir)? {
+                excluded = true;
+                break;
+            }
+        }
+        if excluded {
+            forget.insert(path.clone());
+            // the folders holding it must stay in the replica too
+            let mut up = path.as_str();
+            while let Some((parent, _)) = up.rsplit_once('/') {
+                if !local.contains_key(parent) && stored.contains_key(parent) {
+                    forget.insert(parent.to_string());
+                }
+                up = parent;
+            }
+        }
+    }
+    for path in &forget {
+        stored.remove(path);
+    }
+    Ok(forget.len())
+}
+
+/// Answers "is this entry excluded" for one root, reading the `.gitignore`
+/// of each folder once while the (depth-first) walk is inside it.
+struct Matcher {
+    root: PathBuf,
+    patterns: Gitignore,
+    berthignore: Gitignore,
+    /// `None`: `.gitignore` files are not honoured. Otherwise the matchers
+    /// of the folders from the root down to the one last asked about.
+    gitignores: Option<Vec<(PathBuf, Gitignore)>>,
+    /// The first error met inside the walk.
+    failed: Option<SyncError>,
+}
+
+impl Matcher {
+    fn new(root: &Path, rules: &Exclusions) -> Result<Self, SyncError> {
+        let mut patterns = GitignoreBuilder::new(root);
+        for line in &rules.patterns {
+            patterns
+                .add_line(None, line)
+                .map_err(|e| invalid_ignore(root, line, &e))?;
+        }
+        let patterns = patterns
+            .build()
+            .map_err(|e| invalid_ignore(root, &rules.patterns.join("\n"), &e))?;
+        let berthignore = berthignore(root)?;
+        Ok(Self {
+            root: root.to_path_buf(),
+            patterns,
+            berthignore,
+            gitignores: rules.gitignore.then(Vec::new),
+            failed: None,
+        })
+    }
+
+    /// [`Matcher::excluded`] for the walk: an error is kept for later and
+    /// the entry skipped (the scan fails anyway).
+    fn excluded_or_fail(
+        &mut self,
+        path: &Path,
+        is_dir: bool,
+        readable: &dyn Fn(&Path) -> bool,
+    ) -> bool {
+        if self.failed.is_some() {
+            return true;
+        }
+        match self.excluded(path, is_dir, readable) {
+            Ok(excluded) => excluded,
+            Err(e) => {
+                self.failed = Some(e);
+                true
+            }
+        }
+    }
+
+    /// Whether `path` (under the root; its parents are not checked) is
+    /// excluded. `readable` says whether a folder's `.gitignore` may be read.
+    fn excluded(
+        &mut self,
+        path: &Path,
+        is_dir: bool,
+        readable: &dyn Fn(&Path) -> bool,
+    ) -> Result<bool, SyncError> {
+        let hit = |m: &Gitignore| m.matched(path, is_dir).is_ignore();
+        if hit(&self.patterns) || hit(&self.berthignore) {
+            return Ok(true);
+        }
+        let Some(stack) = self.gitignores.as_mut() else {
+            return Ok(false);
+        };
+        let Some(dir) = path.parent() else {
+            return Ok(false);
+        };
+        if !dir.starts_with(&self.root) {
+            return Ok(false);
+        }
+        while stack.last().is_some_and(|(d, _)| !dir.starts_with(d)) {
+            stack.pop();
+        }
+        if stack.is_empty() {
+            stack.push((self.root.clone(), gitignore(&self.root, readable)?));
+        }
+        let mut at = stack.last().map(|(d, _)| d.clone()).unwrap_or_default();
+        let below: Vec<PathBuf> = dir
+            .strip_prefix(&at)
+            .map(|rest| {
+                rest.components()
+                    .map(|c| PathBuf::from(c.as_os_str()))
+                    .collect()
+            })
+            .unwrap_or_default();
+        for part in below {
+            at.push(part);
+            let m = gitignore(&at, readable)?;
+            stack.push((at.clone(), m));
+        }
+        // the deepest file that says something decides, as in git
+        for (_, m) in stack.iter().rev() {
+            match m.matched(path, is_dir) {
+                ignore::Match::Ignore(_) => return Ok(true),
+                ignore::Match::Whitelist(_) => return Ok(false),
+                ignore::Match::None => {}
+            }
+        }
+        Ok(false)
+    }
+}
+
+/// The root's `.berthignore` as a matcher (empty when there is none).
+fn berthignore(root: &Path) -> Result<Gitignore, SyncError> {
+    let file = root.join(BERTHIGNORE);
+    let mut builder = GitignoreBuilder::new(root);
+    for line in read_rules(&file)?.lines() {
+        builder
+            .add_line(Some(file.clone()), line)
+            .map_err(|e| SyncError::Unsafe {
+                local: root.to_path_buf(),
+                reason: format!(
+                    "the pattern {line:?} in {} is invalid ({e}); fix or remove it",
+                    file.display()
+                ),
+            })?;
+    }
+    builder
+        .build()
+        .map_err(|e| unreadable(&file, format!("bad patterns: {e}")))
+}
+
+/// The `.gitignore` of folder `dir` as a matcher (empty when there is none,
+/// or when `readable` says the folder is not one of the tree's).
+fn gitignore(dir: &Path, readable: &dyn Fn(&Path) -> bool) -> Result<Gitignore, SyncError> {
+    let mut builder = GitignoreBuilder::new(dir);
+    if readable(dir) {
+        let file = dir.join(".gitignore");
+        for line in read_rules(&file)?.lines() {
+            if let Err(err) = builder.add_line(Some(file.clone()), line) {
+                tracing::warn!(path = %file.display(), "skipping bad pattern {line:?}: {err}");
+            }
+        }
+    }
+    builder
+        .build()
+        .map_err(|e| unreadable(dir, format!("bad .gitignore patterns: {e}")))
+}
+
+/// The text of an exclusion file; empty when there is none (or a folder or
+/// anything but a file stands there).
+fn read_rules(file: &Path) -> Result<String, SyncError> {
+    match std::fs::symlink_metadata(file) {
+        Ok(m) if m.is_file() => {}
+        Ok(_) => return Ok(String::new()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(String::new()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotADirectory => return Ok(String::new()),
+        Err(e) => return Err(unreadable(file, &e)),
+    }
+    let text = std::fs::read_to_string(file).map_err(|e| unreadable(file, &e))?;
+    Ok(text.trim_start_matches('\u{feff}').to_string())
 }
 
 /// The ops that make `remote` equal to `local`, in an order that can be
@@ -393,58 +656,6 @@ fn relative(root: &Path, path: &Path) -> Result<String, SyncError> {
     Ok(parts.join("/"))
 }
 
-/// The root's `.dockerignore` as a matcher (empty when there is none).
-fn dockerignore(root: &Path) -> Result<Gitignore, SyncError> {
-    let file = root.join(".dockerignore");
-    let text = match std::fs::read_to_string(&file) {
-        Ok(text) => text,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
-        Err(e) => return Err(unreadable(&file, &e)),
-    };
-    let mut builder = GitignoreBuilder::new(root);
-    for line in dockerignore_lines(&text) {
-        if let Err(err) = builder.add_line(Some(file.clone()), &line) {
-            tracing::warn!(path = %file.display(), "skipping bad pattern {line:?}: {err}");
-        }
-    }
-    builder
-        .build()
-        .map_err(|e| unreadable(&file, format!("bad patterns: {e}")))
-}
-
-/// Translates `.dockerignore` text into root-anchored gitignore lines, the
-/// way Docker reads it: `#` comments and blank lines dropped, surrounding
-/// space trimmed, `!` kept, each pattern cleaned like Go's `filepath.Clean`
-/// (no `./`, doubled or trailing `/`; `..` resolved) and anchored at the
-/// root. A pattern naming the root itself is dropped.
-fn dockerignore_lines(text: &str) -> Vec<String> {
-    let mut lines = Vec::new();
-    for raw in text.trim_start_matches('\u{feff}').lines() {
-        let line = raw.trim();
-        if line.is_empty() || line.starts_with('#') {
-            continue;
-        }
-        let (bang, pattern) = match line.strip_prefix('!') {
-            Some(rest) => ("!", rest.trim()),
-            None => ("", line),
-        };
-        let mut parts: Vec<&str> = Vec::new();
-        for part in pattern.split('/') {
-            match part {
-                "" | "." => {}
-                ".." => {
-                    parts.pop();
-                }
-                _ => parts.push(part),
-            }
-        }
-        if !parts.is_empty() {
-            lines.push(format!("{bang}/{}", parts.join("/")));
-        }
-    }
-    lines
-}
-
 /// An [`SyncError::Unreadable`] for `path`.
 fn unreadable(path: &Path, reason: impl std::fmt::Display) -> SyncError {
     SyncError::Unreadable {
@@ -453,7 +664,7 @@ fn unreadable(path: &Path, reason: impl std::fmt::Display) -> SyncError {
     }
 }
 
-/// The refusal for an invalid `extra_ignores` pattern: syncing without it
+/// The refusal for an invalid [`Exclusions::patterns`] entry: syncing without it
 /// could upload what the user meant to keep local.
 fn invalid_ignore(root: &Path, pattern: &str, err: &ignore::Error) -> SyncError {
     SyncError::Unsafe {

@@ -246,28 +246,6 @@ fn safety_check_messages() {
 }
 
 #[test]
-fn dockerignore_lines_table() {
-    let cases: &[(&str, &[&str])] = &[
-        ("", &[]),
-        ("# comment\n\n   \n", &[]),
-        ("node_modules", &["/node_modules"]),
-        ("  *.log  \r\n", &["/*.log"]),
-        ("**/*.tmp", &["/**/*.tmp"]),
-        ("/abs/x/", &["/abs/x"]),
-        ("./a//b/./c", &["/a/b/c"]),
-        ("a/../b", &["/b"]),
-        ("!keep.log", &["!/keep.log"]),
-        ("! spaced", &["!/spaced"]),
-        (".", &[]),
-        ("/", &[]),
-        ("\u{feff}bom", &["/bom"]),
-    ];
-    for (text, want) in cases {
-        assert_eq!(dockerignore_lines(text), *want, "{text:?}");
-    }
-}
-
-#[test]
 fn manifest_round_trips_through_json() {
     let tree = m(&[("a", d()), ("a/f", x(3, -5)), ("l", l("../x"))]);
     let text = serde_json::to_string(&tree).unwrap();
@@ -322,34 +300,31 @@ fn shape(tree: &Manifest) -> Manifest {
         .collect()
 }
 
+/// No exclusions: what a local bind mount shows.
+fn none() -> Exclusions {
+    Exclusions::default()
+}
+
+fn rules(patterns: &[&str], gitignore: bool) -> Exclusions {
+    Exclusions {
+        patterns: patterns.iter().map(|p| p.to_string()).collect(),
+        gitignore,
+    }
+}
+
 #[cfg(unix)]
 #[test]
-fn scan_honours_ignores_and_never_follows_links() {
+fn scan_hides_nothing_by_default_and_never_follows_links() {
     use std::os::unix::fs::{symlink, PermissionsExt};
     let t = Temp::new("scan");
     for (rel, text) in [
-        (".gitignore", "*.log\nbuild/\n"),
-        (
-            ".dockerignore",
-            "# docker\nsecret.txt\n**/*.tmp\n!keep.tmp\n",
-        ),
+        (".gitignore", "*.log\n"),
+        (".dockerignore", "secret.txt\n"),
+        (".env", "TOKEN=1\n"),
         ("a.log", "x"),
-        ("sub/b.log", "x"),
-        ("sub/.gitignore", "local.txt\n"),
-        ("sub/local.txt", "x"),
-        ("local.txt", "kept"),
-        ("build/out", "x"),
-        ("sub/build/out", "x"),
         ("secret.txt", "x"),
-        ("sub/secret.txt", "kept"),
-        ("x.tmp", "x"),
-        ("sub/deep/y.tmp", "x"),
-        ("keep.tmp", "k"),
-        (".hidden", "h"),
         (".git/HEAD", "ref"),
-        ("sub/.git", "gitdir: ../.git/modules/sub"),
         ("node_modules/p/i.js", "x"),
-        ("sub/node_modules/q.js", "x"),
         ("run.sh", "#!/bin/sh\n"),
     ] {
         t.write(rel, text);
@@ -357,39 +332,33 @@ fn scan_honours_ignores_and_never_follows_links() {
     let root = &t.0;
     std::fs::set_permissions(root.join("run.sh"), std::fs::Permissions::from_mode(0o755)).unwrap();
     symlink("/etc/passwd", root.join("abs_link")).unwrap();
-    symlink("../../outside", root.join("sub/up_link")).unwrap();
-    symlink("sub", root.join("dir_link")).unwrap();
+    symlink("../../outside", root.join("node_modules/up_link")).unwrap();
+    symlink("node_modules", root.join("dir_link")).unwrap();
     symlink("missing", root.join("dangling")).unwrap();
     let _socket = std::os::unix::net::UnixListener::bind(root.join("sock")).unwrap();
 
-    let extra = vec!["node_modules".to_string()];
-    let want_base = m(&[
-        (".dockerignore", f(39, 0)),
-        (".gitignore", f(13, 0)),
-        (".hidden", f(1, 0)),
+    let got = scan(root, &none()).unwrap();
+    let want = m(&[
+        (".dockerignore", f(11, 0)),
+        (".env", f(8, 0)),
+        (".git", d()),
+        (".git/HEAD", f(3, 0)),
+        (".gitignore", f(6, 0)),
+        ("a.log", f(1, 0)),
         ("abs_link", l("/etc/passwd")),
         ("dangling", l("missing")),
-        ("dir_link", l("sub")),
-        ("keep.tmp", f(1, 0)),
-        ("local.txt", f(4, 0)),
+        ("dir_link", l("node_modules")),
+        ("node_modules", d()),
+        ("node_modules/p", d()),
+        ("node_modules/p/i.js", f(1, 0)),
+        ("node_modules/up_link", l("../../outside")),
         ("run.sh", x(10, 0)),
-        ("sub", d()),
-        ("sub/.gitignore", f(10, 0)),
-        ("sub/deep", d()),
-        ("sub/secret.txt", f(4, 0)),
-        ("sub/up_link", l("../../outside")),
+        ("secret.txt", f(1, 0)),
     ]);
-    let got = scan(root, &extra, true).unwrap();
-    assert_eq!(shape(&got), want_base, "ignore .git");
+    assert_eq!(shape(&got), want);
+    assert!(none().sources(root).is_empty());
 
-    let mut want_git = want_base.clone();
-    want_git.insert(".git".into(), d());
-    want_git.insert(".git/HEAD".into(), f(3, 0));
-    want_git.insert("sub/.git".into(), f(27, 0));
-    let got = scan(root, &extra, false).unwrap();
-    assert_eq!(shape(&got), want_git, "keep .git");
-
-    let mtime = match got.get("local.txt") {
+    let mtime = match got.get(".env") {
         Some(EntryKind::File { mtime, .. }) => *mtime / 1_000_000_000,
         other => panic!("{other:?}"),
     };
@@ -398,6 +367,162 @@ fn scan_honours_ignores_and_never_follows_links() {
         (now - 60..=now + 60).contains(&mtime),
         "mtime {mtime} vs now {now}"
     );
+}
+
+#[test]
+fn scan_honours_berthignore_patterns_and_gitignore_when_asked() {
+    let t = Temp::new("excl");
+    for (rel, text) in [
+        (
+            ".berthignore",
+            "# local only\n.git\n/build\nweb/dist\n*.tmp\n!keep.tmp\n",
+        ),
+        (".gitignore", "*.log\n.env\n"),
+        ("sub/.gitignore", "local.txt\n!b.log\n"),
+        ("sub/.berthignore", "*\n"),
+        (".git/HEAD", "ref"),
+        ("sub/.git", "gitdir: ../.git/modules/sub"),
+        ("build/out", "x"),
+        ("sub/build/out", "kept: /build is anchored"),
+        ("web/dist/app.js", "x"),
+        ("dist/kept.js", "x"),
+        ("x.tmp", "x"),
+        ("sub/deep/y.tmp", "x"),
+        ("keep.tmp", "k"),
+        ("a.log", "x"),
+        ("sub/b.log", "x"),
+        (".env", "x"),
+        ("sub/local.txt", "x"),
+        ("local.txt", "x"),
+        ("node_modules/p/i.js", "x"),
+        ("sub/node_modules/q.js", "x"),
+    ] {
+        t.write(rel, text);
+    }
+    let root = &t.0;
+    let keys = |r: &Exclusions| scan(root, r).unwrap().into_keys().collect::<Vec<_>>();
+
+    // .berthignore only (a nested one is an ordinary file)
+    assert_eq!(
+        keys(&none()),
+        [
+            ".berthignore",
+            ".env",
+            ".gitignore",
+            "a.log",
+            "dist",
+            "dist/kept.js",
+            "keep.tmp",
+            "local.txt",
+            "node_modules",
+            "node_modules/p",
+            "node_modules/p/i.js",
+            "sub",
+            "sub/.berthignore",
+            "sub/.gitignore",
+            "sub/b.log",
+            "sub/build",
+            "sub/build/out",
+            "sub/deep",
+            "sub/local.txt",
+            "sub/node_modules",
+            "sub/node_modules/q.js",
+            "web",
+        ]
+    );
+    // plus a pattern and .gitignore (git semantics: the deeper file wins)
+    let both = rules(&["node_modules"], true);
+    assert_eq!(
+        keys(&both),
+        [
+            ".berthignore",
+            ".gitignore",
+            "dist",
+            "dist/kept.js",
+            "keep.tmp",
+            "local.txt",
+            "sub",
+            "sub/.berthignore",
+            "sub/.gitignore",
+            "sub/b.log",
+            "sub/build",
+            "sub/build/out",
+            "sub/deep",
+            "web",
+        ]
+    );
+    assert_eq!(
+        both.sources(root),
+        [
+            ".berthignore",
+            "--sync-ignore node_modules",
+            ".gitignore (honoured)"
+        ]
+    );
+    // a single-file mount: no rules apply
+    let file = root.join("x.tmp");
+    assert_eq!(scan(&file, &both).unwrap().len(), 1);
+    assert!(both.sources(&file).is_empty());
+}
+
+#[test]
+fn excluded_paths_are_neither_uploaded_nor_deleted() {
+    let t = Temp::new("forget");
+    t.write("app.js", "x");
+    t.write("out/a.txt", "x");
+    t.write("node_modules/m.js", "x");
+    let root = &t.0;
+    let before = scan(root, &none()).unwrap();
+    // the replica also holds what a container wrote and was never synced
+    let mut stored = before.clone();
+    stored.insert("cache".into(), d());
+    stored.insert("cache/c.bin".into(), f(9, 9));
+    // later: node_modules and *.log are excluded, out/ is deleted locally
+    // except for a log the replica has
+    t.write(".berthignore", "node_modules/\n*.log\ncache\n");
+    stored.insert("out/keep.log".into(), f(1, 1));
+    std::fs::remove_dir_all(root.join("out")).unwrap();
+    let local = scan(root, &none()).unwrap();
+    assert!(!local.contains_key("node_modules"));
+    let dropped = forget_excluded(&mut stored, &local, root, &none()).unwrap();
+    // node_modules (2), cache (2), out/keep.log and out, which holds it
+    assert_eq!(dropped, 6, "{stored:?}");
+    let ops = diff(&local, &stored);
+    assert_eq!(
+        ops,
+        [put(".berthignore", 26, false), rm("out/a.txt")],
+        "only the unexcluded deletion remains"
+    );
+    // nothing excluded: a vanished entry is still deleted
+    let mut stored = before.clone();
+    std::fs::remove_file(root.join(".berthignore")).unwrap();
+    std::fs::remove_file(root.join("app.js")).unwrap();
+    let local = scan(root, &none()).unwrap();
+    assert_eq!(
+        forget_excluded(&mut stored, &local, root, &none()).unwrap(),
+        0
+    );
+    assert!(diff(&local, &stored).contains(&rm("app.js")));
+}
+
+#[test]
+fn vanished_folders_keep_what_gitignore_excludes_in_them() {
+    let t = Temp::new("forgetgit");
+    t.write("keep/x", "x");
+    let root = &t.0;
+    let mut stored = m(&[
+        ("gone", d()),
+        ("gone/a.log", f(1, 1)),
+        ("keep", d()),
+        ("keep/x", f(1, 0)),
+        ("keep/y.log", f(1, 1)),
+    ]);
+    t.write(".gitignore", "*.log\n");
+    let local = scan(root, &rules(&[], true)).unwrap();
+    let n = forget_excluded(&mut stored, &local, root, &rules(&[], true)).unwrap();
+    // both logs are excluded by the root's .gitignore; gone/ holds one
+    assert_eq!(n, 3, "{stored:?}");
+    assert_eq!(stored.keys().collect::<Vec<_>>(), ["keep", "keep/x"]);
 }
 
 struct SystemTimeNow;
@@ -414,7 +539,7 @@ impl SystemTimeNow {
 fn scan_single_file_root() {
     let t = Temp::new("file");
     t.write("conf.toml", "a = 1\n");
-    let got = scan(&t.0.join("conf.toml"), &[], true).unwrap();
+    let got = scan(&t.0.join("conf.toml"), &none()).unwrap();
     assert_eq!(shape(&got), m(&[("conf.toml", f(6, 0))]));
 }
 
@@ -424,7 +549,7 @@ fn scan_follows_a_symlinked_root() {
     let t = Temp::new("rootlink");
     t.write("real/a", "1");
     std::os::unix::fs::symlink(t.0.join("real"), t.0.join("link")).unwrap();
-    let got = scan(&t.0.join("link"), &[], true).unwrap();
+    let got = scan(&t.0.join("link"), &none()).unwrap();
     assert_eq!(shape(&got), m(&[("a", f(1, 0))]));
 }
 
@@ -432,13 +557,13 @@ fn scan_follows_a_symlinked_root() {
 fn scan_errors_name_the_path() {
     let t = Temp::new("err");
     let missing = t.0.join("gone");
-    let got = scan(&missing, &[], true);
+    let got = scan(&missing, &none());
     assert!(
         matches!(&got, Err(SyncError::Unreadable { path, .. }) if *path == missing),
         "{got:?}"
     );
 
-    let got = scan(&t.0, &["[z-a]".to_string()], true);
+    let got = scan(&t.0, &rules(&["[z-a]"], false));
     let msg = got.map(|_| ()).unwrap_err().to_string();
     assert!(
         msg.starts_with(&format!(
@@ -458,7 +583,7 @@ fn scan_reports_an_unreadable_dir() {
     let locked = t.0.join("locked");
     std::fs::set_permissions(&locked, std::fs::Permissions::from_mode(0o000)).unwrap();
     let readable_anyway = std::fs::read_dir(&locked).is_ok(); // running as root
-    let got = scan(&t.0, &[], true);
+    let got = scan(&t.0, &none());
     std::fs::set_permissions(&locked, std::fs::Permissions::from_mode(0o755)).unwrap();
     if readable_anyway {
         return;
@@ -470,18 +595,20 @@ fn scan_reports_an_unreadable_dir() {
 }
 
 #[test]
-fn bad_patterns_in_ignore_files_are_skipped() {
+fn bad_patterns_skipped_in_gitignore_refused_in_berthignore() {
     let t = Temp::new("badpat");
     t.write(".gitignore", "[z-a]\n*.log\n");
     t.write(".dockerignore", "[y-b]\n*.tmp\n");
     t.write("x.log", "x");
     t.write("y.tmp", "y");
-    t.write("z", "z");
-    let got = scan(&t.0, &[], true).unwrap();
+    let got = scan(&t.0, &rules(&[], true)).unwrap();
     assert_eq!(
         got.keys().collect::<Vec<_>>(),
-        [".dockerignore", ".gitignore", "z"]
+        [".dockerignore", ".gitignore", "y.tmp"]
     );
+    t.write(".berthignore", "*.tmp\n[q-a]\n");
+    let msg = scan(&t.0, &none()).map(|_| ()).unwrap_err().to_string();
+    assert!(msg.contains("the pattern \"[q-a]\" in"), "{msg}");
 }
 
 #[test]
