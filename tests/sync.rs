@@ -1067,7 +1067,10 @@ fn a_reader_in_the_container_never_sees_an_edit_half_done() {
     eprintln!("read loop: {}", out.trim());
     assert!(counts["reads"] >= 1000, "too few reads to tell: {out}");
     // the reader saw the edits go by (not only the first or the last)
-    assert!(counts["changes"] >= 20, "the reader saw too few edits: {out}");
+    assert!(
+        counts["changes"] >= 20,
+        "the reader saw too few edits: {out}"
+    );
     assert_eq!(
         (counts["empty"], counts["missing"], counts["half"]),
         (0, 0, 0),
