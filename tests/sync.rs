@@ -1068,7 +1068,7 @@ fn a_reader_in_the_container_never_sees_an_edit_half_done() {
     assert!(counts["reads"] >= 1000, "too few reads to tell: {out}");
     // the reader saw the edits go by (not only the first or the last)
     assert!(
-        counts["changes"] >= 20,
+        counts["changes"] >= 10,
         "the reader saw too few edits: {out}"
     );
     assert_eq!(

@@ -16,6 +16,7 @@ pub mod reconcile;
 pub mod remote_path;
 pub mod remote_scan;
 pub mod replica;
+pub mod sftp_ext;
 pub mod tarball;
 pub mod tree;
 pub mod untrusted;

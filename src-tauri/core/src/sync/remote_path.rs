@@ -200,7 +200,9 @@ impl<'a> Guard<'a> {
     /// Removes what took the place of folder `rel` (never following it),
     /// then rebuilds the folder from the local tree under a temporary name
     /// and renames it in, so that a rebuild cut short leaves the folder
-    /// missing and the next round rebuilds it again.
+    /// missing and the next round rebuilds it again. The plain rename is
+    /// enough: `rename(2)` cannot put a folder over the link or file that
+    /// was there, so nothing atomic is to be had, and the name is free.
     async fn rebuild(&mut self, rel: &str, found: Found) -> Result<(), SyncError> {
         let path = self.remote(rel);
         if found == Found::Other {

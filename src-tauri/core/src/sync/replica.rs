@@ -6,6 +6,19 @@
 //! recreated as symlinks, never followed. Every folder on the way to a write
 //! or a delete is checked first to be a real directory (`remote_path`): a
 //! container cannot redirect Berth through a link it planted.
+//!
+//! Replacing is atomic where the remote allows: a file or link is renamed
+//! over the old one with `posix-rename@openssh.com` (`sftp_ext`), so a reader
+//! in the container sees the old version or the new, never a missing, empty
+//! or partial file; a server without it gets remove-then-rename (said once
+//! in the log). A moved folder is not one rename: the diff has no move, so
+//! the new folder fills (each file atomic) before the old one is removed,
+//! and for a moment both exist, never neither. Kind changes (a file becoming
+//! a folder) remove first: `rename(2)` cannot put one over the other. The
+//! first sync (`tarball`, GNU tar unlinks then creates) and `Write::Direct`
+//! write in place because no container sees the replica before they end;
+//! `Write::InPlace` (single-file binds) must keep the mounted inode, so a
+//! reader there can see the file partly rewritten.
 
 use std::collections::HashSet;
 use std::path::Path;
@@ -27,24 +40,34 @@ use crate::ssh::SshSession;
 /// pipelines its own writes.
 const FILES_IN_FLIGHT: usize = 64;
 
-/// Opens an SFTP session on the SSH session.
+/// Opens an SFTP session on the SSH session, and beside it (at the same
+/// time, so no extra wait) the raw session that replaces files atomically
+/// when the server offers `posix-rename@openssh.com` (see `sftp_ext`).
 pub async fn connect(ssh: &SshSession) -> Result<(Arc<SftpSession>, ExecReport), SyncError> {
-    let io = ssh.open_subsystem("sftp").await.map_err(|e| match e {
-        crate::ssh::SshError::ChannelRefused { reason, .. } => SyncError::NoSftp { reason },
-        other => other.into(),
-    })?;
-    let report = io.report();
     let config = russh_sftp::client::Config {
         request_timeout_secs: 60,
         ..Default::default()
     };
-    let alive = report.clone();
-    SftpSession::new_with_config(io, config)
-        .await
-        .map(|s| (Arc::new(s), alive))
-        .map_err(|e| SyncError::NoSftp {
-            reason: report.summary().unwrap_or_else(|| e.to_string()),
-        })
+    let main = async {
+        let io = ssh.open_subsystem("sftp").await.map_err(|e| match e {
+            crate::ssh::SshError::ChannelRefused { reason, .. } => SyncError::NoSftp { reason },
+            other => other.into(),
+        })?;
+        let report = io.report();
+        let alive = report.clone();
+        SftpSession::new_with_config(io, config.clone())
+            .await
+            .map(|s| (Arc::new(s), alive))
+            .map_err(|e| SyncError::NoSftp {
+                reason: report.summary().unwrap_or_else(|| e.to_string()),
+            })
+    };
+    let (main, raw) = tokio::join!(main, super::sftp_ext::open(ssh, config.clone()));
+    let (sftp, alive) = main?;
+    if let Some(raw) = raw {
+        super::sftp_ext::attach(&sftp, raw);
+    }
+    Ok((sftp, alive))
 }
 
 /// The default mounts root, `~/.cache/berth/mounts` of the SSH user.
@@ -415,16 +438,35 @@ async fn write_all(
     let results = in_flight(
         &sftp,
         links,
-        |sftp, (p, target): (String, String)| async move {
-            // the link itself (or a file) at the name goes, never what it points to
-            let _ = sftp.remove_file(p.clone()).await;
-            // OpenSSH's sftp-server takes SYMLINK's arguments in the reverse order
-            // of the draft; russh-sftp sends (linkpath, targetpath) as the draft says
-            sftp.symlink(target, p.clone())
-                .await
-                .map_err(|e| SyncError::remote(&p, e))
-        },
+        |sftp, (p, target): (String, String)| async move { put_link(&sftp, &p, target).await },
     )
     .await;
     settle(results, applied, |_, ()| {})
+}
+
+/// Makes `path` a symlink to `target`, replacing what is there (a link or a
+/// file goes itself, never what it points to). Made under a temporary name
+/// and renamed over the old entry when the remote replaces atomically, so a
+/// reader never finds the name missing; otherwise removed, then made.
+async fn put_link(sftp: &SftpSession, path: &str, target: String) -> Result<(), SyncError> {
+    // OpenSSH's sftp-server takes SYMLINK's arguments in the reverse order
+    // of the draft; russh-sftp sends (linkpath, targetpath) as the draft says
+    if !super::sftp_ext::atomic_renames(sftp) {
+        let _ = sftp.remove_file(path.to_string()).await;
+        return sftp
+            .symlink(target, path.to_string())
+            .await
+            .map_err(|e| SyncError::remote(path, e));
+    }
+    let (dir, name) = path.rsplit_once('/').unwrap_or((".", path));
+    // random: symlink(2) fails on anything already at the name, a planted link included
+    let tmp = format!("{dir}/{}", super::untrusted::temp_name(name));
+    sftp.symlink(target, tmp.clone())
+        .await
+        .map_err(|e| SyncError::remote(&tmp, e))?;
+    let renamed = super::upload::rename_over(sftp, &tmp, path).await;
+    if renamed.is_err() {
+        let _ = sftp.remove_file(tmp).await;
+    }
+    renamed
 }

@@ -2,7 +2,9 @@
 //! `local_file`), streamed (never read whole), and written as the mode says:
 //! under an unguessable temporary name created exclusively (so never through
 //! a link someone left at the name) and renamed over the target, which
-//! replaces a link there instead of following it.
+//! replaces a link there instead of following it. The rename is atomic
+//! (`posix-rename@openssh.com`, see `sftp_ext`) when the remote offers it,
+//! so a reader in the container never finds the file missing or partial.
 
 use std::path::Path;
 
@@ -123,21 +125,37 @@ async fn put_file(
     Ok(bytes)
 }
 
-/// Renames `from` over `to`, which may exist. SFTP v3 will not rename over
-/// an existing file (and russh-sftp offers no `posix-rename@openssh.com`):
-/// what is at `to` (a file, or a link, which goes itself) is removed, then
-/// the rename retried. A folder in the way is an error.
-async fn rename_over(sftp: &SftpSession, from: &str, to: &str) -> Result<(), SyncError> {
-    let Err(e) = sftp.rename(from.to_string(), to.to_string()).await else {
-        return Ok(());
+/// Renames `from` over `to`, which may exist (a file, or a link, which is
+/// replaced itself, never followed). With `posix-rename@openssh.com` this is
+/// one `rename(2)`: a reader sees the old file or the new, never neither.
+/// Without it (SFTP v3 will not rename over an existing entry) what is at
+/// `to` is removed, then the rename retried, and the name is missing for a
+/// moment. A folder in the way is an error either way.
+pub(super) async fn rename_over(sftp: &SftpSession, from: &str, to: &str) -> Result<(), SyncError> {
+    let e = match super::sftp_ext::posix_rename(sftp, from, to).await {
+        Some(Ok(())) => return Ok(()),
+        Some(Err(e)) => {
+            // the server refused it: say why, a folder in the way in particular
+            if matches!(e, russh_sftp::client::error::Error::Status(_)) {
+                if lstat(sftp, to).await? == Found::Dir {
+                    return Err(in_the_way(to, e));
+                }
+                return Err(SyncError::remote(to, e));
+            }
+            // the second channel broke: the first may still work
+            tracing::debug!("atomic rename of {to} failed ({e}); removing, then renaming");
+            match sftp.rename(from.to_string(), to.to_string()).await {
+                Ok(()) => return Ok(()),
+                Err(e) => e,
+            }
+        }
+        None => match sftp.rename(from.to_string(), to.to_string()).await {
+            Ok(()) => return Ok(()),
+            Err(e) => e,
+        },
     };
     match lstat(sftp, to).await? {
-        Found::Dir => {
-            return Err(SyncError::remote(
-                to,
-                format!("a folder (made in the container?) is where this file goes ({e})"),
-            ))
-        }
+        Found::Dir => return Err(in_the_way(to, e)),
         Found::Other => {
             let _ = sftp.remove_file(to.to_string()).await;
         }
@@ -146,6 +164,13 @@ async fn rename_over(sftp: &SftpSession, from: &str, to: &str) -> Result<(), Syn
     sftp.rename(from.to_string(), to.to_string())
         .await
         .map_err(|e| SyncError::remote(to, e))
+}
+
+fn in_the_way(to: &str, e: impl std::fmt::Display) -> SyncError {
+    SyncError::remote(
+        to,
+        format!("a folder (made in the container?) is where this file goes ({e})"),
+    )
 }
 
 /// Replicas already swept by this process, per SFTP session.
