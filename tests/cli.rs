@@ -32,7 +32,15 @@ fn version_info_ps_images_match_direct() {
             "--filter",
             "label=berth-none",
         ],
-        &["images", "--format", "{{.Repository}}:{{.Tag}} {{.ID}}"],
+        // the test bed's own images: tags other tests add and remove
+        // meanwhile would make the two listings race
+        &[
+            "images",
+            "--filter",
+            "reference=berth-test/*",
+            "--format",
+            "{{.Repository}}:{{.Tag}} {{.ID}}",
+        ],
     ] {
         let via = ok(docker_at(&a.host, args));
         let want = ok(docker_at(&direct, args));
