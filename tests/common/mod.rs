@@ -411,12 +411,19 @@ impl PrivateSshd {
     /// a remote reboot would).
     pub fn kill(&mut self) {
         if let Some(mut c) = self.child.take() {
-            // the sessions are children of the listener: end them too
-            let _ = Command::new("pkill")
-                .args(["-KILL", "-P", &c.id().to_string()])
-                .status();
+            // the sessions are children of the listener: end them too, but
+            // after the listener, so that a client re-dialing as its session
+            // drops finds the port closed, not a dying sshd mid-handshake
+            let sessions = Command::new("pgrep")
+                .args(["-P", &c.id().to_string()])
+                .output()
+                .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+                .unwrap_or_default();
             let _ = c.kill();
             let _ = c.wait();
+            for pid in sessions.split_whitespace() {
+                let _ = Command::new("kill").args(["-KILL", pid]).status();
+            }
         }
     }
 
