@@ -89,7 +89,7 @@ fn what_a_container_wrote_survives_its_removal_and_the_next_container_sees_it() 
     );
     // retirement ran (the container is gone) and kept what the container wrote
     let t0 = Instant::now();
-    while !a.stderr().contains("kept the replica") {
+    while !a.stderr().contains(&format!("kept the replica {replica} ")) {
         assert!(
             t0.elapsed() < Duration::from_secs(15),
             "no word of keeping the replica; log:\n{}",
@@ -174,6 +174,10 @@ fn a_replica_holding_only_what_berth_sent_is_still_removed() {
         );
         std::thread::sleep(Duration::from_millis(100));
     }
-    assert!(!a.stderr().contains("kept the replica"), "{}", a.stderr());
+    assert!(
+        !a.stderr().contains(&format!("kept the replica {replica} ")),
+        "{}",
+        a.stderr()
+    );
     assert!(t.0.join("app.txt").exists(), "the local file is untouched");
 }

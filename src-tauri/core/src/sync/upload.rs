@@ -109,12 +109,16 @@ async fn put_file(
             return Err(SyncError::remote(remote, e));
         }
     };
+    // the writes above moved the mtime given at open: set it (and the mode)
+    // again, so the replica keeps the local mtimes its manifest records
+    if let Err(e) = sftp.set_metadata(target.clone(), attrs).await {
+        if how == Write::Replace {
+            let _ = sftp.remove_file(target.clone()).await;
+        }
+        return Err(SyncError::remote(&target, e));
+    }
     match how {
-        Write::Direct => {}
-        Write::InPlace => sftp
-            .set_metadata(target.clone(), attrs)
-            .await
-            .map_err(|e| SyncError::remote(&target, e))?,
+        Write::Direct | Write::InPlace => {}
         Write::Replace => {
             if let Err(e) = rename_over(sftp, &target, remote).await {
                 let _ = sftp.remove_file(target.clone()).await;
