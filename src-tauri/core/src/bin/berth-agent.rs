@@ -81,6 +81,12 @@ struct Args {
     /// Keep a replica on the remote when its last container is removed.
     #[arg(long)]
     keep_replicas: bool,
+    /// How bind mounts sync: `two-way` (changes made on the remote, by
+    /// containers, come back to the local folder; conflicts keep both
+    /// versions) or `one-way` (the replica mirrors the local folder; what a
+    /// container writes there is overwritten or removed).
+    #[arg(long, default_value = "two-way")]
+    sync_mode: berth_core::sync::reconcile::SyncMode,
     /// OpenSSH client config used to resolve Host aliases.
     #[arg(long, default_value = "~/.ssh/config")]
     ssh_config: String,
@@ -167,6 +173,7 @@ async fn run(args: Args, passphrase: Option<Zeroizing<String>>) -> anyhow::Resul
             ignores: args.sync_ignores.clone(),
             honour_gitignore: args.sync_gitignore,
             keep_replicas: args.keep_replicas,
+            mode: args.sync_mode,
         }),
     };
     let listeners = bind_all(&listen).await?;

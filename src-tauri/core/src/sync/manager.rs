@@ -58,6 +58,8 @@ pub struct SyncOptions {
     pub honour_gitignore: bool,
     /// Keep a replica on the remote when its last container is removed.
     pub keep_replicas: bool,
+    /// How mounts are synced unless a create says otherwise (two-way).
+    pub mode: super::reconcile::SyncMode,
 }
 
 /// One synced source and its state, for status and the watcher.

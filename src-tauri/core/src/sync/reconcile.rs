@@ -72,15 +72,41 @@ pub const CONFLICT_WINNER: Side = Side::Local;
 /// shortened to fit.
 const NAME_MAX: usize = 255;
 
-/// How a mount is synced.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// How a mount is synced (`one-way` / `two-way` in settings and flags).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum SyncMode {
     /// The replica mirrors the local tree: local wins, remote changes are
     /// overwritten or removed, nothing is written locally.
     OneWay,
     /// Changes flow both ways; deletions only of agreed entries; conflicts
-    /// keep both versions (Mutagen's `two-way-safe`, plus a winner).
+    /// keep both versions (Mutagen's `two-way-safe`, plus a winner). The
+    /// default: a bind mount on a local daemon is two-way.
+    #[default]
     TwoWay,
+}
+
+impl std::str::FromStr for SyncMode {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "one-way" => Ok(SyncMode::OneWay),
+            "two-way" => Ok(SyncMode::TwoWay),
+            other => Err(format!(
+                "unknown sync mode {other:?}; use one-way or two-way"
+            )),
+        }
+    }
+}
+
+impl std::fmt::Display for SyncMode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            SyncMode::OneWay => "one-way",
+            SyncMode::TwoWay => "two-way",
+        })
+    }
 }
 
 /// One end of a synced mount.
