@@ -18,7 +18,7 @@ if (!window.__TAURI__) {
   const listeners = new Map();
 
   const base = {
-    mounts_root: null, ignores: [], honour_gitignore: false, remote_only: [], forward_ports: true, sync: true,
+    mounts_root: null, ignores: [], honour_gitignore: false, remote_only: [], forward_ports: true, sync: true, sync_mode: "two-way",
     state: "disconnected", error: null, endpoint: null, docker_version: null, default_context: false,
   };
   const remotes = empty ? [] : [
@@ -30,7 +30,7 @@ if (!window.__TAURI__) {
       auth: { kind: "agent" }, docker: { kind: "tcp", addr: "127.0.0.1:2375" }, listen: "tcp://127.0.0.1:23751" },
     { ...base, name: "staging", host: "staging.example.com", port: 2222, user: "deploy",
       auth: { kind: "key-file", path: "~/.ssh/id_ed25519" }, docker: { kind: "auto" }, listen: "tcp://127.0.0.1:23752",
-      state: "error", error: "authentication failed for deploy@staging.example.com:2222 (tried ~/.ssh/id_ed25519): add its public key to ~/.ssh/authorized_keys on the remote" },
+      sync_mode: "one-way", state: "error", error: "authentication failed for deploy@staging.example.com:2222 (tried ~/.ssh/id_ed25519): add its public key to ~/.ssh/authorized_keys on the remote" },
   ];
   const trusted = new Set(["build-box.lan:22", "staging.example.com:2222"]);
   const settings = { start_at_login: false, default_context: empty ? null : "build-box", docker_host: q.get("docker_host") || null };
@@ -93,10 +93,11 @@ if (!window.__TAURI__) {
     if (!r) throw `no remote named "${name}": it may have been removed; reopen the window`;
     return r;
   };
-  const REMOTE_KEYS = ["name", "host", "port", "user", "auth", "docker", "listen", "mounts_root", "ignores", "honour_gitignore", "remote_only", "forward_ports", "sync"];
+  const REMOTE_KEYS = ["name", "host", "port", "user", "auth", "docker", "listen", "mounts_root", "ignores", "honour_gitignore", "remote_only", "forward_ports", "sync", "sync_mode"];
   const check = (r) => {
     for (const k of REMOTE_KEYS) if (!(k in r)) throw `remote "${r.name}": field ${k} is missing (UI bug)`;
     for (const k of Object.keys(r)) if (!REMOTE_KEYS.includes(k)) throw `unknown field \`${k}\` in remote (UI bug)`;
+    if (!["one-way", "two-way"].includes(r.sync_mode)) throw `remote "${r.name}": sync_mode must be one-way or two-way, not ${JSON.stringify(r.sync_mode)} (UI bug)`;
     if (!/^[A-Za-z0-9][A-Za-z0-9_.-]*$/.test(r.name)) throw `remote "${r.name}": name must start with a letter or digit and contain only letters, digits, '_', '.', '-'`;
     if (!/^(tcp:\/\/(127\.0\.0\.1|localhost|\[::1\]):[1-9]\d*|unix:\/\/\/.+)$/.test(r.listen)) throw `remote "${r.name}": listen must be tcp://127.0.0.1:PORT or unix:///PATH (loopback only: the Docker API is root on the remote)`;
   };
@@ -131,7 +132,7 @@ if (!window.__TAURI__) {
         { name: "pi", host: "raspberrypi.local", port: 2200, user: "pi" },
       ];
       return drafts.map((d, i) => ({ ...d, auth: i === 1 ? { kind: "key-file", path: "~/.ssh/gpu_ed25519" } : { kind: "agent" },
-        docker: { kind: "auto" }, listen: `tcp://127.0.0.1:${23760 + i}`, mounts_root: null, ignores: [], honour_gitignore: false, remote_only: [], forward_ports: true, sync: true }));
+        docker: { kind: "auto" }, listen: `tcp://127.0.0.1:${23760 + i}`, mounts_root: null, ignores: [], honour_gitignore: false, remote_only: [], forward_ports: true, sync: true, sync_mode: "two-way" }));
     },
     async connect({ name }) {
       const r = find(name);

@@ -1,8 +1,8 @@
 // remote-form.js — the add/edit remote dialog (#remote-dialog): name, host,
 // port, user, authentication (keychain key, key file, ssh-agent), the remote's
 // Docker endpoint (auto, unix socket, tcp for Docker Desktop on Windows), the
-// local endpoint, mounts root, ignore patterns. Save calls save_remote; "Test
-// connection" tests what the form holds without saving.
+// local endpoint, mounts root, ignore patterns, sync mode. Save calls
+// save_remote; "Test connection" tests what the form holds without saving.
 
 import * as api from "./api.js";
 import { h, openModal, setError, toast, busy } from "./dom.js";
@@ -51,6 +51,8 @@ export async function openRemoteForm(view, draft = null) {
   field("remote_only").value = (r.remote_only || []).join("\n");
   field("forward_ports").checked = r.forward_ports !== false;
   field("sync").checked = r.sync !== false;
+  // anything but one-way (a draft without the field) shows the default, two-way
+  field("sync_mode").value = r.sync_mode === "one-way" ? "one-way" : "two-way";
   document.getElementById("rf-advanced").open = false;
 
   await fillKeys(auth.kind === "keychain" ? auth.key : null);
@@ -115,6 +117,7 @@ function readForm() {
     remote_only: lines(field("remote_only").value),
     forward_ports: field("forward_ports").checked,
     sync: field("sync").checked,
+    sync_mode: field("sync_mode").value,
   };
 }
 

@@ -35,6 +35,6 @@ export function remoteByName(name) {
 
 /** The Remote part of a RemoteView (what save_remote and test_connection take). */
 export function toRemote(v) {
-  const { name, host, port, user, auth, docker, listen, mounts_root, ignores, honour_gitignore, remote_only, forward_ports, sync } = v;
-  return { name, host, port, user, auth, docker, listen, mounts_root, ignores, honour_gitignore, remote_only, forward_ports, sync };
+  const { name, host, port, user, auth, docker, listen, mounts_root, ignores, honour_gitignore, remote_only, forward_ports, sync, sync_mode } = v;
+  return { name, host, port, user, auth, docker, listen, mounts_root, ignores, honour_gitignore, remote_only, forward_ports, sync, sync_mode };
 }

@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{write_atomic, DesktopError};
 use crate::listen::{ListenAddr, DEFAULT_LISTEN};
+use crate::sync::reconcile::SyncMode;
 use crate::upstream::UpstreamSpec;
 
 /// The environment variable that overrides the config file's path.
@@ -77,6 +78,12 @@ pub struct Remote {
     /// gitignored files such as `.env` are synced, as a local mount shows them).
     #[serde(default)]
     pub honour_gitignore: bool,
+    /// How bind mounts are synced: `two-way` by default (what containers
+    /// write comes back, as with a local bind mount), or `one-way` (the
+    /// replica mirrors this machine; containers' writes are overwritten).
+    /// A file written before the setting existed loads as two-way.
+    #[serde(default)]
+    pub sync_mode: SyncMode,
     /// Remote path prefixes whose bind mounts are never synced.
     #[serde(default)]
     pub remote_only: Vec<String>,
@@ -153,9 +160,11 @@ impl Config {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Self::default()),
             Err(e) => return Err(DesktopError::io("read", path, e)),
         };
-        let cfg: Self = toml::from_str(&text).map_err(|e| DesktopError::ConfigParse {
-            path: path.to_path_buf(),
-            reason: e.message().replace('\n', " "),
+        let cfg: Self = toml::from_str(&text).map_err(|e| {
+            unknown_sync_mode(&text).unwrap_or_else(|| DesktopError::ConfigParse {
+                path: path.to_path_buf(),
+                reason: e.message().replace('\n', " "),
+            })
         })?;
         cfg.validate()?;
         Ok(cfg)
@@ -285,6 +294,7 @@ impl Remote {
             mounts_root: None,
             ignores: Vec::new(),
             honour_gitignore: false,
+            sync_mode: SyncMode::default(),
             remote_only: Vec::new(),
             forward_ports: true,
             sync: true,
@@ -374,6 +384,32 @@ impl DockerEndpoint {
             addr: default_docker_tcp(),
         }
     }
+}
+
+/// The first remote whose `sync_mode` is not a mode Berth knows, as the
+/// error naming that remote and the field. Only called once parsing failed:
+/// serde's message for an unknown value names neither, and a hand-edited
+/// file is where such a value comes from. A remote without a string name is
+/// left to serde's message, which points at the missing name.
+fn unknown_sync_mode(text: &str) -> Option<DesktopError> {
+    let doc: toml::Table = toml::from_str(text).ok()?;
+    let remotes = doc.get("remote")?.as_array()?;
+    remotes
+        .iter()
+        .filter_map(toml::Value::as_table)
+        .find_map(|r| {
+            let mode = r.get("sync_mode")?;
+            if mode.as_str().is_some_and(|m| m.parse::<SyncMode>().is_ok()) {
+                return None;
+            }
+            let name = r.get("name")?.as_str()?;
+            let reason = format!(
+                "must be {} or {}, not {mode}",
+                SyncMode::OneWay,
+                SyncMode::TwoWay
+            );
+            Some(invalid(name, "sync_mode", &reason))
+        })
 }
 
 fn invalid(remote: &str, field: &'static str, reason: &str) -> DesktopError {

@@ -21,6 +21,7 @@ fn full() -> Config {
     a.mounts_root = Some("/srv/berth".into());
     a.ignores = vec!["target/".into()];
     a.honour_gitignore = true;
+    a.sync_mode = SyncMode::OneWay;
     a.remote_only = vec!["/data".into()];
     let mut b = Remote::new("win.pc", "win", "me");
     b.auth = Auth::KeyFile {
@@ -95,6 +96,62 @@ fn gitignore_is_honoured_only_when_asked() {
             .unwrap();
     let sync = r.engine_plan().unwrap().sync.unwrap();
     assert!(sync.honour_gitignore);
+}
+
+/// Sync is two-way unless asked: a config written before the setting existed
+/// loads as two-way, one-way survives a save and a load and reaches the
+/// engine, and an unknown mode is refused with an error naming the remote and
+/// the field, on one line.
+#[test]
+fn sync_mode_is_two_way_unless_asked() {
+    let dir = tmp("sync-mode");
+    std::fs::create_dir_all(&dir).unwrap();
+    let p = dir.join("c.toml");
+    let old = "[[remote]]\nname = \"a\"\nhost = \"h\"\nuser = \"u\"\n";
+    std::fs::write(&p, old).unwrap();
+    let cfg = Config::load_from(&p).unwrap();
+    assert_eq!(cfg.remotes[0].sync_mode, SyncMode::TwoWay);
+    let sync = cfg.remotes[0].engine_plan().unwrap().sync.unwrap();
+    assert_eq!(sync.mode, SyncMode::TwoWay);
+
+    let mut cfg = Config::default();
+    let mut r = Remote::new("a", "h", "u");
+    r.sync_mode = SyncMode::OneWay;
+    cfg.add_remote(r).unwrap();
+    cfg.save_to(&p).unwrap();
+    let text = std::fs::read_to_string(&p).unwrap();
+    assert!(text.contains("sync_mode = \"one-way\""), "{text}");
+    let loaded = Config::load_from(&p).unwrap();
+    assert_eq!(loaded, cfg);
+    let sync = loaded.remotes[0].engine_plan().unwrap().sync.unwrap();
+    assert_eq!(sync.mode, SyncMode::OneWay);
+    let two: Remote =
+        toml::from_str("name = \"a\"\nhost = \"h\"\nuser = \"u\"\nsync_mode = \"two-way\"\n")
+            .unwrap();
+    assert_eq!(two.sync_mode, SyncMode::TwoWay);
+
+    // the second remote is the bad one, and an unquoted value is bad too
+    let good = "[[remote]]\nname = \"a\"\nhost = \"h\"\nuser = \"u\"\nsync_mode = \"one-way\"\n";
+    let bad = "[[remote]]\nname = \"b\"\nhost = \"h\"\nuser = \"u\"\nlisten = \"tcp://127.0.0.1:23751\"\n";
+    for value in ["\"both\"", "\"One-Way\"", "2"] {
+        std::fs::write(&p, format!("{good}{bad}sync_mode = {value}\n")).unwrap();
+        let e = Config::load_from(&p).unwrap_err();
+        match &e {
+            DesktopError::InvalidRemote { remote, field, .. } => {
+                assert_eq!((remote.as_str(), *field), ("b", "sync_mode"), "{e}")
+            }
+            other => panic!("{other}"),
+        }
+        assert_eq!(
+            e.to_string(),
+            format!("remote \"b\": sync_mode must be one-way or two-way, not {value}")
+        );
+    }
+    // any other shape error keeps the parse error
+    std::fs::write(&p, format!("{good}port = \"x\"\n")).unwrap();
+    let e = Config::load_from(&p).unwrap_err();
+    assert!(matches!(e, DesktopError::ConfigParse { .. }), "{e}");
+    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 /// The types have no field for key material, passwords or tokens: a config

@@ -49,6 +49,7 @@ impl Remote {
                 remote_only: self.remote_only.clone(),
                 ignores: self.ignores.clone(),
                 honour_gitignore: self.honour_gitignore,
+                mode: self.sync_mode,
                 ..SyncOptions::default()
             }),
         })
@@ -93,6 +94,7 @@ impl EnginePlan {
 mod tests {
     use super::*;
     use crate::desktop::config::DockerEndpoint;
+    use crate::sync::reconcile::SyncMode;
 
     #[test]
     fn converts_to_the_engine_config_without_secrets() {
@@ -118,6 +120,7 @@ mod tests {
         assert_eq!(sync.ignores, ["target/"]);
         assert_eq!(sync.remote_only, ["/data"]);
         assert!(!sync.honour_gitignore && !sync.keep_replicas);
+        assert_eq!(sync.mode, SyncMode::TwoWay);
         // the keychain key is not this module's to load
         assert!(matches!(a.file_auth(), Err(DesktopError::NeedsKeychain(_))));
         let agent = plan.into_agent_config(

@@ -252,6 +252,7 @@ mod tests {
         assert_eq!(j["auth"]["kind"], "agent");
         assert_eq!(j["state"], "error");
         assert_eq!(j["forward_ports"], true);
+        assert_eq!(j["sync_mode"], "two-way");
         let m = v.to_menu(None);
         assert_eq!(
             m.state,

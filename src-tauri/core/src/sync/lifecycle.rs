@@ -21,6 +21,7 @@ use tokio::sync::mpsc;
 
 use super::binds::{replica_path, LocalKind, SyncSource};
 use super::manager::{Replica, SyncManager, MOUNTS_LABEL};
+use super::reconcile::SyncMode;
 use super::remote_scan;
 use super::replica::{self, Write};
 use super::tree::{self, Manifest};
@@ -128,9 +129,20 @@ impl SyncManager {
     }
 
     /// Stops the replica's watcher and, unless kept, removes it remotely.
+    /// A two-way replica first has a last round, so what its containers
+    /// wrote is in the local folder before the replica goes.
     pub(super) async fn retire(&self, rep: &Replica) {
         if let Ok(mut w) = rep.watcher.lock() {
             w.take();
+        }
+        rep.stop.cancel();
+        if rep.mode == SyncMode::TwoWay {
+            if let Err(e) = self.sync_now(rep).await {
+                tracing::warn!(
+                    "the last sync of {} before removing its replica failed: {e}",
+                    rep.source.local.display()
+                );
+            }
         }
         if self.opts.keep_replicas {
             tracing::info!(
@@ -177,10 +189,13 @@ impl SyncManager {
         }
         .await;
         match result {
-            Ok(()) => tracing::info!(
-                "removed the replica of {} from the remote",
-                rep.source.local.display()
-            ),
+            Ok(()) => {
+                self.ancestors.forget(&rep.source.replica);
+                tracing::info!(
+                    "removed the replica of {} from the remote",
+                    rep.source.local.display()
+                )
+            }
             Err(e @ SyncError::Kept { .. }) => tracing::warn!("{e}"),
             Err(e) => tracing::warn!(
                 "could not remove the replica of {}: {e}",
@@ -268,6 +283,8 @@ pub struct SyncEvents {
 enum Work {
     Reconcile,
     Created(String, Vec<PathBuf>),
+    /// The container stopped or an exec in it ended: its writes are done.
+    Settled(String),
     Destroyed(String),
 }
 
@@ -300,6 +317,7 @@ impl SyncEvents {
                         }
                     }
                     Work::Created(id, paths) => manager.attach(&id, &paths).await,
+                    Work::Settled(id) => manager.nudge(&id).await,
                     Work::Destroyed(id) => manager.detach(&id).await,
                 }
             }
@@ -323,6 +341,8 @@ impl EventSink for SyncEvents {
                 .get(&event.id)
                 .filter(|r| !r.mounts.is_empty())
                 .map(|r| Work::Created(event.id.clone(), r.mounts)),
+            "die" | "stop" | "pause" => Some(Work::Settled(event.id.clone())),
+            a if a.starts_with("exec_die") => Some(Work::Settled(event.id.clone())),
             "destroy" => Some(Work::Destroyed(event.id.clone())),
             _ => None,
         };

@@ -11,9 +11,6 @@
 //! entry the reconcile saw), so an edit the user made since the scan is
 //! never overwritten. A conflict copy is moved aside without replacing
 //! anything (`RENAME_NOREPLACE`).
-//!
-//! Not wired into the sync manager yet: the two-way round that uses it is
-//! the next step of issue 15.
 
 use std::ffi::CString;
 use std::io::{self, Read, Write};
@@ -26,6 +23,8 @@ use super::untrusted::{safe_relative, temp_name};
 /// A synced local folder, held open: paths are resolved beneath it.
 pub struct LocalTree {
     root: OwnedFd,
+    /// The folder's path, for messages only (writes go through `root`).
+    path: std::path::PathBuf,
 }
 
 fn cstr(s: &str) -> io::Result<CString> {
@@ -46,10 +45,30 @@ fn owned(fd: libc::c_int) -> io::Result<OwnedFd> {
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
+/// Why a write was refused: the path no longer holds what the round saw.
+#[derive(Debug)]
+struct Unexpected(String);
+
+impl std::fmt::Display for Unexpected {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} changed since the scan; left as it is for the next round",
+            self.0
+        )
+    }
+}
+
+impl std::error::Error for Unexpected {}
+
 fn not_what_was_expected(rel: &str) -> io::Error {
-    io::Error::other(format!(
-        "{rel} changed since the scan; left as it is for the next round"
-    ))
+    io::Error::other(Unexpected(rel.to_string()))
+}
+
+/// Whether `err` says the path changed since the scan (the op is left for
+/// the next round, nothing was touched) rather than that writing failed.
+pub fn is_unexpected(err: &io::Error) -> bool {
+    err.get_ref().is_some_and(|e| e.is::<Unexpected>())
 }
 
 impl LocalTree {
@@ -66,7 +85,15 @@ impl LocalTree {
                 libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC,
             )
         };
-        Ok(Self { root: owned(fd)? })
+        Ok(Self {
+            root: owned(fd)?,
+            path: root.to_path_buf(),
+        })
+    }
+
+    /// The folder this tree writes beneath.
+    pub fn root_path(&self) -> &Path {
+        &self.path
     }
 
     /// The folder holding `rel` (opened without following any link) and

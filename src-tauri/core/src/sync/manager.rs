@@ -1,48 +1,35 @@
 //! Owns the replicas of one remote: plans the bind mounts of a create,
 //! brings each replica up to date before the container is created (a half
-//! uploaded replica is never used), and keeps it in sync from a file watcher.
-//! Containers sharing a source share one replica and one watcher.
+//! uploaded replica is never used), and keeps it in sync (`watch`, `round`).
+//! Containers sharing a source share one replica and one task.
 //!
-//! Every sync is a rescan of the local tree diffed against the manifest of
-//! the last completed sync, so bursts coalesce, order is always consistent,
-//! and a watcher that overflowed simply leads to the next full rescan.
+//! Every round rescans (the local tree; in two-way mode the replica too)
+//! and compares with the state of the last completed round, so bursts
+//! coalesce, order is always consistent, and a watcher that overflowed
+//! simply leads to the next full rescan.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use notify::RecursiveMode;
 use russh_sftp::client::SftpSession;
 use serde_json::{json, Value};
-use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use super::ancestor::AncestorStore;
 use super::binds::{plan_binds, BindOptions, LocalKind, SyncSource};
 use super::progress::Progress;
-use super::replica::{self, Applied};
-use super::tarball;
+use super::reconcile::SyncMode;
+use super::replica;
 use super::tree::{self, Manifest};
-use super::verify;
 use super::SyncError;
 use crate::ssh::channel_io::ExecReport;
 use crate::ssh::SshSession;
 use crate::upstream::Upstream;
 
-/// A sync of a tree this large frees far more than it keeps (two manifests,
-/// the operations, the serialized manifest): hand that back to the system.
-const TRIM_AFTER_ENTRIES: usize = 10_000;
-
-/// First and longest wait before a failed sync is tried again.
-const RETRY_FIRST: Duration = Duration::from_millis(200);
-const RETRY_MAX: Duration = Duration::from_secs(30);
-
 /// The container label listing the local sources a container uses.
 pub const MOUNTS_LABEL: &str = "dev.berth.mounts";
-
-/// How long the watcher waits for a burst of changes to settle.
-const DEBOUNCE: Duration = Duration::from_millis(30);
 
 /// What the user configured for sync.
 #[derive(Debug, Clone, Default)]
@@ -65,9 +52,17 @@ pub struct SyncOptions {
 /// One synced source and its state, for status and the watcher.
 pub(super) struct Replica {
     pub(super) source: SyncSource,
-    /// The tree as the replica holds it after the last completed sync.
+    /// How it syncs, fixed when it is made.
+    pub(super) mode: SyncMode,
+    /// One-way: the tree as the replica holds it after the last completed
+    /// sync. Two-way: the tree both sides last agreed on (the ancestor).
+    /// Held for a whole round, so rounds never overlap.
     pub(super) manifest: tokio::sync::Mutex<Manifest>,
-    state: Mutex<ReplicaState>,
+    pub(super) state: Mutex<ReplicaState>,
+    /// Asks its task for a round now (a container of it stopped).
+    pub(super) nudge: tokio::sync::Notify,
+    /// Ends its task (retired, or the manager shut down).
+    pub(super) stop: CancellationToken,
     /// Creates prepared with it whose answer has not come back yet.
     pub(super) preparing: AtomicUsize,
     /// Files and bytes of the sync under way, and changes waiting for the next.
@@ -88,15 +83,32 @@ pub(super) struct Replica {
     >,
 }
 
+/// What the status shows of a replica; written by its rounds.
 #[derive(Debug, Clone, Default)]
-struct ReplicaState {
-    phase: &'static str,
-    error: Option<String>,
-    files: u64,
-    bytes: u64,
-    last_sync_unix: u64,
-    syncs: u64,
-    uploaded_files: u64,
+pub(super) struct ReplicaState {
+    pub(super) phase: &'static str,
+    pub(super) error: Option<String>,
+    pub(super) files: u64,
+    pub(super) bytes: u64,
+    pub(super) last_sync_unix: u64,
+    pub(super) syncs: u64,
+    pub(super) uploaded_files: u64,
+    /// Files brought back from the replica (two-way).
+    pub(super) fetched_files: u64,
+    /// The newest conflicts, oldest first.
+    pub(super) conflicts: Vec<ConflictSeen>,
+}
+
+/// A conflict a round resolved by keeping both versions.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub(super) struct ConflictSeen {
+    /// Where both sides changed it; the winner's version is there.
+    pub(super) path: String,
+    /// Where the other version is, on both sides.
+    pub(super) kept_as: String,
+    /// `local` or `remote`: whose version stayed at `path`.
+    pub(super) winner: String,
+    pub(super) at_unix: u64,
 }
 
 pub struct SyncManager {
@@ -108,6 +120,8 @@ pub struct SyncManager {
     /// The containers this machine created: only their recorded sources
     /// are ever synced (a label on the remote is never enough).
     pub(super) owned: Arc<crate::owned::Owned>,
+    /// Two-way ancestors, kept on this machine.
+    pub(super) ancestors: AncestorStore,
     /// The SFTP session and the resolved mounts root, opened on first use.
     sftp: tokio::sync::Mutex<Option<(Arc<SftpSession>, String, ExecReport)>>,
     pub(super) replicas: tokio::sync::Mutex<HashMap<PathBuf, Arc<Replica>>>,
@@ -173,6 +187,7 @@ impl SyncManager {
             upstream,
             opts,
             owner: super::lifecycle::machine_id(),
+            ancestors: AncestorStore::beside(&owned),
             owned,
             sftp: Default::default(),
             replicas: Default::default(),
@@ -324,11 +339,19 @@ impl SyncManager {
         for_create: bool,
     ) -> Result<Arc<Replica>, SyncError> {
         let (sftp, _) = self.sftp().await?;
-        let known = replica::read_manifest(&sftp, &source.replica)
-            .await
-            .unwrap_or_default();
+        let mode = self.opts.mode;
+        let known = match mode {
+            SyncMode::OneWay => replica::read_manifest(&sftp, &source.replica)
+                .await
+                .unwrap_or_default(),
+            // never the replica's word: it would decide what counts as deleted
+            SyncMode::TwoWay => self.ancestors.load(&source.replica),
+        };
         let rep = Arc::new(Replica {
             source: source.clone(),
+            mode,
+            nudge: tokio::sync::Notify::new(),
+            stop: self.shutdown.child_token(),
             manifest: tokio::sync::Mutex::new(known),
             state: Mutex::new(ReplicaState {
                 phase: "initial sync",
@@ -357,126 +380,7 @@ impl SyncManager {
         }
     }
 
-    /// One rescan → diff → apply → record round.
-    async fn sync_now(&self, rep: &Replica) -> Result<Applied, SyncError> {
-        let mut manifest = rep.manifest.lock().await;
-        let src = &rep.source;
-        let (root, base) = match src.kind {
-            LocalKind::Dir => (src.local.clone(), src.local.clone()),
-            LocalKind::File => (
-                src.local.clone(),
-                src.local
-                    .parent()
-                    .map(Path::to_path_buf)
-                    .unwrap_or_default(),
-            ),
-        };
-        let rules = self.exclusions();
-        // the scan below sees every change reported until now
-        rep.progress.take_pending();
-        // a vanished root is refused before anything else looks at it
-        if !root.exists() {
-            let err = tree::safety_check(false, &Manifest::new(), &manifest)
-                .map_err(|e| tree::with_local(e, &root));
-            if let Err(e) = err {
-                self.record_error(rep, &e);
-                return Err(e);
-            }
-        }
-        let scan_root = root.clone();
-        let scan_rules = rules.clone();
-        let local = tokio::task::spawn_blocking(move || tree::scan(&scan_root, &scan_rules))
-            .await
-            .map_err(|e| SyncError::Unreadable {
-                path: root.clone(),
-                reason: e.to_string(),
-            })?;
-        let result = async {
-            let local = local?;
-            // an excluded path is neither uploaded nor deleted: what the
-            // replica holds there stays, unclaimed by its manifest
-            tree::forget_excluded(&mut manifest, &local, &root, &rules)?;
-            tree::safety_check(root.exists(), &local, &manifest)
-                .map_err(|e| tree::with_local(e, &root))?;
-            let first = manifest.is_empty();
-            let mut ops = tree::diff(&local, &manifest);
-            if !first {
-                ops = verify::drop_unchanged(&self.ssh, &base, &src.replica, ops, &manifest).await;
-            }
-            let (sftp, _) = self.sftp().await?;
-            rep.progress.begin(&ops);
-            if !first && !ops.is_empty() {
-                self.set_phase(rep, "syncing");
-            }
-            let how = match src.kind {
-                LocalKind::Dir => replica::Write::Replace,
-                LocalKind::File => replica::Write::InPlace,
-            };
-            let progress = &rep.progress;
-            let (applied, failed) = match src.kind {
-                // nothing uses a replica before its first sync completes
-                LocalKind::Dir if first => {
-                    tarball::apply_first(&self.ssh, &sftp, &base, &src.replica, &ops, progress)
-                        .await
-                }
-                _ => replica::apply(&sftp, &base, &src.replica, &ops, how, progress).await,
-            };
-            if let Some(e) = failed {
-                // keep exactly what took effect, so the retry redoes the rest
-                let partial = tree::after_ops(&manifest, &local, &ops, &applied.done);
-                let _ = replica::write_manifest(&sftp, &src.replica, &partial).await;
-                *manifest = partial;
-                return Err(e);
-            }
-            // also when only mtimes moved (verified unchanged): not re-checked next time
-            if !ops.is_empty() || local != *manifest {
-                replica::write_manifest(&sftp, &src.replica, &local).await?;
-            }
-            Ok::<_, SyncError>((applied, local))
-        }
-        .await;
-        let mut st = rep.state.lock().map(|s| s.clone()).unwrap_or_default();
-        let out = match result {
-            Ok((applied, local)) => {
-                st.phase = "watching";
-                st.error = None;
-                st.files = local
-                    .values()
-                    .filter(|e| matches!(e, tree::EntryKind::File { .. }))
-                    .count() as u64;
-                st.bytes = local
-                    .values()
-                    .map(|e| match e {
-                        tree::EntryKind::File { size, .. } => *size,
-                        _ => 0,
-                    })
-                    .sum();
-                st.syncs += 1;
-                st.uploaded_files += applied.files;
-                st.last_sync_unix = SystemTime::now()
-                    .duration_since(UNIX_EPOCH)
-                    .map(|d| d.as_secs())
-                    .unwrap_or(0);
-                let large = local.len() > TRIM_AFTER_ENTRIES;
-                *manifest = local;
-                if large {
-                    crate::mem::release_freed_memory();
-                }
-                Ok(applied)
-            }
-            Err(e) => {
-                st.phase = "error";
-                st.error = Some(e.to_string());
-                Err(e)
-            }
-        };
-        if let Ok(mut s) = rep.state.lock() {
-            *s = st;
-        }
-        out
-    }
-
-    fn set_phase(&self, rep: &Replica, phase: &'static str) {
+    pub(super) fn set_phase(&self, rep: &Replica, phase: &'static str) {
         if let Ok(mut st) = rep.state.lock() {
             st.phase = phase;
         }
@@ -489,114 +393,8 @@ impl SyncManager {
         }
     }
 
-    /// Watches the source; each settled burst of changes triggers one sync.
-    fn start_watching(self: &Arc<Self>, rep: &Arc<Replica>) {
-        let (tx, mut rx) = mpsc::unbounded_channel();
-        let (path, mode) = match rep.source.kind {
-            LocalKind::Dir => (rep.source.local.clone(), RecursiveMode::Recursive),
-            // editors replace a file by renaming over it: watch its directory
-            LocalKind::File => (
-                rep.source
-                    .local
-                    .parent()
-                    .map(Path::to_path_buf)
-                    .unwrap_or_default(),
-                RecursiveMode::NonRecursive,
-            ),
-        };
-        let pending = rep.progress.clone();
-        let debouncer = notify_debouncer_full::new_debouncer_opt::<
-            _,
-            notify::RecommendedWatcher,
-            notify_debouncer_full::NoCache,
-        >(
-            DEBOUNCE,
-            None,
-            move |res: notify_debouncer_full::DebounceEventResult| {
-                // our own scans and uploads open files: reads are not changes
-                let changed = match &res {
-                    Ok(events) => events
-                        .iter()
-                        .filter(|e| !matches!(e.kind, notify::EventKind::Access(_)))
-                        .map(|e| e.paths.len().max(1) as u64)
-                        .sum(),
-                    Err(_) => 1,
-                };
-                if changed > 0 {
-                    pending.add_pending(changed);
-                    let _ = tx.send(res);
-                }
-            },
-            // every batch leads to a rescan, so renames need no pairing: no file-id cache
-            notify_debouncer_full::NoCache,
-            notify::Config::default(),
-        );
-        let mut debouncer = match debouncer {
-            Ok(d) => d,
-            Err(e) => {
-                tracing::warn!(
-                    "cannot watch {}: {e}; changes will sync on the next create",
-                    path.display()
-                );
-                return;
-            }
-        };
-        if let Err(e) = debouncer.watch(&path, mode) {
-            tracing::warn!(
-                "cannot watch {}: {e} (inotify limits?); changes will sync on the next create",
-                path.display()
-            );
-            return;
-        }
-        if let Ok(mut w) = rep.watcher.lock() {
-            *w = Some(debouncer);
-        }
-        let me = Arc::downgrade(self);
-        let rep = rep.clone();
-        let stop = self.shutdown.clone();
-        let ssh = self.ssh.clone();
-        tokio::spawn(async move {
-            let mut warned = false;
-            // after a failed sync (a file deleted mid-scan, the remote briefly
-            // unreachable, a vanished root) try again without waiting for a change
-            let mut retry: Option<Duration> = None;
-            loop {
-                let batch = tokio::select! {
-                    _ = stop.cancelled() => break,
-                    _ = tokio::time::sleep(retry.unwrap_or_default()), if retry.is_some() => None,
-                    // changes made during an outage go out as soon as it ends
-                    _ = ssh.reconnected(), if retry.is_some() => None,
-                    b = rx.recv() => match b { Some(b) => Some(b), None => break },
-                };
-                if let Some(Err(errors)) = &batch {
-                    if !warned {
-                        tracing::warn!(
-                            "watching {} fell behind ({errors:?}); rescanning",
-                            rep.source.local.display()
-                        );
-                        warned = true;
-                    }
-                }
-                // coalesce whatever else arrived meanwhile
-                while rx.try_recv().is_ok() {}
-                let Some(me) = me.upgrade() else { break };
-                match me.sync_now(&rep).await {
-                    Ok(_) => retry = None,
-                    Err(e) => {
-                        let next = retry.map_or(RETRY_FIRST, |d| (d * 2).min(RETRY_MAX));
-                        tracing::warn!(
-                            "sync of {} failed: {e}; retrying in {next:?}",
-                            rep.source.local.display()
-                        );
-                        retry = Some(next);
-                    }
-                }
-            }
-        });
-    }
-
     /// What scans of every replica leave out (nothing unless configured).
-    fn exclusions(&self) -> tree::Exclusions {
+    pub(super) fn exclusions(&self) -> tree::Exclusions {
         tree::Exclusions {
             patterns: self.opts.ignores.clone(),
             gitignore: self.opts.honour_gitignore,
@@ -620,6 +418,9 @@ impl SyncManager {
                     json!({
                         "local": r.source.local.display().to_string(),
                         "remote": r.source.replica,
+                        "mode": r.mode,
+                        "fetched_files": st.fetched_files,
+                        "conflicts": st.conflicts,
                         "containers": containers,
                         "state": st.phase,
                         "progress": r.progress.to_json(),

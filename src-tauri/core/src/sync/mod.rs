@@ -4,7 +4,10 @@
 //! one way, local wins. `binds` and `tree` decide (pure); `replica` carries
 //! the operations out over SFTP; `manager` owns replicas and their watchers.
 
+pub mod ancestor;
 pub mod binds;
+#[cfg(target_os = "linux")]
+pub mod fetch;
 pub mod gc;
 pub mod lifecycle;
 pub mod local_file;
@@ -13,15 +16,20 @@ pub mod local_write;
 pub mod manager;
 pub mod progress;
 pub mod reconcile;
+pub mod remote_find;
 pub mod remote_path;
 pub mod remote_scan;
 pub mod replica;
+mod round;
 pub mod sftp_ext;
 pub mod tarball;
 pub mod tree;
+#[cfg(target_os = "linux")]
+pub mod two_way;
 pub mod untrusted;
 pub mod upload;
 pub mod verify;
+mod watch;
 
 pub use lifecycle::SyncEvents;
 pub use manager::SyncManager;
@@ -67,6 +75,17 @@ pub enum SyncError {
         replica: String,
         count: usize,
         sample: String,
+    },
+
+    /// Writing a change from the remote into the local folder failed.
+    #[error(
+        "cannot write {path} on this machine: {source}; check its permissions (the change \
+         from the remote waits in the replica until it can be written)"
+    )]
+    LocalWrite {
+        path: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
     },
 
     #[error("SSH session unavailable for sync: {0}")]

@@ -27,7 +27,7 @@ const LISTINGS_IN_FLIGHT: usize = 16;
 
 /// Names Berth itself leaves for a moment (uploads under way): never the
 /// container's data.
-const BERTH_TEMP_PREFIX: &str = ".berth-tmp-";
+pub(super) const BERTH_TEMP_PREFIX: &str = ".berth-tmp-";
 
 const S_IFMT: u32 = 0o170000;
 const S_IFDIR: u32 = 0o040000;
@@ -161,6 +161,39 @@ pub fn as_recorded(mut scanned: Manifest, recorded: &Manifest) -> Manifest {
     scanned
 }
 
+/// The replica's scan in the terms of the trees it is compared with: a
+/// file whose size and exec bit are those of the entry at its path in one of
+/// `known` (tried in order), and whose mtime is that entry's exactly or its
+/// whole second (SFTP sets and reports seconds only), is that entry. A
+/// container's write moves the mtime to a time with nanoseconds, so it
+/// still reads as a change.
+pub fn as_agreed(mut scanned: Manifest, known: &[&Manifest]) -> Manifest {
+    for (path, entry) in scanned.iter_mut() {
+        let EntryKind::File { size, mtime, exec } = &*entry else {
+            continue;
+        };
+        let found = known.iter().find_map(|m| match m.get(path) {
+            Some(
+                k @ EntryKind::File {
+                    size: ks,
+                    mtime: km,
+                    exec: kx,
+                },
+            ) if ks == size
+                && kx == exec
+                && (km == mtime || *mtime == km.div_euclid(1_000_000_000) * 1_000_000_000) =>
+            {
+                Some(k.clone())
+            }
+            _ => None,
+        });
+        if let Some(k) = found {
+            *entry = k;
+        }
+    }
+    scanned
+}
+
 /// What removing a replica would lose: the paths the replica holds (in the
 /// manifest's terms, see [`as_recorded`]) that differ from what Berth
 /// recorded sending there, i.e. written or changed by someone else. Entries
@@ -190,6 +223,31 @@ mod tests {
             .iter()
             .map(|(p, e)| (p.to_string(), e.clone()))
             .collect()
+    }
+
+    #[test]
+    fn a_file_reads_as_the_known_entry_it_matches_to_the_second() {
+        let ns = 1_700_000_000_123_456_789;
+        let secs = 1_700_000_000_000_000_000;
+        let ancestor = tree(&[("a", file(3, ns)), ("b", file(3, ns)), ("c", file(3, 7))]);
+        let local = tree(&[("c", file(3, ns)), ("d", file(4, ns))]);
+        let scanned = tree(&[
+            // uploaded by Berth: SFTP set whole seconds
+            ("a", file(3, secs)),
+            // a container wrote the same size in that second
+            ("b", file(3, secs + 5)),
+            // not the ancestor's, but what the local side holds now
+            ("c", file(3, secs)),
+            // another size
+            ("d", file(5, secs)),
+            ("e", EntryKind::Dir),
+        ]);
+        let got = as_agreed(scanned, &[&ancestor, &local]);
+        assert_eq!(got["a"], file(3, ns));
+        assert_eq!(got["b"], file(3, secs + 5));
+        assert_eq!(got["c"], file(3, ns));
+        assert_eq!(got["d"], file(5, secs));
+        assert_eq!(got["e"], EntryKind::Dir);
     }
 
     #[test]

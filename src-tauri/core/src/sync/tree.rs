@@ -160,6 +160,16 @@ pub fn scan(root: &Path, rules: &Exclusions) -> Result<Manifest, SyncError> {
         .hidden(false)
         .follow_links(false)
         .filter_entry(move |ent| {
+            // Berth's own temporary files (a download under way, or one cut
+            // short by a crash) are never part of the tree
+            if ent.depth() > 0
+                && ent
+                    .file_name()
+                    .to_str()
+                    .is_some_and(|n| n.starts_with(super::untrusted::TEMP_PREFIX))
+            {
+                return false;
+            }
             let is_dir = ent.file_type().is_some_and(|t| t.is_dir());
             let mut m = filter.lock().unwrap_or_else(|p| p.into_inner());
             !m.excluded_or_fail(ent.path(), is_dir, &|_| true)

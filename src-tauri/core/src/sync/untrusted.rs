@@ -116,9 +116,12 @@ pub async fn read_manifest(sftp: &SftpSession, replica_dir: &str) -> Option<Mani
     Some(parsed.into_iter().collect())
 }
 
+/// How every temporary name of Berth's starts; scans on either side skip it.
+pub const TEMP_PREFIX: &str = ".berth-tmp-";
+
 /// A name nobody can guess, for a temporary file beside `name`.
 pub fn temp_name(name: &str) -> String {
-    format!(".berth-tmp-{name}-{:016x}", rand::random::<u64>())
+    format!("{TEMP_PREFIX}{name}-{:016x}", rand::random::<u64>())
 }
 
 /// Records what the replica now holds (written last: a sync cut short

@@ -53,8 +53,13 @@ pub async fn put_matching(
             return Ok(None);
         }
     };
+    // the replica keeps the local mtime (whole seconds: all SFTP carries),
+    // so a later scan of it tells Berth's upload from a container's write
+    let secs = modified_nanos(&file)
+        .map(|ns| ns.div_euclid(1_000_000_000))
+        .and_then(|s| u32::try_from(s).ok());
     let src = tokio::fs::File::from_std(file).take(size);
-    put_file(sftp, src, remote, exec, how).await.map(Some)
+    put_file(sftp, src, remote, exec, secs, how).await.map(Some)
 }
 
 fn modified_nanos(f: &std::fs::File) -> Option<i64> {
@@ -68,6 +73,7 @@ async fn put_file(
     mut src: impl tokio::io::AsyncRead + Unpin,
     remote: &str,
     exec: bool,
+    mtime_secs: Option<u32>,
     how: Write,
 ) -> Result<u64, SyncError> {
     let (dir, name) = remote.rsplit_once('/').unwrap_or((".", remote));
@@ -109,8 +115,12 @@ async fn put_file(
             return Err(SyncError::remote(remote, e));
         }
     };
-    // the writes above moved the mtime given at open: set it (and the mode)
-    // again, so the replica keeps the local mtimes its manifest records
+    // after the data: the writes would move an mtime given at open
+    let attrs = FileAttributes {
+        atime: mtime_secs,
+        mtime: mtime_secs,
+        ..attrs
+    };
     if let Err(e) = sftp.set_metadata(target.clone(), attrs).await {
         if how == Write::Replace {
             let _ = sftp.remove_file(target.clone()).await;

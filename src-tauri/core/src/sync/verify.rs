@@ -107,14 +107,6 @@ pub fn sum_commands(replica_dir: &str, names: &[&str]) -> Vec<(String, Vec<usize
     commands
 }
 
-/// Size of the `k`th candidate's file.
-fn ops_size(ops: &[Op], picked: &[usize], k: usize) -> u64 {
-    match picked.get(k).and_then(|&i| ops.get(i)) {
-        Some(Op::Put { size, .. }) => *size,
-        _ => 0,
-    }
-}
-
 /// Removes from `ops` the `Put`s whose file the replica already holds with
 /// the same content. Any failure to compare keeps the `Put`.
 pub async fn drop_unchanged(
@@ -135,45 +127,7 @@ pub async fn drop_unchanged(
             _ => None,
         })
         .collect();
-    let names: Vec<String> = sized.iter().map(|(n, _)| n.clone()).collect();
-    let base = local_base.to_path_buf();
-    let local_sums = tokio::task::spawn_blocking(move || {
-        sized
-            .iter()
-            .map(|(rel, size)| sha256_file(&base, rel, *size))
-            .collect::<Vec<_>>()
-    });
-    let refs: Vec<&str> = names.iter().map(String::as_str).collect();
-    let mut remote_out = String::new();
-    for (cmd, chunk) in sum_commands(replica_dir, &refs) {
-        let asked: u64 = chunk.iter().map(|&k| refs[k].len() as u64 + SUM_LINE).sum();
-        let bytes: u64 = chunk.iter().map(|&k| ops_size(&ops, &picked, k)).sum();
-        // a hostile or stuck remote gets the output asked for, in a time
-        // proportional to what it hashes; past either, every file is sent
-        let limit = SUM_TIME_BASE + Duration::from_secs(bytes / SUM_RATE);
-        match ssh.open_exec(&cmd).await {
-            Ok(io) => match read_capped(io, asked * 2 + 4096, limit).await {
-                Ok(out) => remote_out.push_str(&String::from_utf8_lossy(&out)),
-                Err(e) => tracing::warn!(
-                    "cannot compare contents on the remote ({e}); sending those files"
-                ),
-            },
-            Err(e) => tracing::debug!("cannot compare contents on the remote: {e}"),
-        }
-    }
-    let Ok(local_sums) = local_sums.await else {
-        return ops;
-    };
-    let remote_sums = parse_sums(&remote_out);
-    let same: std::collections::HashSet<usize> = picked
-        .iter()
-        .zip(&names)
-        .zip(&local_sums)
-        .filter(|((_, name), local)| {
-            matches!((local, remote_sums.get(name.as_str())), (Some(l), Some(r)) if l == r)
-        })
-        .map(|((i, _), _)| *i)
-        .collect();
+    let same = same_content(ssh, local_base, replica_dir, sized).await;
     if !same.is_empty() {
         tracing::debug!(
             "{} of {} touched files are unchanged; not sending them",
@@ -182,9 +136,65 @@ pub async fn drop_unchanged(
         );
     }
     ops.into_iter()
-        .enumerate()
-        .filter(|(i, _)| !same.contains(i))
-        .map(|(_, op)| op)
+        .filter(|op| !op_put_path(op).is_some_and(|p| same.contains(p)))
+        .collect()
+}
+
+/// Which of `files` (path under both roots, and the size the scans saw) have
+/// the same content here under `local_base` and in the replica: hashed on
+/// both sides, the remote ones in as few commands as fit. A file that could
+/// not be hashed on either side, or whose name `sha256sum` would escape,
+/// is not among them.
+pub async fn same_content(
+    ssh: &SshSession,
+    local_base: &Path,
+    replica_dir: &str,
+    files: Vec<(String, u64)>,
+) -> std::collections::HashSet<String> {
+    let files: Vec<(String, u64)> = files
+        .into_iter()
+        .filter(|(p, _)| !p.contains(['\\', '\n', '\r']))
+        .collect();
+    if files.is_empty() {
+        return Default::default();
+    }
+    let base = local_base.to_path_buf();
+    let hashed = files.clone();
+    let local_sums = tokio::task::spawn_blocking(move || {
+        hashed
+            .iter()
+            .map(|(rel, size)| sha256_file(&base, rel, *size))
+            .collect::<Vec<_>>()
+    });
+    let refs: Vec<&str> = files.iter().map(|(p, _)| p.as_str()).collect();
+    let mut remote_out = String::new();
+    for (cmd, chunk) in sum_commands(replica_dir, &refs) {
+        let asked: u64 = chunk.iter().map(|&k| refs[k].len() as u64 + SUM_LINE).sum();
+        let bytes: u64 = chunk.iter().map(|&k| files[k].1).sum();
+        // a hostile or stuck remote gets the output asked for, in a time
+        // proportional to what it hashes; past either, nothing counts as same
+        let limit = SUM_TIME_BASE + Duration::from_secs(bytes / SUM_RATE);
+        match ssh.open_exec(&cmd).await {
+            Ok(io) => match read_capped(io, asked * 2 + 4096, limit).await {
+                Ok(out) => remote_out.push_str(&String::from_utf8_lossy(&out)),
+                Err(e) => tracing::warn!(
+                    "cannot compare contents on the remote ({e}); treating those files as changed"
+                ),
+            },
+            Err(e) => tracing::debug!("cannot compare contents on the remote: {e}"),
+        }
+    }
+    let Ok(local_sums) = local_sums.await else {
+        return Default::default();
+    };
+    let remote_sums = parse_sums(&remote_out);
+    files
+        .iter()
+        .zip(&local_sums)
+        .filter(|((name, _), local)| {
+            matches!((local, remote_sums.get(name.as_str())), (Some(l), Some(r)) if l == r)
+        })
+        .map(|((name, _), _)| name.clone())
         .collect()
 }
 

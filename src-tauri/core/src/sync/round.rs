@@ -1,0 +1,280 @@
+//! One sync round of a replica, in its mode: one-way (rescan the local
+//! tree, diff it against the manifest of what the replica holds, apply)
+//! or two-way (`two_way::round` against the ancestor kept on this machine).
+//! Either way the round holds the replica's manifest lock from scan to
+//! record, so rounds of one replica never overlap, and it leaves the
+//! replica's state (phase, error, counters, conflicts) for the status.
+
+use std::path::Path;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use super::binds::LocalKind;
+use super::manager::{ConflictSeen, Replica, ReplicaState, SyncManager};
+use super::reconcile::SyncMode;
+use super::replica;
+use super::tarball;
+use super::tree::{self, Manifest};
+use super::verify;
+use super::SyncError;
+
+/// A sync of a tree this large frees far more than it keeps (two manifests,
+/// the operations, the serialized manifest): hand that back to the system.
+const TRIM_AFTER_ENTRIES: usize = 10_000;
+
+/// Conflicts the status keeps per replica (the newest).
+const CONFLICTS_KEPT: usize = 50;
+
+/// What a completed round saw.
+#[derive(Debug, Clone, Copy, Default)]
+pub(super) struct RoundReport {
+    /// The replica brought changes back (two-way): look again soon.
+    pub(super) remote_changed: bool,
+    /// How long the round took, scans included.
+    pub(super) took: Duration,
+}
+
+fn now_unix() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+fn count(st: &mut ReplicaState, tree: &Manifest) {
+    st.files = tree
+        .values()
+        .filter(|e| matches!(e, tree::EntryKind::File { .. }))
+        .count() as u64;
+    st.bytes = tree
+        .values()
+        .map(|e| match e {
+            tree::EntryKind::File { size, .. } => *size,
+            _ => 0,
+        })
+        .sum();
+}
+
+impl SyncManager {
+    /// One round of `rep` in its mode.
+    pub(super) async fn sync_now(&self, rep: &Replica) -> Result<RoundReport, SyncError> {
+        let started = Instant::now();
+        let result = match rep.mode {
+            SyncMode::OneWay => self.one_way(rep).await.map(|()| RoundReport::default()),
+            #[cfg(target_os = "linux")]
+            SyncMode::TwoWay => self.two_way(rep).await,
+            #[cfg(not(target_os = "linux"))]
+            SyncMode::TwoWay => self.one_way(rep).await.map(|()| RoundReport::default()),
+        };
+        result.map(|r| RoundReport {
+            took: started.elapsed(),
+            ..r
+        })
+    }
+
+    /// Rescan → diff → apply → record.
+    async fn one_way(&self, rep: &Replica) -> Result<(), SyncError> {
+        let mut manifest = rep.manifest.lock().await;
+        let src = &rep.source;
+        let (root, base) = match src.kind {
+            LocalKind::Dir => (src.local.clone(), src.local.clone()),
+            LocalKind::File => (
+                src.local.clone(),
+                src.local
+                    .parent()
+                    .map(Path::to_path_buf)
+                    .unwrap_or_default(),
+            ),
+        };
+        let rules = self.exclusions();
+        // the scan below sees every change reported until now
+        rep.progress.take_pending();
+        // a vanished root is refused before anything else looks at it
+        if !root.exists() {
+            let err = tree::safety_check(false, &Manifest::new(), &manifest)
+                .map_err(|e| tree::with_local(e, &root));
+            if let Err(e) = err {
+                self.record_error(rep, &e);
+                return Err(e);
+            }
+        }
+        let scan_root = root.clone();
+        let scan_rules = rules.clone();
+        let local = tokio::task::spawn_blocking(move || tree::scan(&scan_root, &scan_rules))
+            .await
+            .map_err(|e| SyncError::Unreadable {
+                path: root.clone(),
+                reason: e.to_string(),
+            })?;
+        let result = async {
+            let local = local?;
+            // an excluded path is neither uploaded nor deleted: what the
+            // replica holds there stays, unclaimed by its manifest
+            tree::forget_excluded(&mut manifest, &local, &root, &rules)?;
+            tree::safety_check(root.exists(), &local, &manifest)
+                .map_err(|e| tree::with_local(e, &root))?;
+            let first = manifest.is_empty();
+            let mut ops = tree::diff(&local, &manifest);
+            if !first {
+                ops = verify::drop_unchanged(&self.ssh, &base, &src.replica, ops, &manifest).await;
+            }
+            let (sftp, _) = self.sftp().await?;
+            rep.progress.begin(&ops);
+            if !first && !ops.is_empty() {
+                self.set_phase(rep, "syncing");
+            }
+            let how = match src.kind {
+                LocalKind::Dir => replica::Write::Replace,
+                LocalKind::File => replica::Write::InPlace,
+            };
+            let progress = &rep.progress;
+            let (applied, failed) = match src.kind {
+                // nothing uses a replica before its first sync completes
+                LocalKind::Dir if first => {
+                    tarball::apply_first(&self.ssh, &sftp, &base, &src.replica, &ops, progress)
+                        .await
+                }
+                _ => replica::apply(&sftp, &base, &src.replica, &ops, how, progress).await,
+            };
+            if let Some(e) = failed {
+                // keep exactly what took effect, so the retry redoes the rest
+                let partial = tree::after_ops(&manifest, &local, &ops, &applied.done);
+                let _ = replica::write_manifest(&sftp, &src.replica, &partial).await;
+                *manifest = partial;
+                return Err(e);
+            }
+            // also when only mtimes moved (verified unchanged): not re-checked next time
+            if !ops.is_empty() || local != *manifest {
+                replica::write_manifest(&sftp, &src.replica, &local).await?;
+            }
+            Ok::<_, SyncError>((applied, local))
+        }
+        .await;
+        let mut st = rep.state.lock().map(|s| s.clone()).unwrap_or_default();
+        let out = match result {
+            Ok((applied, local)) => {
+                st.phase = "watching";
+                st.error = None;
+                count(&mut st, &local);
+                st.syncs += 1;
+                st.uploaded_files += applied.files;
+                st.last_sync_unix = now_unix();
+                let large = local.len() > TRIM_AFTER_ENTRIES;
+                *manifest = local;
+                if large {
+                    crate::mem::release_freed_memory();
+                }
+                Ok(())
+            }
+            Err(e) => {
+                st.phase = "error";
+                st.error = Some(e.to_string());
+                Err(e)
+            }
+        };
+        if let Ok(mut s) = rep.state.lock() {
+            *s = st;
+        }
+        out
+    }
+
+    /// Scan both sides → reconcile against the ancestor → apply both ways →
+    /// record the new ancestor here (and what the replica holds beside it).
+    #[cfg(target_os = "linux")]
+    async fn two_way(&self, rep: &Replica) -> Result<RoundReport, SyncError> {
+        let mut ancestor = rep.manifest.lock().await;
+        rep.progress.take_pending();
+        let src = &rep.source;
+        let result = async {
+            let (sftp, _) = self.sftp().await?;
+            let first = ancestor.is_empty();
+            let busy = || {
+                if !first {
+                    self.set_phase(rep, "syncing");
+                }
+            };
+            let rules = self.exclusions();
+            let ends = super::two_way::Ends {
+                ssh: &self.ssh,
+                sftp: &sftp,
+                local: &src.local,
+                kind: src.kind,
+                replica: &src.replica,
+                rules: &rules,
+                progress: &rep.progress,
+                busy: &busy,
+            };
+            let out = super::two_way::round(&ends, &ancestor).await?;
+            if out.agreed != *ancestor {
+                if let Err(e) = self.ancestors.save(&src.replica, &out.agreed) {
+                    // the round happened; the next one compares again from the old one
+                    tracing::warn!(
+                        "cannot record the sync state of {} on this machine: {e}",
+                        src.local.display()
+                    );
+                }
+                // for the replica's own checks (folder repair, the orphan
+                // sweep, a switch to one-way): what it holds now
+                let _ = replica::write_manifest(&sftp, &src.replica, &out.agreed).await;
+            }
+            Ok::<_, SyncError>(out)
+        }
+        .await;
+        let mut st = rep.state.lock().map(|s| s.clone()).unwrap_or_default();
+        let report = match result {
+            Ok(out) => {
+                for c in &out.conflicts {
+                    tracing::warn!(
+                        "conflict in {}: {} changed on both sides; this machine's version \
+                         stays, the remote's is kept as {}",
+                        src.local.display(),
+                        c.path,
+                        c.kept_as
+                    );
+                    st.conflicts.push(ConflictSeen {
+                        path: c.path.clone(),
+                        kept_as: c.kept_as.clone(),
+                        winner: c.winner.to_string(),
+                        at_unix: now_unix(),
+                    });
+                }
+                let over = st.conflicts.len().saturating_sub(CONFLICTS_KEPT);
+                st.conflicts.drain(..over);
+                st.uploaded_files += out.uploaded;
+                st.fetched_files += out.fetched;
+                st.syncs += 1;
+                st.last_sync_unix = now_unix();
+                count(&mut st, &out.agreed);
+                let large = out.agreed.len() > TRIM_AFTER_ENTRIES;
+                let remote_changed = out.remote_changed();
+                *ancestor = out.agreed;
+                if large {
+                    crate::mem::release_freed_memory();
+                }
+                match out.failed {
+                    Some(e) => {
+                        st.phase = "error";
+                        st.error = Some(e.to_string());
+                        Err(e)
+                    }
+                    None => {
+                        st.phase = "watching";
+                        st.error = None;
+                        Ok(RoundReport {
+                            remote_changed,
+                            ..RoundReport::default()
+                        })
+                    }
+                }
+            }
+            Err(e) => {
+                st.phase = "error";
+                st.error = Some(e.to_string());
+                Err(e)
+            }
+        };
+        if let Ok(mut s) = rep.state.lock() {
+            *s = st;
+        }
+        report
+    }
+}

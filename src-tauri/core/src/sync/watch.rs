@@ -1,0 +1,211 @@
+//! What starts a sync round of a replica: settled bursts of local changes
+//! (a file watcher), and, for two-way mounts, the remote side: a nudge when
+//! one of its containers stops or an exec in it ends ([`SyncManager::nudge`]),
+//! else a poll whose interval follows the cost of a scan ([`poll_interval`]).
+//! One task per replica runs its rounds one after another; it ends when the
+//! replica retires or the manager shuts down.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use notify::RecursiveMode;
+use tokio::sync::mpsc;
+
+use super::binds::LocalKind;
+use super::manager::{Replica, SyncManager};
+use super::reconcile::SyncMode;
+
+/// First and longest wait before a failed sync is tried again.
+const RETRY_FIRST: Duration = Duration::from_millis(200);
+const RETRY_MAX: Duration = Duration::from_secs(30);
+
+/// How long the watcher waits for a burst of changes to settle.
+const DEBOUNCE: Duration = Duration::from_millis(30);
+
+/// Bounds of the remote poll, and how many times the cost of a round it waits.
+const POLL_MIN: Duration = Duration::from_millis(1000);
+const POLL_MAX: Duration = Duration::from_secs(30);
+const POLL_COST_FACTOR: u32 = 10;
+/// The poll right after a round that brought changes back: a container
+/// that writes keeps writing, so follow it closely for a while.
+const POLL_ACTIVE: Duration = Duration::from_millis(250);
+/// Rounds the poll stays close after a remote change.
+pub(super) const ACTIVE_ROUNDS: u32 = 4;
+
+/// When to look at the replica again: `active` rounds after one that
+/// brought remote changes, soon; otherwise ten times what the last round
+/// took (a large tree is not rescanned back to back), between one second
+/// and thirty. Pure.
+pub fn poll_interval(last_round: Duration, active: u32) -> Duration {
+    if active > 0 {
+        return POLL_ACTIVE;
+    }
+    (last_round * POLL_COST_FACTOR).clamp(POLL_MIN, POLL_MAX)
+}
+
+impl SyncManager {
+    /// Runs a round of every two-way replica container `id` uses, now: it
+    /// stopped, or an exec in it ended, so what it wrote is complete.
+    pub(super) async fn nudge(&self, id: &str) {
+        let all = self.replicas.lock().await;
+        for rep in all.values() {
+            let uses = rep
+                .containers
+                .lock()
+                .map(|c| c.contains(id))
+                .unwrap_or(false);
+            if uses && rep.mode == SyncMode::TwoWay {
+                rep.nudge.notify_one();
+            }
+        }
+    }
+
+    /// Watches the source; each settled burst of changes, each nudge and
+    /// each poll (two-way) triggers one round.
+    pub(super) fn start_watching(self: &Arc<Self>, rep: &Arc<Replica>) {
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let (path, mode) = match rep.source.kind {
+            LocalKind::Dir => (rep.source.local.clone(), RecursiveMode::Recursive),
+            // editors replace a file by renaming over it: watch its directory
+            LocalKind::File => (
+                rep.source
+                    .local
+                    .parent()
+                    .map(Path::to_path_buf)
+                    .unwrap_or_default(),
+                RecursiveMode::NonRecursive,
+            ),
+        };
+        let pending = rep.progress.clone();
+        let debouncer = notify_debouncer_full::new_debouncer_opt::<
+            _,
+            notify::RecommendedWatcher,
+            notify_debouncer_full::NoCache,
+        >(
+            DEBOUNCE,
+            None,
+            move |res: notify_debouncer_full::DebounceEventResult| {
+                // our own scans and uploads open files: reads are not changes
+                let changed = match &res {
+                    Ok(events) => events
+                        .iter()
+                        .filter(|e| !matches!(e.kind, notify::EventKind::Access(_)))
+                        .map(|e| e.paths.len().max(1) as u64)
+                        .sum(),
+                    Err(_) => 1,
+                };
+                if changed > 0 {
+                    pending.add_pending(changed);
+                    let _ = tx.send(res);
+                }
+            },
+            // every batch leads to a rescan, so renames need no pairing: no file-id cache
+            notify_debouncer_full::NoCache,
+            notify::Config::default(),
+        );
+        let watching = match debouncer {
+            Ok(mut d) => match d.watch(&path, mode) {
+                Ok(()) => Some(d),
+                Err(e) => {
+                    tracing::warn!(
+                        "cannot watch {}: {e} (inotify limits?); local changes will sync on \
+                         the next create",
+                        path.display()
+                    );
+                    None
+                }
+            },
+            Err(e) => {
+                tracing::warn!(
+                    "cannot watch {}: {e}; local changes will sync on the next create",
+                    path.display()
+                );
+                None
+            }
+        };
+        let has_watcher = watching.is_some();
+        if let Ok(mut w) = rep.watcher.lock() {
+            *w = watching;
+        }
+        let two_way = rep.mode == SyncMode::TwoWay;
+        if !has_watcher && !two_way {
+            return;
+        }
+        let me = Arc::downgrade(self);
+        let rep = rep.clone();
+        let stop = rep.stop.clone();
+        let ssh = self.ssh.clone();
+        tokio::spawn(async move {
+            let mut warned = false;
+            // after a failed sync (a file deleted mid-scan, the remote briefly
+            // unreachable, a vanished root) try again without waiting for a change
+            let mut retry: Option<Duration> = None;
+            let mut last_round = Duration::ZERO;
+            let mut active = 0u32;
+            loop {
+                let poll = poll_interval(last_round, active);
+                let batch = tokio::select! {
+                    _ = stop.cancelled() => break,
+                    _ = tokio::time::sleep(retry.unwrap_or_default()), if retry.is_some() => None,
+                    // changes made during an outage go out as soon as it ends
+                    _ = ssh.reconnected(), if retry.is_some() => None,
+                    _ = rep.nudge.notified(), if two_way => None,
+                    _ = tokio::time::sleep(poll), if two_way && retry.is_none() => None,
+                    b = rx.recv(), if has_watcher => match b { Some(b) => Some(b), None => break },
+                };
+                if let Some(Err(errors)) = &batch {
+                    if !warned {
+                        tracing::warn!(
+                            "watching {} fell behind ({errors:?}); rescanning",
+                            rep.source.local.display()
+                        );
+                        warned = true;
+                    }
+                }
+                // coalesce whatever else arrived meanwhile
+                while rx.try_recv().is_ok() {}
+                let Some(me) = me.upgrade() else { break };
+                match me.sync_now(&rep).await {
+                    Ok(report) => {
+                        retry = None;
+                        last_round = report.took;
+                        active = match report.remote_changed {
+                            true => ACTIVE_ROUNDS,
+                            false => active.saturating_sub(1),
+                        };
+                    }
+                    Err(e) => {
+                        let next = retry.map_or(RETRY_FIRST, |d| (d * 2).min(RETRY_MAX));
+                        tracing::warn!(
+                            "sync of {} failed: {e}; retrying in {next:?}",
+                            rep.source.local.display()
+                        );
+                        retry = Some(next);
+                    }
+                }
+            }
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_poll_follows_the_cost_of_a_round_and_stays_close_after_changes() {
+        let ms = Duration::from_millis;
+        let table = [
+            (ms(5), 0, ms(1000)),
+            (ms(150), 0, ms(1500)),
+            (ms(800), 0, ms(8000)),
+            (ms(9000), 0, ms(30_000)),
+            (ms(9000), 1, ms(250)),
+            (ms(5), ACTIVE_ROUNDS, ms(250)),
+        ];
+        for (took, active, want) in table {
+            assert_eq!(poll_interval(took, active), want, "{took:?} {active}");
+        }
+    }
+}

@@ -1,0 +1,483 @@
+//! Two-way bind-mount sync (issue 15), against the real test bed: what a
+//! container writes comes back to the local folder; a path changed on both
+//! sides keeps both versions; a deletion never beats an edit; exclusions
+//! hold on the way back; an agent killed while bringing files back resumes
+//! and ends with identical trees.
+//!
+//! To change both sides "between two syncs", a test freezes the agent
+//! (SIGSTOP), edits the local folder and, straight through the daemon, the
+//! container, and lets the agent go on (SIGCONT).
+
+mod common;
+use common::*;
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// Every agent of this machine adopts this machine's replicas: take turns.
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn turn() -> std::sync::MutexGuard<'static, ()> {
+    ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+struct Tree(PathBuf);
+
+impl Tree {
+    fn new(prefix: &str) -> Self {
+        let p = std::env::temp_dir().join(unique(prefix));
+        std::fs::create_dir_all(p.join("data")).unwrap();
+        std::fs::write(p.join("app.txt"), "app\n").unwrap();
+        std::fs::write(p.join("data/state.db"), "row0\n").unwrap();
+        Tree(p)
+    }
+    fn bind(&self, at: &str) -> String {
+        format!("{}:{at}", self.0.display())
+    }
+    fn read(&self, rel: &str) -> Option<String> {
+        std::fs::read_to_string(self.0.join(rel)).ok()
+    }
+    fn write(&self, rel: &str, text: &str) {
+        let p = self.0.join(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, text).unwrap();
+    }
+    /// Names in `rel` (a folder), sorted.
+    fn names(&self, rel: &str) -> Vec<String> {
+        let mut v: Vec<String> = std::fs::read_dir(self.0.join(rel))
+            .map(|d| {
+                d.map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
+            .unwrap_or_default();
+        v.sort();
+        v
+    }
+}
+
+impl Drop for Tree {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn run_rm(host: &str, bind: &str, script: &str) -> String {
+    ok(docker_at(
+        host,
+        &[
+            "run",
+            "--rm",
+            "-v",
+            bind,
+            testbed().image(),
+            "sh",
+            "-c",
+            script,
+        ],
+    ))
+}
+
+fn sleeper(host: &str, name: &str, bind: &str) {
+    ok(docker_at(
+        host,
+        &[
+            "run",
+            "-d",
+            "--name",
+            name,
+            "-v",
+            bind,
+            testbed().image(),
+            "sleep",
+            "600",
+        ],
+    ));
+}
+
+/// Runs `script` in container `name` straight through the daemon.
+fn exec_direct(name: &str, script: &str) -> String {
+    ok(docker_at(
+        &testbed().direct_host(),
+        &["exec", name, "sh", "-c", script],
+    ))
+}
+
+/// Waits until `check` holds, or fails with `what` after `limit`; returns
+/// how long it took.
+fn until(limit: Duration, what: &str, mut check: impl FnMut() -> bool) -> Duration {
+    let t0 = Instant::now();
+    while !check() {
+        assert!(t0.elapsed() < limit, "{what} (waited {limit:?})");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    t0.elapsed()
+}
+
+fn mount_of(port: u16, local: &Path) -> Option<serde_json::Value> {
+    status(port)["mounts"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|m| m["local"] == local.display().to_string().as_str())
+        .cloned()
+}
+
+/// Waits until the mount has completed a round after `syncs` earlier ones.
+fn synced_past(port: u16, local: &Path, syncs: u64) {
+    until(Duration::from_secs(20), "no further sync round", || {
+        mount_of(port, local)
+            .is_some_and(|m| m["syncs"].as_u64().unwrap_or(0) > syncs && m["state"] == "watching")
+    });
+}
+
+fn syncs(port: u16, local: &Path) -> u64 {
+    mount_of(port, local)
+        .and_then(|m| m["syncs"].as_u64())
+        .unwrap_or(0)
+}
+
+fn signal(a: &AgentProc, sig: &str) {
+    let st = std::process::Command::new("kill")
+        .args([sig, &a.pid().to_string()])
+        .status()
+        .unwrap();
+    assert!(st.success());
+}
+
+#[test]
+fn what_a_container_writes_is_in_the_local_folder_and_the_next_container_sees_it() {
+    let _turn = turn();
+    let a = agent();
+    let t = Tree::new("tw-state");
+    let bind = t.bind("/app");
+    run_rm(&a.host, &bind, "echo row1 >> /app/data/state.db");
+    // the container is gone; its write comes back (say how soon)
+    let took = until(Duration::from_secs(5), "state.db never came back", || {
+        t.read("data/state.db").as_deref() == Some("row0\nrow1\n")
+    });
+    eprintln!("state.db local {took:?} after `docker run --rm` returned");
+    let seen = run_rm(&a.host, &bind, "cat /app/data/state.db");
+    assert_eq!(seen, "row0\nrow1\n");
+
+    // a new file, a folder, a mode and a link, as a local bind would leave them
+    run_rm(
+        &a.host,
+        &bind,
+        "echo x > /app/out.txt; mkdir -p /app/build/bin; printf '#!/bin/sh\\n' > /app/build/bin/run; \
+         chmod +x /app/build/bin/run; ln -s ../app.txt /app/build/link; ln -s /etc /app/build/etc",
+    );
+    let took = until(Duration::from_secs(5), "out.txt never came back", || {
+        t.read("out.txt").as_deref() == Some("x\n")
+    });
+    eprintln!("out.txt local {took:?} after `docker run --rm` returned");
+    until(
+        Duration::from_secs(5),
+        "the build folder never came back",
+        || t.0.join("build/etc").symlink_metadata().is_ok(),
+    );
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(t.0.join("build/bin/run"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o111, 0o111, "the exec bit came back");
+    assert_eq!(
+        std::fs::read_link(t.0.join("build/link")).unwrap(),
+        Path::new("../app.txt")
+    );
+    // a link to a folder of the remote host comes back as a link, never its content
+    assert_eq!(
+        std::fs::read_link(t.0.join("build/etc")).unwrap(),
+        Path::new("/etc")
+    );
+    assert!(t
+        .0
+        .join("build/etc")
+        .symlink_metadata()
+        .unwrap()
+        .is_symlink());
+    // and the replica is gone once the containers are: nothing was left on it
+    until(
+        Duration::from_secs(10),
+        "the replica was not removed",
+        || {
+            a.stderr().contains(&format!(
+                "removed the replica of {} from the remote",
+                t.0.display()
+            ))
+        },
+    );
+    assert!(!a.stderr().contains("kept the replica"), "{}", a.stderr());
+    // a deletion in a container travels too
+    run_rm(&a.host, &bind, "rm /app/out.txt; rm -r /app/build");
+    until(
+        Duration::from_secs(5),
+        "the deletion never came back",
+        || t.read("out.txt").is_none() && !t.0.join("build").exists(),
+    );
+    assert_eq!(t.read("app.txt").as_deref(), Some("app\n"));
+}
+
+#[test]
+fn a_running_container_s_writes_come_back_within_a_second() {
+    let _turn = turn();
+    let a = agent();
+    let t = Tree::new("tw-live");
+    let name = unique("tw-live");
+    sleeper(&a.host, &name, &t.bind("/app"));
+    let mut took = Vec::new();
+    for i in 0..7 {
+        exec_direct(&name, &format!("echo {i} > /app/live.txt"));
+        // no event for a write: the poll finds it
+        took.push(until(
+            Duration::from_secs(10),
+            "a write never came back",
+            || t.read("live.txt") == Some(format!("{i}\n")),
+        ));
+    }
+    took.sort();
+    eprintln!(
+        "remote write -> local: p50 {:?}, max {:?}",
+        took[3], took[6]
+    );
+    assert!(
+        took[3] <= Duration::from_millis(1500),
+        "remote -> local p50 {:?}",
+        took[3]
+    );
+    ok(docker_at(&a.host, &["rm", "-f", &name]));
+}
+
+#[test]
+fn a_path_changed_on_both_sides_keeps_both_versions_and_an_edit_beats_a_deletion() {
+    let _turn = turn();
+    let a = agent();
+    let t = Tree::new("tw-conflict");
+    t.write("notes.txt", "agreed\n");
+    t.write("keep.txt", "mine\n");
+    let name = unique("tw-conflict");
+    sleeper(&a.host, &name, &t.bind("/app"));
+    let before = syncs(a.port(), &t.0);
+    // both sides change between two rounds
+    signal(&a, "-STOP");
+    t.write("notes.txt", "local edit\n");
+    t.write("keep.txt", "mine, edited\n");
+    exec_direct(
+        &name,
+        "echo 'container edit' > /app/notes.txt; rm /app/keep.txt",
+    );
+    signal(&a, "-CONT");
+    synced_past(a.port(), &t.0, before);
+    let kept = until(Duration::from_secs(10), "no conflict copy", || {
+        t.names("")
+            .iter()
+            .any(|n| n.starts_with("notes.berth-conflict-remote-") && n.ends_with(".txt"))
+    });
+    eprintln!("conflict resolved {kept:?} after the agent went on");
+    let copy = t
+        .names("")
+        .into_iter()
+        .find(|n| n.starts_with("notes.berth-conflict-remote-"))
+        .unwrap();
+    // this machine's version stays, the container's is beside it, on both sides
+    assert_eq!(t.read("notes.txt").as_deref(), Some("local edit\n"));
+    assert_eq!(t.read(&copy).as_deref(), Some("container edit\n"));
+    let inside = |script: &str| exec_direct(&name, script);
+    until(
+        Duration::from_secs(10),
+        "the container never saw both",
+        || {
+            inside(&format!("cat /app/notes.txt /app/{copy} 2>&1"))
+                == "local edit\ncontainer edit\n"
+        },
+    );
+    // the deletion lost to the edit: restored in the container
+    assert_eq!(t.read("keep.txt").as_deref(), Some("mine, edited\n"));
+    until(Duration::from_secs(10), "keep.txt never came back", || {
+        inside("cat /app/keep.txt 2>&1") == "mine, edited\n"
+    });
+    // reported, in the status and in the log
+    let m = mount_of(a.port(), &t.0).unwrap();
+    let conflicts = m["conflicts"].as_array().cloned().unwrap_or_default();
+    assert!(
+        conflicts
+            .iter()
+            .any(|c| c["path"] == "notes.txt" && c["kept_as"] == copy.as_str()),
+        "status: {m}"
+    );
+    assert!(a.stderr().contains("conflict in "), "{}", a.stderr());
+    ok(docker_at(&a.host, &["rm", "-f", &name]));
+}
+
+#[test]
+fn exclusions_hold_on_the_way_back_and_an_excluded_path_is_never_deleted() {
+    let _turn = turn();
+    let a = agent();
+    let t = Tree::new("tw-excl");
+    t.write(".berthignore", "node_modules\n");
+    t.write("node_modules/local-only.js", "local\n");
+    t.write(".gitignore", ".env\n");
+    t.write(".env", "SECRET=1\n");
+    let name = unique("tw-excl");
+    sleeper(&a.host, &name, &t.bind("/app"));
+    // gitignored files are seen; the excluded folder is not sent
+    assert_eq!(exec_direct(&name, "cat /app/.env"), "SECRET=1\n");
+    assert_eq!(
+        exec_direct(&name, "ls /app/node_modules 2>&1 || true"),
+        "ls: /app/node_modules: No such file or directory\n"
+    );
+    // the container fills its own node_modules and writes a result
+    exec_direct(
+        &name,
+        "mkdir -p /app/node_modules/pkg && echo remote > /app/node_modules/pkg/i.js; echo done > /app/result.txt",
+    );
+    until(
+        Duration::from_secs(10),
+        "result.txt never came back",
+        || t.read("result.txt").as_deref() == Some("done\n"),
+    );
+    // neither side's excluded files moved or went
+    assert_eq!(t.names("node_modules"), vec!["local-only.js".to_string()]);
+    assert_eq!(
+        exec_direct(&name, "cat /app/node_modules/pkg/i.js"),
+        "remote\n"
+    );
+    let m = mount_of(a.port(), &t.0).unwrap();
+    assert!(
+        m["exclusions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e == ".berthignore"),
+        "{m}"
+    );
+    ok(docker_at(&a.host, &["rm", "-f", &name]));
+}
+
+#[test]
+fn compose_down_and_up_keeps_a_thousand_files_a_container_wrote() {
+    let _turn = turn();
+    let tb = testbed();
+    let a = agent();
+    let t = Tree::new("tw-compose");
+    t.write(
+        "docker-compose.yml",
+        &format!(
+            "version: '3'\nservices:\n  db:\n    image: {}\n    command: sh -c 'mkdir -p /data/rows; i=0; while [ $i -lt 1000 ]; do echo row$i > /data/rows/r$i; i=$((i+1)); done; echo ready > /data/ready; sleep 600'\n    volumes:\n      - ./data:/data\n",
+            tb.image()
+        ),
+    );
+    let project = unique("twc").replace('-', "");
+    let compose = |args: &[&str]| {
+        std::process::Command::new("docker-compose")
+            .arg("-p")
+            .arg(&project)
+            .args(args)
+            .current_dir(&t.0)
+            .env("DOCKER_HOST", &a.host)
+            .output()
+            .unwrap()
+    };
+    ok(compose(&["up", "-d"]));
+    until(
+        Duration::from_secs(60),
+        "the container never finished",
+        || ok(compose(&["exec", "-T", "db", "cat", "/data/ready"])) == "ready\n",
+    );
+    ok(compose(&["down"]));
+    // everything the container wrote is in the local folder
+    until(
+        Duration::from_secs(30),
+        "the rows never all came back",
+        || t.names("data/rows").len() == 1000,
+    );
+    assert_eq!(t.read("data/rows/r999").as_deref(), Some("row999\n"));
+    assert_eq!(t.read("data/state.db").as_deref(), Some("row0\n"));
+    // and the next `up` sees it (its command rewrites the same rows)
+    ok(compose(&["up", "-d"]));
+    let seen = ok(compose(&[
+        "exec",
+        "-T",
+        "db",
+        "sh",
+        "-c",
+        "ls /data/rows | wc -l; cat /data/state.db",
+    ]));
+    assert_eq!(
+        seen.split_whitespace().collect::<Vec<_>>(),
+        ["1000", "row0"]
+    );
+    ok(compose(&["down"]));
+}
+
+#[test]
+fn an_agent_killed_while_bringing_files_back_resumes_with_identical_trees() {
+    let _turn = turn();
+    let mut a = agent();
+    let t = Tree::new("tw-kill");
+    let name = unique("tw-kill");
+    sleeper(&a.host, &name, &t.bind("/app"));
+    let before = syncs(a.port(), &t.0);
+    // many files at once, a few large, so the round takes a while
+    signal(&a, "-STOP");
+    exec_direct(
+        &name,
+        "mkdir -p /app/gen; i=0; while [ $i -lt 1500 ]; do echo file$i > /app/gen/f$i; i=$((i+1)); done; \
+         i=0; while [ $i -lt 8 ]; do head -c 4000000 /dev/urandom > /app/gen/big$i; i=$((i+1)); done",
+    );
+    signal(&a, "-CONT");
+    // killed as soon as files start arriving
+    until(Duration::from_secs(20), "nothing came back", || {
+        t.names("gen").len() > 5
+    });
+    a.child.kill().unwrap();
+    a.child.wait().unwrap();
+    let partial = t.names("gen").len();
+    assert!(
+        partial < 1508,
+        "the round finished before the kill ({partial} files)"
+    );
+    let _ = before;
+    let b = agent();
+    let hashes = "cd /app && find . -type f | LC_ALL=C sort | while IFS= read -r f; do sha256sum \"$f\"; done";
+    let local_hashes = || {
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(hashes.replace("/app", &t.0.display().to_string()))
+            .output()
+            .unwrap();
+        String::from_utf8(out.stdout).unwrap()
+    };
+    until(
+        Duration::from_secs(60),
+        "the trees never became identical",
+        || local_hashes() == ok(docker_at(&b.host, &["exec", &name, "sh", "-c", hashes])),
+    );
+    let all = local_hashes();
+    assert_eq!(all.lines().filter(|l| l.contains("./gen/")).count(), 1508);
+    // nothing half-written, nothing temporary left in the user's folder
+    assert!(!all.contains(".berth-tmp-"), "{all}");
+    ok(docker_at(&b.host, &["rm", "-f", &name]));
+}
+
+#[test]
+fn one_way_mode_keeps_the_replica_a_mirror() {
+    let _turn = turn();
+    let tb = testbed();
+    let mut args = default_args(tb);
+    args.extend(["--sync-mode".to_string(), "one-way".to_string()]);
+    let a = start_agent(&args);
+    let t = Tree::new("tw-oneway");
+    let name = unique("tw-oneway");
+    sleeper(&a.host, &name, &t.bind("/app"));
+    exec_direct(&name, "echo container > /app/made.txt");
+    t.write("app.txt", "edited\n");
+    until(Duration::from_secs(10), "the edit never arrived", || {
+        exec_direct(&name, "cat /app/app.txt") == "edited\n"
+    });
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(t.read("made.txt"), None, "one-way wrote locally");
+    let m = mount_of(a.port(), &t.0).unwrap();
+    assert_eq!(m["mode"], "one-way");
+    ok(docker_at(&a.host, &["rm", "-f", &name]));
+}
