@@ -58,8 +58,9 @@ pub struct Forward {
 }
 
 /// A connected remote's forwards and bind-mount syncs. Each mount is the
-/// sync's status object: `local, remote, containers, state, error, files,
-/// bytes, last_sync_unix, pending_changes, progress, exclusions`.
+/// sync's status object cut to the fields the window reads: `local, remote,
+/// mode, containers, state, error, files, bytes, fetched_files,
+/// last_sync_unix, pending_changes, progress, exclusions, conflicts`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct Containers {
     pub forwards: Vec<Forward>,
@@ -88,18 +89,23 @@ impl SettingsView {
 }
 
 /// The fields of a mount the window reads, in the order `ui/API.md` lists them.
-const MOUNT_FIELDS: [&str; 11] = [
+/// Picked by name so that the window's contract is this list, not whatever
+/// the agent's status happens to carry; a field an older agent lacks is null.
+const MOUNT_FIELDS: [&str; 14] = [
     "local",
     "remote",
+    "mode",
     "containers",
     "state",
     "error",
     "files",
     "bytes",
+    "fetched_files",
     "last_sync_unix",
     "pending_changes",
     "progress",
     "exclusions",
+    "conflicts",
 ];
 
 /// Converts an agent status document (`forwards` per container, `mounts`)
@@ -209,10 +215,14 @@ mod tests {
                      "error": "address in use", "open_connections": 0}
                 ]
             }],
-            "mounts": [{"local": "/src", "remote": "/r/src", "containers": ["abc123"], "state": "watching",
-                        "error": null, "files": 3, "bytes": 30, "syncs": 1, "last_sync_unix": 5,
+            "mounts": [{"local": "/src", "remote": "/r/src", "mode": "two-way", "containers": ["abc123"],
+                        "state": "watching", "error": null, "files": 3, "bytes": 30, "syncs": 1,
+                        "uploaded_files": 3, "fetched_files": 2, "last_sync_unix": 5,
                         "pending_changes": 0, "progress": {"files_done": 3},
-                        "exclusions": [".berthignore"]}]
+                        "exclusions": [".berthignore"],
+                        "conflicts": [{"path": "notes.txt", "kept_as": "notes.berth-conflict-remote-1a2b3c4d.txt",
+                                       "winner": "local", "at_unix": 7}]},
+                       {"local": "/old", "remote": "/r/old", "state": "watching"}]
         });
         let c = containers_from_status(&status);
         assert_eq!(c.forwards.len(), 2);
@@ -232,7 +242,35 @@ mod tests {
         assert_eq!(m["state"], "watching");
         assert_eq!(m["progress"]["files_done"], 3);
         assert_eq!(m["exclusions"], json!([".berthignore"]));
+        assert_eq!(
+            (m["mode"].as_str(), m["fetched_files"].as_u64()),
+            (Some("two-way"), Some(2))
+        );
+        assert_eq!(
+            m["conflicts"],
+            json!([{"path": "notes.txt", "kept_as": "notes.berth-conflict-remote-1a2b3c4d.txt",
+                    "winner": "local", "at_unix": 7}]),
+            "conflicts reach the window whole"
+        );
         assert!(m.get("syncs").is_none(), "only the documented fields");
+        assert!(
+            m.get("uploaded_files").is_none(),
+            "only the documented fields"
+        );
+        let keys: Vec<&str> = m
+            .as_object()
+            .map(|o| o.keys().map(String::as_str).collect())
+            .unwrap_or_default();
+        assert_eq!(
+            keys.len(),
+            MOUNT_FIELDS.len(),
+            "every documented field, no other: {keys:?}"
+        );
+        // an older agent's mount: the new fields are there, as null
+        let old = &c.mounts[1];
+        for k in ["mode", "fetched_files", "conflicts"] {
+            assert_eq!(old.get(k), Some(&Value::Null), "{k}");
+        }
         // an agent without forwarding or sync
         assert_eq!(containers_from_status(&json!({})), Containers::default());
     }

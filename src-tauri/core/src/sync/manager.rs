@@ -122,6 +122,8 @@ pub struct SyncManager {
     pub(super) owned: Arc<crate::owned::Owned>,
     /// Two-way ancestors, kept on this machine.
     pub(super) ancestors: AncestorStore,
+    /// The remote shell the replica scans run in.
+    pub(super) shell: super::remote_shell::RemoteShell,
     /// The SFTP session and the resolved mounts root, opened on first use.
     sftp: tokio::sync::Mutex<Option<(Arc<SftpSession>, String, ExecReport)>>,
     pub(super) replicas: tokio::sync::Mutex<HashMap<PathBuf, Arc<Replica>>>,
@@ -188,6 +190,7 @@ impl SyncManager {
             opts,
             owner: super::lifecycle::machine_id(),
             ancestors: AncestorStore::beside(&owned),
+            shell: Default::default(),
             owned,
             sftp: Default::default(),
             replicas: Default::default(),

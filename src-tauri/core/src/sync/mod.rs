@@ -19,6 +19,7 @@ pub mod reconcile;
 pub mod remote_find;
 pub mod remote_path;
 pub mod remote_scan;
+pub mod remote_shell;
 pub mod replica;
 mod round;
 pub mod sftp_ext;

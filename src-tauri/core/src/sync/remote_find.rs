@@ -20,6 +20,7 @@ use russh_sftp::client::SftpSession;
 use tokio::io::{AsyncRead, AsyncReadExt};
 
 use super::remote_scan::{self, BERTH_TEMP_PREFIX, MAX_ENTRIES};
+use super::remote_shell::{Limits, RemoteShell, ShellError};
 use super::tree::{EntryKind, Manifest};
 use super::untrusted::{safe_relative, Bounded};
 use super::SyncError;
@@ -151,11 +152,40 @@ fn first_line(stderr: &str) -> Option<String> {
 /// it was listed. Anything else that stops a complete listing (a folder
 /// find cannot read, output cut short or malformed, too large, too slow) is
 /// `SyncError::Remote` with the reason.
-pub async fn scan(ssh: &SshSession, sftp: &SftpSession, root: &str) -> Result<Manifest, SyncError> {
+pub async fn scan(
+    ssh: &SshSession,
+    shell: &RemoteShell,
+    sftp: &SftpSession,
+    root: &str,
+) -> Result<Manifest, SyncError> {
     let root = match root.trim_end_matches('/') {
         "" => "/",
         r => r,
     };
+    // the long-lived shell first: no new channel, no fork of sshd per scan
+    let limits = Limits {
+        cap: OUTPUT_CAP,
+        idle: IDLE_LIMIT,
+        total: TOTAL_LIMIT,
+    };
+    match shell.run(ssh, &command(root), limits).await {
+        Ok(ran) => {
+            return match judge(Some(ran.status), !ran.stdout.is_empty(), &ran.stderr) {
+                Verdict::Parse => parse(&ran.stdout)
+                    .map_err(|e| plain(root, format!("reading it with find: {e}"))),
+                Verdict::Missing => Err(SyncError::remote(root, NO_SUCH_FOLDER)),
+                Verdict::Failed(line) => Err(unlisted(root, &line)),
+                Verdict::Fallback => {
+                    tracing::debug!("no usable GNU find on the remote; listing {root} over SFTP");
+                    walk(sftp, root).await
+                }
+            };
+        }
+        Err(ShellError::Unavailable(why)) => {
+            tracing::debug!("no long-lived shell on the remote ({why}); one exec per scan");
+        }
+        Err(e) => return Err(plain(root, format!("listing it with find: {e}"))),
+    }
     let mut io = match ssh.open_exec(&command(root)).await {
         Ok(io) => io,
         Err(e) => {

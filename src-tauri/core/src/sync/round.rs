@@ -195,6 +195,7 @@ impl SyncManager {
             let rules = self.exclusions();
             let ends = super::two_way::Ends {
                 ssh: &self.ssh,
+                shell: &self.shell,
                 sftp: &sftp,
                 local: &src.local,
                 kind: src.kind,

@@ -30,6 +30,8 @@ use crate::ssh::SshSession;
 /// The two ends of one synced mount.
 pub struct Ends<'a> {
     pub ssh: &'a SshSession,
+    /// The long-lived remote shell the replica's scans run in.
+    pub shell: &'a super::remote_shell::RemoteShell,
     pub sftp: &'a Arc<SftpSession>,
     /// The synced source: a folder, or a single file.
     pub local: &'a Path,
@@ -84,11 +86,13 @@ impl Outcome {
 /// before anything was applied (a scan failed, the round looked unsafe) is
 /// returned as such; nothing changed then.
 pub async fn round(ends: &Ends<'_>, ancestor: &Manifest) -> Result<Outcome, SyncError> {
+    let started = std::time::Instant::now();
     let (local, local_exists) = scan_local(ends).await?;
+    let local_took = started.elapsed();
     let (mut remote, remote_exists) = match lstat(ends.sftp, ends.replica).await? {
         Found::Missing => (Manifest::new(), false),
         Found::Dir => (
-            remote_find::scan(ends.ssh, ends.sftp, ends.replica).await?,
+            remote_find::scan(ends.ssh, ends.shell, ends.sftp, ends.replica).await?,
             true,
         ),
         Found::Other => {
@@ -99,6 +103,13 @@ pub async fn round(ends: &Ends<'_>, ancestor: &Manifest) -> Result<Outcome, Sync
             ))
         }
     };
+    let remote_took = started.elapsed() - local_took;
+    tracing::debug!(
+        replica = ends.replica,
+        ?local_took,
+        ?remote_took,
+        "two-way scans"
+    );
     // an excluded path is absent from all three: nothing is done to it anywhere
     let mut ancestor = ancestor.clone();
     if ends.kind == LocalKind::Dir {
