@@ -371,3 +371,53 @@ fn an_edited_manifest_naming_paths_outside_the_replica_is_never_obeyed() {
     }
     ok(docker_at(&b.host, &["rm", "-f", &name]));
 }
+
+#[test]
+fn two_way_a_container_swapping_a_folder_and_a_link_never_makes_berth_read_or_write_through_it() {
+    let _turn = turn();
+    let a = agent();
+    let t = Dir::new("swapback");
+    t.write("keep.txt", "keep\n");
+    // on the test bed the remote host is this machine: one folder stands for
+    // the host's and this machine's private files at once
+    let (o, _) = outside(&["x.txt"]);
+    let old = std::process::Command::new("touch")
+        .args(["-d", "1 hour ago"])
+        .arg(o.p("x.txt"))
+        .arg(o.p("authorized_keys"))
+        .status()
+        .unwrap();
+    assert!(old.success());
+    let before = snapshot(&o.0);
+    let name = unique("swapback");
+    sleeper(&a.host, &name, &format!("{}:/app", t.s()));
+    // the same size as the outside file: only a read through the link could tell
+    sh(
+        &a.host,
+        &name,
+        &format!(
+            "i=0; while [ $i -lt 400 ]; do rm -rf /app/d; mkdir /app/d; printf 'evil-%08d\\n' $i > /app/d/x.txt; \
+             rm -rf /app/d; ln -s {out} /app/d; i=$((i+1)); done; rm -f /app/d; mkdir /app/d; \
+             printf 'final-%07d\\n' 1 > /app/d/x.txt",
+            out = o.s()
+        ),
+    );
+    let t0 = Instant::now();
+    while std::fs::read_to_string(t.p("d/x.txt")).ok().as_deref() != Some("final-0000001\n") {
+        assert!(
+            t0.elapsed() < Duration::from_secs(20),
+            "the container's last state never came back: {:?}",
+            snapshot(&t.0)
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(std::fs::symlink_metadata(t.p("d")).unwrap().is_dir());
+    assert_eq!(snapshot(&o.0), before, "the outside folder was touched");
+    for (path, text) in snapshot(&t.0) {
+        assert!(
+            !text.contains("outside") && !text.contains("victim"),
+            "{path} holds a file read through a link: {text:?}"
+        );
+    }
+    ok(docker_at(&a.host, &["rm", "-f", &name]));
+}

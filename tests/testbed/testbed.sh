@@ -338,7 +338,7 @@ fwd_ping() {  # fwd_ping PORT TARGET: GET /_ping through `ssh -L sock:TARGET` (d
     -o StrictHostKeyChecking=yes -p "$1" -N -o ExitOnForwardFailure=yes -L "$sock:$2" root@127.0.0.1 2>/dev/null 9>&- & pid=$!
   for ((i = 0; i < 50; i++)); do [[ -S $sock ]] && break; sleep 0.1; done
   [[ -S $sock ]] && r=$(printf 'GET /_ping HTTP/1.0\r\n\r\n' | timeout 5 socat -t 5 - "UNIX-CONNECT:$sock" 2>/dev/null) || true
-  kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; rm -f "$sock"
+  kill -KILL "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; rm -f "$sock"
   grep -q '^OK' <<<"$r"
 }
 sanity() {

@@ -53,6 +53,8 @@ if (!window.__TAURI__) {
   ];
   const log = (line) => { const d = new Date(); logs.push(`${d.toTimeString().slice(0, 8)} ${line}`); if (logs.length > 500) logs.shift(); };
 
+  // a fixed time, so the conflict's "… ago" ages like a real one
+  const conflictAt = now() - 240;
   let firstSync = { files_done: 0, files_total: 5210, bytes_done: 0, bytes_total: 184_000_000 };
   const containersOf = (name) => {
     if (name !== "build-box") return { forwards: [], mounts: [] };
@@ -69,17 +71,18 @@ if (!window.__TAURI__) {
           state: "failed: localhost:5432 is in use on this machine: stop the local service or publish another port (-p 5433:5432)", connections: 0, bytes: 0 },
       ],
       mounts: [
-        { local: "/home/dev/app/src", remote: "~/.cache/berth/mounts/9f2c41/home/dev/app/src", containers: ["3f9a8c2d1b7e4f60a1b2c3d4"],
-          state: "watching", error: null, files: 1284, bytes: 14_200_000, last_sync_unix: now() - 12, pending_changes: 3,
+        { local: "/home/dev/app/src", remote: "~/.cache/berth/mounts/9f2c41/home/dev/app/src", mode: "two-way", containers: ["3f9a8c2d1b7e4f60a1b2c3d4"],
+          state: "watching", error: null, files: 1284, bytes: 14_200_000, fetched_files: 27, last_sync_unix: now() - 12, pending_changes: 3,
           exclusions: [".berthignore", "--sync-ignore node_modules"],
+          conflicts: [{ path: "notes.txt", kept_as: "notes.berth-conflict-remote-1a2b3c4d.txt", winner: "local", at_unix: conflictAt }],
           progress: { files_done: 1284, files_total: 1284, bytes_done: 14_200_000, bytes_total: 14_200_000 } },
-        { local: "/home/dev/app/data", remote: "~/.cache/berth/mounts/9f2c41/home/dev/app/data", containers: ["9b1e77aa02cd43e1f0e9d8c7"],
-          state: dataDone ? "watching" : "initial sync", error: null, files: firstSync.files_done, bytes: firstSync.bytes_done,
-          last_sync_unix: dataDone ? now() - 2 : null, pending_changes: 0, exclusions: [], progress: { ...firstSync } },
-        { local: "/home/dev/app/secrets", remote: "~/.cache/berth/mounts/9f2c41/home/dev/app/secrets", containers: ["3f9a8c2d1b7e4f60a1b2c3d4"],
+        { local: "/home/dev/app/data", remote: "~/.cache/berth/mounts/9f2c41/home/dev/app/data", mode: "one-way", containers: ["9b1e77aa02cd43e1f0e9d8c7"],
+          state: dataDone ? "watching" : "initial sync", error: null, files: firstSync.files_done, bytes: firstSync.bytes_done, fetched_files: 0,
+          last_sync_unix: dataDone ? now() - 2 : null, pending_changes: 0, exclusions: [], conflicts: [], progress: { ...firstSync } },
+        { local: "/home/dev/app/secrets", remote: "~/.cache/berth/mounts/9f2c41/home/dev/app/secrets", mode: "two-way", containers: ["3f9a8c2d1b7e4f60a1b2c3d4"],
           state: "error", error: "cannot read /home/dev/app/secrets/key.pem: permission denied: make it readable by you or add it to .berthignore",
-          exclusions: [".gitignore (honoured)"],
-          files: 3, bytes: 2048, last_sync_unix: now() - 300, pending_changes: 1, progress: { files_done: 3, files_total: 3, bytes_done: 2048, bytes_total: 2048 } },
+          exclusions: [".gitignore (honoured)"], conflicts: [],
+          files: 3, bytes: 2048, fetched_files: 0, last_sync_unix: now() - 300, pending_changes: 1, progress: { files_done: 3, files_total: 3, bytes_done: 2048, bytes_total: 2048 } },
       ],
     };
   };

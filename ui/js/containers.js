@@ -1,7 +1,8 @@
 // containers.js — the Containers screen: for the chosen remote, its running
 // containers' forwarded ports (local ↔ remote, state, open connections; a
 // listening port opens in the browser via open_url) and its synced bind mounts
-// (state, files, last sync, pending changes, progress of a first sync, errors).
+// (mode, state, files, files brought back, last sync, pending changes, progress
+// of a first sync, conflicts kept side by side, errors).
 // Re-read on berth://changed and every 3 s while the screen is visible.
 
 import * as api from "./api.js";
@@ -14,6 +15,9 @@ let visible = false;
 let timer = null;
 let loading = false;
 let again = false;
+// The mounts (by local path) whose conflict list the user opened: each refresh
+// rebuilds the cards, and a list that snapped shut every 3 s would be unreadable.
+const openConflicts = new Set();
 
 export function init() {
   $("containers-remote").addEventListener("change", (e) => { selected = e.currentTarget.value; refresh(); });
@@ -129,24 +133,67 @@ function forwardRow(f, first, span) {
 }
 
 const MOUNT_STATE = { "initial sync": "connecting", syncing: "connecting", watching: "connected", error: "error" };
+const MOUNT_MODE = {
+  "two-way": ["Two-way", "Changes flow both ways: what containers write on the remote comes back to this computer"],
+  "one-way": ["One-way", "The remote mirrors this computer: what containers write there is overwritten, nothing comes back"],
+};
 
 function mountCard(m, names) {
   const p = m.progress;
   const inFirst = m.state === "initial sync" && p && p.files_total > 0;
   const who = (m.containers || []).map((id) => names.get(id) || id.slice(0, 12)).join(", ");
-  return h("article", { class: "card mount", "data-testid": "mount", "data-local": m.local, "data-state": m.state },
+  const mode = MOUNT_MODE[m.mode];
+  // one-way never fetches: "0 brought back" there would only suggest it might
+  const fetched = m.mode === "two-way" || m.fetched_files > 0;
+  const conflicts = m.conflicts || [];
+  return h("article", {
+    class: "card mount", "data-testid": "mount", "data-local": m.local, "data-state": m.state,
+    "data-mode": m.mode || null, "data-conflicts": conflicts.length,
+  },
     h("div", { class: "card-head" },
       h("div", { class: "title wrap" }, h("code", { class: "path" }, m.local), h("span", { class: "muted" }, " → "), h("code", { class: "path" }, m.remote)),
-      h("span", { class: "badge", "data-state": MOUNT_STATE[m.state] || "disconnected" }, m.state)),
+      h("div", { class: "badges" },
+        mode ? h("span", { class: "badge", "data-testid": "mount-mode", title: mode[1] }, mode[0]) : null,
+        h("span", { class: "badge", "data-state": MOUNT_STATE[m.state] || "disconnected" }, m.state))),
     inFirst ? h("div", { class: "progress" },
       h("progress", { max: p.bytes_total || p.files_total, value: p.bytes_total ? p.bytes_done : p.files_done, "aria-label": "First sync" }),
       h("span", { class: "small" }, `${fmtCount(p.files_done, "file")} of ${p.files_total.toLocaleString("en-US")} · ${fmtBytes(p.bytes_done)} of ${fmtBytes(p.bytes_total)}`)) : null,
     h("p", { class: "detail small" },
-      fmtCount(m.files || 0, "file"), " · ", fmtBytes(m.bytes), " · last sync ", fmtAgo(m.last_sync_unix),
+      fmtCount(m.files || 0, "file"), " · ", fmtBytes(m.bytes),
+      fetched ? [" · ", h("span", { "data-testid": "fetched-files" }, fmtCount(m.fetched_files || 0, "file"), " brought back from the remote")] : null,
+      " · last sync ", fmtAgo(m.last_sync_unix),
       " · ", m.pending_changes ? h("strong", {}, fmtCount(m.pending_changes, "pending change")) : "no pending changes"),
     who ? h("p", { class: "detail small muted" }, "Used by ", who) : null,
     h("p", { class: "detail small muted", "data-testid": "exclusions" },
       (m.exclusions || []).length ? ["Excluded: ", ...m.exclusions.flatMap((x, i) => [i ? ", " : "", h("code", {}, x)])]
         : "Nothing excluded"),
+    conflicts.length ? conflictList(m.local, conflicts) : null,
     m.error ? h("p", { class: "error-line", role: "alert" }, m.error) : null);
+}
+
+// The status keeps the newest 50 conflicts; at that many, older ones may have
+// been dropped, so the count says it is the latest rather than the total.
+const CONFLICTS_KEPT = 50;
+
+function conflictList(local, conflicts) {
+  const n = conflicts.length;
+  const label = n >= CONFLICTS_KEPT ? `${n} latest conflicts` : fmtCount(n, "conflict");
+  return h("details", {
+    class: "conflicts", "data-testid": "conflicts", open: openConflicts.has(local),
+    ontoggle: (e) => { if (e.currentTarget.open) openConflicts.add(local); else openConflicts.delete(local); },
+  },
+    h("summary", { "data-focus-key": `conflicts/${local}` }, h("span", { "aria-hidden": "true" }, "⚠ "), label, ": both versions kept"),
+    h("p", { class: "small muted" },
+      "Each path keeps one version, the other is kept beside it, here and on the remote: compare them, then delete the one you don't need."),
+    // newest first: the status lists them newest last
+    h("ul", { class: "conflict-list small" }, [...conflicts].reverse().map(conflictItem)));
+}
+
+function conflictItem(c) {
+  // the winner's version is at the path; the other side's is kept_as
+  const other = c.winner === "remote" ? "this computer's version" : "the remote version";
+  const at = c.at_unix ? new Date(c.at_unix * 1000) : null;
+  return h("li", { "data-testid": "conflict", "data-path": c.path },
+    h("code", {}, c.path), ": both sides changed it; ", other, " is kept as ", h("code", {}, c.kept_as),
+    at ? [" ", h("time", { class: "muted", datetime: at.toISOString(), title: at.toLocaleString() }, `(${fmtAgo(c.at_unix)})`)] : null);
 }

@@ -200,7 +200,7 @@ async fn apply_ops(
     {
         mkdir_all(sftp, replica_dir).await?;
     }
-    super::upload::sweep_temp_files(sftp, replica_dir).await;
+    super::upload::sweep_temp_files(sftp, replica_dir, None).await;
     let handled: HashSet<String> = ops.iter().map(|op| op_path(op).to_string()).collect();
     let mut guard = Guard::new(sftp, replica_dir, local_base, handled);
     // ops come ordered: kind-change removals, mkdirs, puts/symlinks, removals;

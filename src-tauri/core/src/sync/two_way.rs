@@ -89,6 +89,9 @@ pub async fn round(ends: &Ends<'_>, ancestor: &Manifest) -> Result<Outcome, Sync
     let started = std::time::Instant::now();
     let (local, local_exists) = scan_local(ends).await?;
     let local_took = started.elapsed();
+    if local_exists && ends.kind == LocalKind::Dir {
+        sweep_local_temp_files(ends.local, &local);
+    }
     let (mut remote, remote_exists) = match lstat(ends.sftp, ends.replica).await? {
         Found::Missing => (Manifest::new(), false),
         Found::Dir => (
@@ -110,6 +113,10 @@ pub async fn round(ends: &Ends<'_>, ancestor: &Manifest) -> Result<Outcome, Sync
         ?remote_took,
         "two-way scans"
     );
+    // uploads a killed agent left half done, once per session
+    if remote_exists {
+        super::upload::sweep_temp_files(ends.sftp, ends.replica, Some(&remote)).await;
+    }
     // an excluded path is absent from all three: nothing is done to it anywhere
     let mut ancestor = ancestor.clone();
     if ends.kind == LocalKind::Dir {
@@ -208,6 +215,45 @@ async fn same_content_agrees(
         }
     }
     remote
+}
+
+/// Local folders swept of Berth's temporary files in this process.
+static SWEPT_LOCAL: std::sync::Mutex<Option<std::collections::HashSet<std::path::PathBuf>>> =
+    std::sync::Mutex::new(None);
+
+/// Removes the temporary files a killed agent left in the local folder (a
+/// download cut short), once per folder and process: they carry Berth's
+/// unguessable temporary names, so nothing of the user's is touched.
+fn sweep_local_temp_files(base: &Path, tree: &Manifest) {
+    let first = SWEPT_LOCAL
+        .lock()
+        .map(|mut s| {
+            s.get_or_insert_with(Default::default)
+                .insert(base.to_path_buf())
+        })
+        .unwrap_or(false);
+    if !first {
+        return;
+    }
+    let dirs = std::iter::once(base.to_path_buf()).chain(
+        tree.iter()
+            .filter(|(_, k)| **k == EntryKind::Dir)
+            .map(|(p, _)| base.join(p)),
+    );
+    for dir in dirs {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            let ours = e
+                .file_name()
+                .to_str()
+                .is_some_and(|n| n.starts_with(super::untrusted::TEMP_PREFIX));
+            if ours && e.file_type().is_ok_and(|t| t.is_file()) {
+                let _ = std::fs::remove_file(e.path());
+            }
+        }
+    }
 }
 
 async fn scan_local(ends: &Ends<'_>) -> Result<(Manifest, bool), SyncError> {

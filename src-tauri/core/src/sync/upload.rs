@@ -196,7 +196,11 @@ static SWEPT: std::sync::Mutex<Option<std::collections::HashSet<(usize, String)>
 /// upload reuses them). Only entries named like Berth's temporary files and
 /// absent from the manifest go; links among them go themselves, never what
 /// they point to. Best effort: a failure leaves them for the next session.
-pub async fn sweep_temp_files(sftp: &std::sync::Arc<SftpSession>, replica_dir: &str) {
+pub async fn sweep_temp_files(
+    sftp: &std::sync::Arc<SftpSession>,
+    replica_dir: &str,
+    scanned: Option<&super::tree::Manifest>,
+) {
     let key = (
         std::sync::Arc::as_ptr(sftp) as usize,
         replica_dir.to_string(),
@@ -209,9 +213,13 @@ pub async fn sweep_temp_files(sftp: &std::sync::Arc<SftpSession>, replica_dir: &
         return;
     }
     let root = replica_dir.trim_end_matches('/');
-    let stored = super::untrusted::read_manifest(sftp, root)
-        .await
-        .unwrap_or_default();
+    // the folders a scan just saw, else those the manifest records
+    let stored = match scanned {
+        Some(tree) => tree.clone(),
+        None => super::untrusted::read_manifest(sftp, root)
+            .await
+            .unwrap_or_default(),
+    };
     let dirs: Vec<String> = std::iter::once(root.to_string())
         .chain(
             stored
