@@ -97,8 +97,9 @@ fn main() -> ExitCode {
     let passphrase = take_passphrase();
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("BERTH_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+            tracing_subscriber::EnvFilter::try_from_env("BERTH_LOG").unwrap_or_else(|_| {
+                tracing_subscriber::EnvFilter::new("warn,berth_core::sync::progress=info")
+            }),
         )
         .with_writer(std::io::stderr)
         .init();

@@ -132,6 +132,8 @@ impl SyncManager {
     /// A two-way replica first has a last round, so what its containers
     /// wrote is in the local folder before the replica goes.
     pub(super) async fn retire(&self, rep: &Replica) {
+        let gate = self.gate(&rep.source.local);
+        let _retiring = gate.lock().await;
         if let Ok(mut w) = rep.watcher.lock() {
             w.take();
         }

@@ -124,6 +124,10 @@ pub struct SyncManager {
     pub(super) ancestors: AncestorStore,
     /// The remote shell the replica scans run in.
     pub(super) shell: super::remote_shell::RemoteShell,
+    /// Per local source: held while its replica is made or retired, so a
+    /// create right after the last container went waits for the removal
+    /// (and the last round before it) instead of racing it.
+    gates: Mutex<HashMap<PathBuf, Arc<tokio::sync::Mutex<()>>>>,
     /// The SFTP session and the resolved mounts root, opened on first use.
     sftp: tokio::sync::Mutex<Option<(Arc<SftpSession>, String, ExecReport)>>,
     pub(super) replicas: tokio::sync::Mutex<HashMap<PathBuf, Arc<Replica>>>,
@@ -191,6 +195,7 @@ impl SyncManager {
             owner: super::lifecycle::machine_id(),
             ancestors: AncestorStore::beside(&owned),
             shell: Default::default(),
+            gates: Default::default(),
             owned,
             sftp: Default::default(),
             replicas: Default::default(),
@@ -341,6 +346,22 @@ impl SyncManager {
         source: SyncSource,
         for_create: bool,
     ) -> Result<Arc<Replica>, SyncError> {
+        let gate = self.gate(&source.local);
+        let _made = gate.lock().await;
+        // another create made it while this one waited at the gate
+        let made = self.replicas.lock().await.get(&source.local).map(|rep| {
+            if for_create {
+                rep.preparing.fetch_add(1, Ordering::AcqRel);
+            }
+            rep.clone()
+        });
+        if let Some(rep) = made {
+            let synced = self.sync_now(&rep).await.map(drop);
+            if synced.is_err() && for_create {
+                rep.preparing.fetch_sub(1, Ordering::AcqRel);
+            }
+            return synced.map(|()| rep);
+        }
         let (sftp, _) = self.sftp().await?;
         let mode = self.opts.mode;
         let known = match mode {
@@ -375,6 +396,15 @@ impl SyncManager {
         }
         self.publish(&all);
         Ok(rep)
+    }
+
+    /// The gate of a local source (see `gates`).
+    pub(super) fn gate(&self, local: &Path) -> Arc<tokio::sync::Mutex<()>> {
+        match self.gates.lock() {
+            Ok(mut g) => g.entry(local.to_path_buf()).or_default().clone(),
+            // a poisoned map: an ungated replica is still correct in the common case
+            Err(_) => Arc::default(),
+        }
     }
 
     pub(super) fn publish(&self, all: &HashMap<PathBuf, Arc<Replica>>) {

@@ -59,6 +59,52 @@ impl Progress {
     }
 }
 
+/// How long a sync runs before its progress is told in the log, and how
+/// often after that.
+const TELL_AFTER: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// One progress line: files and bytes done of total, and the rate so far.
+pub fn line(what: &str, files: (u64, u64), bytes: (u64, u64), secs: f64) -> String {
+    let mb = |b: u64| b as f64 / 1e6;
+    let rate = if secs > 0.0 { mb(bytes.0) / secs } else { 0.0 };
+    format!(
+        "{what}: {}/{} files, {:.1}/{:.1} MB, {rate:.1} MB/s",
+        files.0,
+        files.1,
+        mb(bytes.0),
+        mb(bytes.1)
+    )
+}
+
+impl Progress {
+    /// Runs `work`; if it takes longer than a second, tells its progress in
+    /// the log (target `berth_core::sync::progress`, shown by `berth-agent`)
+    /// every second until it ends.
+    pub async fn told<T>(&self, what: &str, work: impl std::future::Future<Output = T>) -> T {
+        let started = std::time::Instant::now();
+        let mut tick =
+            tokio::time::interval_at(tokio::time::Instant::now() + TELL_AFTER, TELL_AFTER);
+        tokio::pin!(work);
+        loop {
+            tokio::select! {
+                out = &mut work => return out,
+                _ = tick.tick() => {
+                    let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
+                    tracing::info!(
+                        "{}",
+                        line(
+                            what,
+                            (load(&self.files_done), load(&self.files_total)),
+                            (load(&self.bytes_done), load(&self.bytes_total)),
+                            started.elapsed().as_secs_f64(),
+                        )
+                    );
+                }
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -84,6 +130,10 @@ mod tests {
         assert_eq!(
             p.to_json(),
             json!({"files_done": 1, "files_total": 2, "bytes_done": 10, "bytes_total": 15})
+        );
+        assert_eq!(
+            line("first sync of /src", (1, 2), (5_000_000, 10_000_000), 2.0),
+            "first sync of /src: 1/2 files, 5.0/10.0 MB, 2.5 MB/s"
         );
         p.add_pending(3);
         assert_eq!(p.take_pending(), 3);

@@ -127,14 +127,26 @@ impl SyncManager {
                 LocalKind::File => replica::Write::InPlace,
             };
             let progress = &rep.progress;
-            let (applied, failed) = match src.kind {
-                // nothing uses a replica before its first sync completes
-                LocalKind::Dir if first => {
-                    tarball::apply_first(&self.ssh, &sftp, &base, &src.replica, &ops, progress)
-                        .await
-                }
-                _ => replica::apply(&sftp, &base, &src.replica, &ops, how, progress).await,
-            };
+            let what = format!("syncing {}", src.local.display());
+            let (applied, failed) = progress
+                .told(&what, async {
+                    match src.kind {
+                        // nothing uses a replica before its first sync completes
+                        LocalKind::Dir if first => {
+                            tarball::apply_first(
+                                &self.ssh,
+                                &sftp,
+                                &base,
+                                &src.replica,
+                                &ops,
+                                progress,
+                            )
+                            .await
+                        }
+                        _ => replica::apply(&sftp, &base, &src.replica, &ops, how, progress).await,
+                    }
+                })
+                .await;
             if let Some(e) = failed {
                 // keep exactly what took effect, so the retry redoes the rest
                 let partial = tree::after_ops(&manifest, &local, &ops, &applied.done);

@@ -148,7 +148,11 @@ pub async fn round(ends: &Ends<'_>, ancestor: &Manifest) -> Result<Outcome, Sync
         "two-way round"
     );
     (ends.busy)();
-    let done = apply(ends, &plan, remote.is_empty(), &mut out).await;
+    let what = format!("syncing {}", ends.local.display());
+    let done = ends
+        .progress
+        .told(&what, apply(ends, &plan, remote.is_empty(), &mut out))
+        .await;
     out.agreed = reconcile::next_ancestor(&ancestor, &plan, &done);
     out.local = local;
     Ok(out)
