@@ -1,20 +1,15 @@
-//! Nothing a container wrote into a synced mount is lost when its last
-//! container goes (issue 15): the replica holding it is kept, not deleted,
-//! and the next container using the same folder sees it; a replica holding
-//! only what Berth sent is still removed. Against the real test bed.
+//! One-way mode (`--sync-mode one-way`): nothing a container wrote into a
+//! synced mount is lost when its last container goes (issue 15): the
+//! replica holding it is kept, not deleted, and the next container using
+//! the same folder sees it; a replica holding only what Berth sent is still
+//! removed. (Two-way mode brings those writes back instead:
+//! tests/sync_two_way.rs.) Against the real test bed.
 
 mod common;
 use common::*;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
-
-/// Every agent of this machine adopts this machine's replicas: take turns.
-static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
-fn turn() -> std::sync::MutexGuard<'static, ()> {
-    ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner())
-}
 
 struct Tree(PathBuf);
 
@@ -49,19 +44,11 @@ fn replica_of(port: u16, local: &Path) -> String {
         .expect("the mount is in the status")
 }
 
-fn run_rm(host: &str, bind: &str, script: &str) -> String {
-    let tb = testbed();
-    ok(docker_at(
-        host,
-        &["run", "--rm", "-v", bind, tb.image(), "sh", "-c", script],
-    ))
-}
-
 #[test]
 fn what_a_container_wrote_survives_its_removal_and_the_next_container_sees_it() {
     let _turn = turn();
     let _tb = testbed();
-    let a = agent();
+    let a = agent_one_way();
     let t = Tree::new("keepdata");
     let name = unique("keepdata");
     // a long-lived user first, to learn where the replica is
@@ -120,7 +107,7 @@ fn what_a_container_wrote_survives_its_removal_and_the_next_container_sees_it() 
         .status()
         .unwrap();
     assert!(backdate.success());
-    let b = agent();
+    let b = agent_one_way();
     std::thread::sleep(Duration::from_secs(3));
     assert!(
         Path::new(&format!("{replica}/out/new.txt")).exists(),
@@ -135,7 +122,7 @@ fn what_a_container_wrote_survives_its_removal_and_the_next_container_sees_it() 
 fn a_replica_holding_only_what_berth_sent_is_still_removed() {
     let _turn = turn();
     let _tb = testbed();
-    let a = agent();
+    let a = agent_one_way();
     let t = Tree::new("cleanret");
     let name = unique("cleanret");
     ok(docker_at(

@@ -14,13 +14,6 @@ use common::*;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-/// Every agent of this machine adopts this machine's replicas: take turns.
-static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
-fn turn() -> std::sync::MutexGuard<'static, ()> {
-    ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner())
-}
-
 struct Tree(PathBuf);
 
 impl Tree {
@@ -59,39 +52,6 @@ impl Drop for Tree {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.0);
     }
-}
-
-fn run_rm(host: &str, bind: &str, script: &str) -> String {
-    ok(docker_at(
-        host,
-        &[
-            "run",
-            "--rm",
-            "-v",
-            bind,
-            testbed().image(),
-            "sh",
-            "-c",
-            script,
-        ],
-    ))
-}
-
-fn sleeper(host: &str, name: &str, bind: &str) {
-    ok(docker_at(
-        host,
-        &[
-            "run",
-            "-d",
-            "--name",
-            name,
-            "-v",
-            bind,
-            testbed().image(),
-            "sleep",
-            "600",
-        ],
-    ));
 }
 
 /// Runs `script` in container `name` straight through the daemon.

@@ -468,3 +468,53 @@ pub fn http_get(addr: &str, path: &str) -> Result<String, String> {
         _ => Err(format!("unexpected answer: {out:?}")),
     }
 }
+
+/// Every agent of this machine adopts this machine's replicas (and ports):
+/// tests of one binary that start agents take turns.
+pub fn turn() -> std::sync::MutexGuard<'static, ()> {
+    static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// `docker run -d --name NAME -v BIND IMAGE sleep 600` through `host`.
+pub fn sleeper(host: &str, name: &str, bind: &str) {
+    ok(docker_at(
+        host,
+        &[
+            "run",
+            "-d",
+            "--name",
+            name,
+            "-v",
+            bind,
+            testbed().image(),
+            "sleep",
+            "600",
+        ],
+    ));
+}
+
+/// `docker run --rm -v BIND IMAGE sh -c SCRIPT` through `host`; its output.
+pub fn run_rm(host: &str, bind: &str, script: &str) -> String {
+    ok(docker_at(
+        host,
+        &[
+            "run",
+            "--rm",
+            "-v",
+            bind,
+            testbed().image(),
+            "sh",
+            "-c",
+            script,
+        ],
+    ))
+}
+
+/// An agent syncing bind mounts one way (the replica mirrors the local
+/// folder), for tests of that mode.
+pub fn agent_one_way() -> AgentProc {
+    let mut args = default_args(testbed());
+    args.extend(["--sync-mode".to_string(), "one-way".to_string()]);
+    start_agent(&args)
+}

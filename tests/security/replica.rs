@@ -86,23 +86,6 @@ fn replica_of(port: u16, local: &str) -> PathBuf {
     PathBuf::from(entry["remote"].as_str().unwrap())
 }
 
-fn sleeper(host: &str, name: &str, bind: &str) {
-    ok(docker_at(
-        host,
-        &[
-            "run",
-            "-d",
-            "--name",
-            name,
-            "-v",
-            bind,
-            testbed().image(),
-            "sleep",
-            "600",
-        ],
-    ));
-}
-
 fn sh(host: &str, name: &str, script: &str) -> String {
     ok(docker_at(host, &["exec", name, "sh", "-c", script]))
 }
@@ -137,7 +120,8 @@ fn outside(names: &[&str]) -> (Dir, BTreeMap<String, String>) {
 #[test]
 fn a_folder_swapped_for_a_link_in_the_container_is_restored_and_never_written_through() {
     let _turn = turn();
-    let a = agent();
+    // one way: the replica must end as the local tree (two-way: below)
+    let a = agent_one_way();
     let t = Dir::new("planted");
     t.write("top.txt", "top\n");
     t.write("sub/a.txt", "a1\n");
@@ -180,7 +164,8 @@ fn a_folder_swapped_for_a_link_in_the_container_is_restored_and_never_written_th
 #[test]
 fn links_planted_at_a_file_and_at_a_deeper_folder_are_replaced_not_followed() {
     let _turn = turn();
-    let a = agent();
+    // one way: the replica must end as the local tree (two-way: below)
+    let a = agent_one_way();
     let t = Dir::new("planted-deep");
     t.write("f.txt", "f1\n");
     t.write("g.txt", "g1\n");
