@@ -119,7 +119,7 @@ def try_connect(host, port, timeout=1.0):
 def berth_status():
     host, port = BERTH_TCP
     with socket.create_connection((host, port), timeout=10) as s:
-        s.sendall(b"GET /berth/v1/status HTTP/1.1\r\nHost: berth\r\nConnection: close\r\n\r\n")
+        s.sendall(b"GET /berth/v1/status HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
         data = b""
         while chunk := s.recv(65536):
             data += chunk
