@@ -11,11 +11,19 @@
 //! replica's name, written atomically (temporary file, fsync, rename) with
 //! mode 0600. A missing or unreadable file means "agreed on nothing": the
 //! next round merges both trees and deletes nothing.
+//!
+//! A round over a few paths of a large tree appends what it changed to a
+//! journal beside the snapshot (one JSON line per entry, fsynced) instead
+//! of rewriting the whole tree; the journal is folded into a new snapshot
+//! once it outgrows half of it. Losing its last lines in a crash only makes
+//! the ancestor older, and an older ancestor never deletes anything: the
+//! entries both sides hold alike are agreed again, and at worst a change
+//! is reported as a conflict with both versions kept.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use super::tree::Manifest;
+use super::tree::{EntryKind, Manifest};
 use super::untrusted::{check_manifest, temp_name};
 
 /// Ancestors of the replicas of one remote daemon.
@@ -45,11 +53,19 @@ impl AncestorStore {
     }
 
     fn file(&self, replica: &str) -> Option<PathBuf> {
+        self.named(replica, "json")
+    }
+
+    fn journal(&self, replica: &str) -> Option<PathBuf> {
+        self.named(replica, "journal")
+    }
+
+    fn named(&self, replica: &str, ext: &str) -> Option<PathBuf> {
         let name = replica.trim_end_matches('/').rsplit('/').next()?;
         if name.is_empty() || name.starts_with('.') {
             return None;
         }
-        Some(self.dir.as_ref()?.join(format!("{name}.json")))
+        Some(self.dir.as_ref()?.join(format!("{name}.{ext}")))
     }
 
     /// The ancestor of `replica` (its remote path); empty when none was
@@ -60,7 +76,8 @@ impl AncestorStore {
         };
         let bytes = match std::fs::read(&file) {
             Ok(b) => b,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Manifest::new(),
+            // a first round over part of the tree journals before any snapshot
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => b"{}".to_vec(),
             Err(e) => {
                 tracing::warn!(
                     "cannot read {}: {e}; both trees are merged, nothing is deleted",
@@ -69,8 +86,15 @@ impl AncestorStore {
                 return Manifest::new();
             }
         };
+        let journal = self.journal(replica).and_then(|j| std::fs::read(j).ok());
         let parsed: Result<Manifest, String> = serde_json::from_slice(&bytes)
             .map_err(|e| e.to_string())
+            .map(|mut m: Manifest| {
+                if let Some(journal) = &journal {
+                    replay(&mut m, journal);
+                }
+                m
+            })
             .and_then(|m: Manifest| check_manifest(&m).map(|()| m));
         match parsed {
             // rebuilt in bulk: parsing inserts one by one and leaves nodes half full
@@ -107,14 +131,85 @@ impl AncestorStore {
         })();
         if written.is_err() {
             let _ = std::fs::remove_file(&tmp);
+            return written;
         }
-        written
+        // the snapshot holds everything the journal said
+        if let Some(journal) = self.journal(replica) {
+            match std::fs::remove_file(journal) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// Records `changes` (an entry, or `None` for one removed) made to the
+    /// ancestor of `replica`, which is now `whole`: appended to the journal,
+    /// or, once that outgrows half the snapshot, as a new snapshot.
+    pub fn record(
+        &self,
+        replica: &str,
+        changes: &[(String, Option<EntryKind>)],
+        whole: &Manifest,
+    ) -> std::io::Result<()> {
+        let (Some(file), Some(journal)) = (self.file(replica), self.journal(replica)) else {
+            return Ok(());
+        };
+        let dir = file.parent().unwrap_or(Path::new("."));
+        create_private_dir(dir)?;
+        // each append starts a line: one a crash cut short stays a line of
+        // its own (skipped on replay) instead of spoiling this one
+        let mut lines = vec![b'\n'];
+        for change in changes {
+            serde_json::to_writer(&mut lines, change).map_err(std::io::Error::other)?;
+            lines.push(b'\n');
+        }
+        let mut opts = std::fs::OpenOptions::new();
+        opts.append(true).create(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            opts.mode(0o600);
+        }
+        let mut f = opts.open(&journal)?;
+        f.write_all(&lines)?;
+        f.sync_data()?;
+        let journaled = f.metadata()?.len();
+        let snapshot = std::fs::metadata(&file).map(|m| m.len()).unwrap_or(0);
+        if journaled > JOURNAL_MIN.max(snapshot / 2) {
+            return self.save(replica, whole);
+        }
+        Ok(())
     }
 
     /// Forgets the ancestor of a replica that was removed.
     pub fn forget(&self, replica: &str) {
-        if let Some(file) = self.file(replica) {
+        for file in [self.file(replica), self.journal(replica)].into_iter().flatten() {
             let _ = std::fs::remove_file(file);
+        }
+    }
+}
+
+/// A journal smaller than this is never folded into the snapshot.
+const JOURNAL_MIN: u64 = 256 * 1024;
+
+/// Applies the journal's lines to `tree`, in order, skipping any that is
+/// not a whole record (a crash cut an append short).
+fn replay(tree: &mut Manifest, journal: &[u8]) {
+    for line in journal.split(|&b| b == b'\n') {
+        if line.is_empty() {
+            continue;
+        }
+        match serde_json::from_slice::<(String, Option<EntryKind>)>(line) {
+            Ok((path, Some(entry))) => {
+                tree.insert(path, entry);
+            }
+            Ok((path, None)) => {
+                tree.remove(&path);
+            }
+            Err(e) => {
+                tracing::debug!("skipping a partial record of the sync journal ({e})");
+            }
         }
     }
 }
@@ -190,6 +285,69 @@ mod tests {
         assert!(!dir.join("src-ab.json").exists());
         let names: Vec<_> = std::fs::read_dir(&dir).unwrap().collect();
         assert!(names.is_empty(), "temporary files left: {names:?}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_journal_of_changes_replays_onto_the_snapshot_and_is_folded_in_when_large() {
+        let dir = std::env::temp_dir().join(format!("berth-anc-j-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let store = AncestorStore::at(&dir);
+        let file = |size| EntryKind::File {
+            size,
+            mtime: 7,
+            exec: false,
+        };
+        let replica = "/r/m-1/src-ab";
+        let mut whole: Manifest = (0..50).map(|i| (format!("f{i:03}"), file(i))).collect();
+        store.save(replica, &whole).unwrap();
+        // a round over part of the tree: one changed, one removed, one added
+        let changes = vec![
+            ("f001".to_string(), Some(file(100))),
+            ("f002".to_string(), None),
+            ("new/x".to_string(), Some(file(3))),
+            ("new".to_string(), Some(EntryKind::Dir)),
+        ];
+        for (p, e) in &changes {
+            match e {
+                Some(e) => whole.insert(p.clone(), e.clone()),
+                None => whole.remove(p),
+            };
+        }
+        store.record(replica, &changes, &whole).unwrap();
+        assert!(dir.join("src-ab.journal").exists());
+        assert_eq!(store.load(replica), whole);
+        // a crash cut the last append short: the whole records still count
+        let mut j = std::fs::OpenOptions::new()
+            .append(true)
+            .open(dir.join("src-ab.journal"))
+            .unwrap();
+        j.write_all(br#"["f003",{"fi"#).unwrap();
+        assert_eq!(store.load(replica), whole);
+        // the next record is a line of its own; one naming a path outside
+        // the tree spoils the whole ancestor
+        store.record(replica, &[("f004".into(), None)], &whole).unwrap();
+        whole.remove("f004");
+        assert_eq!(store.load(replica), whole);
+        drop(j);
+        store.record(replica, &[("../x".into(), Some(file(1)))], &whole).unwrap();
+        assert!(store.load(replica).is_empty());
+        // a new snapshot ends the journal
+        store.save(replica, &whole).unwrap();
+        assert!(!dir.join("src-ab.journal").exists());
+        // past half the snapshot (and the floor) the journal is folded in
+        let big: Vec<(String, Option<EntryKind>)> = (0..6000)
+            .map(|i| (format!("g{i:05}"), Some(file(i))))
+            .collect();
+        for (p, e) in &big {
+            whole.insert(p.clone(), e.clone().unwrap());
+        }
+        store.record(replica, &big, &whole).unwrap();
+        assert!(!dir.join("src-ab.journal").exists(), "folded into the snapshot");
+        assert_eq!(store.load(replica), whole);
+        store.forget(replica);
+        let names: Vec<_> = std::fs::read_dir(&dir).unwrap().collect();
+        assert!(names.is_empty(), "left: {names:?}");
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -67,6 +67,11 @@ pub(super) struct Replica {
     pub(super) preparing: AtomicUsize,
     /// Files and bytes of the sync under way, and changes waiting for the next.
     pub(super) progress: Arc<Progress>,
+    /// The paths the watcher reported since a round last took them.
+    pub(super) dirty: Arc<Mutex<super::scope::Dirty>>,
+    /// Two-way: rounds over part of the tree changed the ancestor since the
+    /// replica's own manifest was last written (the next whole round does).
+    pub(super) remote_manifest_stale: std::sync::atomic::AtomicBool,
     /// Containers using it (ids), from the create events and the label.
     pub(super) containers: Mutex<std::collections::HashSet<String>>,
     /// Set once a container used it: only then may its last one retire it
@@ -97,6 +102,10 @@ pub(super) struct ReplicaState {
     pub(super) fetched_files: u64,
     /// The newest conflicts, oldest first.
     pub(super) conflicts: Vec<ConflictSeen>,
+    /// What the last two-way round read: `changes` (the watcher's paths)
+    /// or `all`, and how many entries, both sides together.
+    pub(super) last_scope: &'static str,
+    pub(super) last_scanned: u64,
 }
 
 /// A conflict a round resolved by keeping both versions.
@@ -383,6 +392,8 @@ impl SyncManager {
             }),
             preparing: Default::default(),
             progress: Default::default(),
+            dirty: Default::default(),
+            remote_manifest_stale: Default::default(),
             containers: Default::default(),
             attached_once: Default::default(),
             watcher: Mutex::new(None),
@@ -454,6 +465,10 @@ impl SyncManager {
                         "mode": r.mode,
                         "fetched_files": st.fetched_files,
                         "conflicts": st.conflicts,
+                        "last_round": match st.last_scope {
+                            "" => Value::Null,
+                            scope => json!({"scope": scope, "scanned": st.last_scanned}),
+                        },
                         "containers": containers,
                         "state": st.phase,
                         "progress": r.progress.to_json(),

@@ -6,6 +6,7 @@
 
 pub mod ancestor;
 pub mod binds;
+pub mod exclude;
 #[cfg(target_os = "linux")]
 pub mod fetch;
 pub mod gc;
@@ -22,11 +23,14 @@ pub mod remote_scan;
 pub mod remote_shell;
 pub mod replica;
 mod round;
+pub mod scope;
 pub mod sftp_ext;
 pub mod tarball;
 pub mod tree;
 #[cfg(target_os = "linux")]
 pub mod two_way;
+#[cfg(target_os = "linux")]
+pub mod two_way_scoped;
 pub mod untrusted;
 pub mod upload;
 pub mod verify;

@@ -21,6 +21,7 @@ use tokio::io::{AsyncRead, AsyncReadExt};
 
 use super::remote_scan::{self, BERTH_TEMP_PREFIX, MAX_ENTRIES};
 use super::remote_shell::{Limits, RemoteShell, ShellError};
+use super::scope::Paths;
 use super::tree::{EntryKind, Manifest};
 use super::untrusted::{safe_relative, Bounded};
 use super::SyncError;
@@ -28,6 +29,13 @@ use crate::ssh::{sh_quote, SshSession};
 
 /// Per entry: type, size, mtime, mode, path, link target, each ended by NUL.
 const PRINTF: &str = r"%y\0%s\0%T@\0%m\0%P\0%l\0";
+
+/// As [`PRINTF`], with the path from the start point (`./a/b`): a scoped
+/// listing names several start points.
+const PRINTF_DOTTED: &str = r"%y\0%s\0%T@\0%m\0%p\0%l\0";
+
+/// Exit status of a scoped listing when a folder above its paths is gone.
+const EXIT_ABOVE: u32 = 98;
 
 /// Printed (with no NUL) once find has exited 0; nothing else ends so.
 const END_MARK: &[u8] = b"end";
@@ -97,6 +105,41 @@ fn command(root: &str) -> String {
          && printf {end}",
         temp = sh_quote(&format!("{BERTH_TEMP_PREFIX}*")),
         fmt = sh_quote(PRINTF),
+        end = sh_quote(&String::from_utf8_lossy(END_MARK)),
+    )
+}
+
+/// The command listing the part of the replica `root` that `scope` covers
+/// (see [`scan_scope`]): the folders above the scope's roots, then each
+/// root that exists with everything beneath it, paths as `./a/b`.
+fn scoped_command(root: &str, scope: &Paths) -> String {
+    let root = if root.starts_with('/') {
+        sh_quote(root)
+    } else {
+        sh_quote(&format!("./{root}"))
+    };
+    let dotted = |ps: &[String]| {
+        ps.iter()
+            .map(|p| sh_quote(&format!("./{p}")))
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    let fmt = sh_quote(PRINTF_DOTTED);
+    let above = match scope.above.is_empty() {
+        true => String::new(),
+        false => format!(
+            "LC_ALL=C find {} -maxdepth 0 -printf {fmt} || exit {EXIT_ABOVE}; ",
+            dotted(&scope.above)
+        ),
+    };
+    // a root that is gone is simply not listed (find would fail on it)
+    format!(
+        "[ -e {root} ] || exit {EXIT_NO_ROOT}; cd {root} || exit {EXIT_NO_CD}; {above}\
+         set --; for p in {roots}; do if [ -e \"$p\" ] || [ -L \"$p\" ]; then set -- \"$@\" \"$p\"; fi; done; \
+         {{ [ $# -eq 0 ] || LC_ALL=C find \"$@\" -ignore_readdir_race -name {temp} -prune -o -printf {fmt}; }} \
+         && printf {end}",
+        roots = dotted(&scope.roots),
+        temp = sh_quote(&format!("{BERTH_TEMP_PREFIX}*")),
         end = sh_quote(&String::from_utf8_lossy(END_MARK)),
     )
 }
@@ -257,6 +300,50 @@ pub fn is_missing_root(err: &SyncError) -> bool {
     matches!(err, SyncError::Remote { reason, .. } if reason == NO_SUCH_FOLDER)
 }
 
+/// Reads the part of the replica `root` that `scope` covers, as [`scan`]
+/// would have read it (the folders above the roots, each root with
+/// everything beneath it), in one command of the long-lived shell. `None`
+/// when only a whole scan can tell: a folder above the roots is gone, the
+/// replica's folder is, or the remote has no shell or no GNU find (the
+/// whole scan then walks over SFTP).
+pub async fn scan_scope(
+    ssh: &SshSession,
+    shell: &RemoteShell,
+    root: &str,
+    scope: &Paths,
+) -> Result<Option<Manifest>, SyncError> {
+    if scope.is_empty() {
+        return Ok(Some(Manifest::new()));
+    }
+    let root = match root.trim_end_matches('/') {
+        "" => "/",
+        r => r,
+    };
+    let limits = Limits {
+        cap: OUTPUT_CAP,
+        idle: IDLE_LIMIT,
+        total: TOTAL_LIMIT,
+    };
+    let ran = match shell.run(ssh, &scoped_command(root, scope), limits).await {
+        Ok(ran) => ran,
+        Err(ShellError::Unavailable(_)) => return Ok(None),
+        Err(e) => return Err(plain(root, format!("listing it with find: {e}"))),
+    };
+    if ran.status == EXIT_ABOVE {
+        return Ok(None);
+    }
+    match judge(Some(ran.status), !ran.stdout.is_empty(), &ran.stderr) {
+        Verdict::Parse => match parse_listing(&ran.stdout, MAX_ENTRIES, true) {
+            Ok(tree) => Ok(Some(tree)),
+            // read through a folder above that is not one any more
+            Err(FindError::Orphan(_)) => Ok(None),
+            Err(e) => Err(plain(root, format!("reading it with find: {e}"))),
+        },
+        Verdict::Missing | Verdict::Fallback => Ok(None),
+        Verdict::Failed(line) => Err(unlisted(root, &line)),
+    }
+}
+
 /// The SFTP walk, with a missing root reported as [`scan`] reports it.
 async fn walk(sftp: &SftpSession, root: &str) -> Result<Manifest, SyncError> {
     match remote_scan::scan(sftp, root).await {
@@ -319,6 +406,12 @@ pub fn parse(out: &[u8]) -> Result<Manifest, FindError> {
 }
 
 fn parse_capped(out: &[u8], max_entries: usize) -> Result<Manifest, FindError> {
+    parse_listing(out, max_entries, false)
+}
+
+/// [`parse`], at most `max_entries`; `dotted`: paths are find's `%p` from
+/// a start point `./…` (a scoped listing), `./` is taken off.
+fn parse_listing(out: &[u8], max_entries: usize, dotted: bool) -> Result<Manifest, FindError> {
     let body = out.strip_suffix(END_MARK).ok_or(FindError::Truncated)?;
     let mut fields = match body.strip_suffix(b"\0") {
         Some(body) => Some(body.split(|&b| b == 0)),
@@ -335,7 +428,18 @@ fn parse_capped(out: &[u8], max_entries: usize) -> Result<Manifest, FindError> {
     let mut index = 0;
     while let Some(kind) = fields.next() {
         index += 1;
-        let rec = record(index, kind, &mut fields)?;
+        let mut rec = record(index, kind, &mut fields)?;
+        if dotted {
+            rec.path = rec
+                .path
+                .strip_prefix(b"./")
+                .filter(|p| !p.is_empty())
+                .ok_or_else(|| FindError::Malformed {
+                    record: index,
+                    field: "path",
+                    value: String::from_utf8_lossy(rec.path).chars().take(100).collect(),
+                })?;
+        }
         let skip_dir = |set: &mut HashSet<_>| {
             if rec.kind == b'd' {
                 set.insert(rec.path);
@@ -487,3 +591,7 @@ fn parse_mtime(s: &[u8]) -> Option<i64> {
 #[cfg(test)]
 #[path = "remote_find_tests.rs"]
 mod tests;
+
+#[cfg(test)]
+#[path = "remote_find_scope_tests.rs"]
+mod scope_tests;

@@ -459,10 +459,10 @@ fn the_command_quotes_the_root() {
 // ---- the format against the real GNU find of this machine ----
 
 /// A fresh folder under the system temp dir, removed when dropped.
-struct TempDir(PathBuf);
+pub(super) struct TempDir(pub(super) PathBuf);
 
 impl TempDir {
-    fn new(name: &str) -> Self {
+    pub(super) fn new(name: &str) -> Self {
         let path = std::env::temp_dir().join(format!("berth-find-{}-{name}", std::process::id()));
         let _ = std::fs::remove_dir_all(&path);
         std::fs::create_dir_all(&path).unwrap();
@@ -495,7 +495,7 @@ fn run_with(mut sh: Command, root: &Path) -> (Option<i32>, Vec<u8>, String) {
 }
 
 /// Whether this machine's find is GNU find (macOS's is not).
-fn gnu_find() -> bool {
+pub(super) fn gnu_find() -> bool {
     let ok = Command::new("find")
         .args([
             ".",
@@ -513,7 +513,7 @@ fn gnu_find() -> bool {
     ok
 }
 
-fn touch(path: &Path, data: &[u8], mtime: std::time::SystemTime) {
+pub(super) fn touch(path: &Path, data: &[u8], mtime: std::time::SystemTime) {
     std::fs::write(path, data).unwrap();
     std::fs::File::options()
         .write(true)

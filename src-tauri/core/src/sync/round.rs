@@ -12,6 +12,8 @@ use super::binds::LocalKind;
 use super::manager::{ConflictSeen, Replica, ReplicaState, SyncManager};
 use super::reconcile::SyncMode;
 use super::replica;
+use super::scope::{scope_of, Dirty, Scope};
+use std::sync::atomic::Ordering;
 use super::tarball;
 use super::tree::{self, Manifest};
 use super::verify;
@@ -40,6 +42,18 @@ fn now_unix() -> u64 {
         .unwrap_or(0)
 }
 
+/// Takes the watcher's paths for the round about to scan.
+fn take_dirty(rep: &Replica) -> Dirty {
+    rep.dirty.lock().map(|mut d| std::mem::take(&mut *d)).unwrap_or_default()
+}
+
+fn warn_unrecorded(local: &Path, e: &std::io::Error) {
+    tracing::warn!(
+        "cannot record the sync state of {} on this machine: {e}",
+        local.display()
+    );
+}
+
 fn count(st: &mut ReplicaState, tree: &Manifest) {
     st.files = tree
         .values()
@@ -55,15 +69,33 @@ fn count(st: &mut ReplicaState, tree: &Manifest) {
 }
 
 impl SyncManager {
-    /// One round of `rep` in its mode.
+    /// One whole round of `rep` in its mode.
     pub(super) async fn sync_now(&self, rep: &Replica) -> Result<RoundReport, SyncError> {
+        self.sync_round(rep, false).await
+    }
+
+    /// One round of `rep` in its mode; `local_only`: nothing but the file
+    /// watcher's paths are known to have changed, so a two-way round may
+    /// look at just those (see `scope`).
+    pub(super) async fn sync_round(
+        &self,
+        rep: &Replica,
+        local_only: bool,
+    ) -> Result<RoundReport, SyncError> {
         let started = Instant::now();
         let result = match rep.mode {
-            SyncMode::OneWay => self.one_way(rep).await.map(|()| RoundReport::default()),
+            SyncMode::OneWay => {
+                take_dirty(rep);
+                self.one_way(rep).await.map(|()| RoundReport::default())
+            }
             #[cfg(target_os = "linux")]
-            SyncMode::TwoWay => self.two_way(rep).await,
+            SyncMode::TwoWay => self.two_way(rep, local_only).await,
             #[cfg(not(target_os = "linux"))]
-            SyncMode::TwoWay => self.one_way(rep).await.map(|()| RoundReport::default()),
+            SyncMode::TwoWay => {
+                let _ = local_only;
+                take_dirty(rep);
+                self.one_way(rep).await.map(|()| RoundReport::default())
+            }
         };
         result.map(|r| RoundReport {
             took: started.elapsed(),
@@ -189,12 +221,15 @@ impl SyncManager {
         out
     }
 
-    /// Scan both sides → reconcile against the ancestor → apply both ways →
-    /// record the new ancestor here (and what the replica holds beside it).
+    /// Scan both sides (all of them, or the watcher's paths) → reconcile
+    /// against the ancestor → apply both ways → record the new ancestor
+    /// here (and, after a whole round, what the replica holds beside it).
     #[cfg(target_os = "linux")]
-    async fn two_way(&self, rep: &Replica) -> Result<RoundReport, SyncError> {
+    async fn two_way(&self, rep: &Replica, local_only: bool) -> Result<RoundReport, SyncError> {
         let mut ancestor = rep.manifest.lock().await;
         rep.progress.take_pending();
+        // taken before the scans: what changes during them is the next round's
+        let dirty = take_dirty(rep);
         let src = &rep.source;
         let result = async {
             let (sftp, _) = self.sftp().await?;
@@ -216,20 +251,43 @@ impl SyncManager {
                 progress: &rep.progress,
                 busy: &busy,
             };
-            let out = super::two_way::round(&ends, &ancestor).await?;
-            if out.agreed != *ancestor {
+            let scope = match (local_only, first, src.kind) {
+                (true, false, LocalKind::Dir) => scope_of(&src.local, &dirty, rules.gitignore),
+                _ => Scope::Full,
+            };
+            if let Scope::Paths(paths) = &scope {
+                if let Some((mut out, used)) =
+                    super::two_way_scoped::round(&ends, &ancestor, paths).await?
+                {
+                    let part = std::mem::take(&mut out.agreed);
+                    let changes = used.splice(&mut ancestor, part);
+                    if !changes.is_empty() {
+                        if let Err(e) = self.ancestors.record(&src.replica, &changes, &ancestor) {
+                            warn_unrecorded(&src.local, &e);
+                        }
+                        rep.remote_manifest_stale.store(true, Ordering::Relaxed);
+                    }
+                    return Ok::<_, SyncError>(out);
+                }
+            }
+            let mut out = super::two_way::round(&ends, &ancestor).await?;
+            let stale = rep.remote_manifest_stale.load(Ordering::Relaxed);
+            if out.agreed != *ancestor || stale {
                 if let Err(e) = self.ancestors.save(&src.replica, &out.agreed) {
                     // the round happened; the next one compares again from the old one
-                    tracing::warn!(
-                        "cannot record the sync state of {} on this machine: {e}",
-                        src.local.display()
-                    );
+                    warn_unrecorded(&src.local, &e);
                 }
                 // for the replica's own checks (folder repair, the orphan
                 // sweep, a switch to one-way): what it holds now
-                let _ = replica::write_manifest(&sftp, &src.replica, &out.agreed).await;
+                if replica::write_manifest(&sftp, &src.replica, &out.agreed)
+                    .await
+                    .is_ok()
+                {
+                    rep.remote_manifest_stale.store(false, Ordering::Relaxed);
+                }
             }
-            Ok::<_, SyncError>(out)
+            *ancestor = std::mem::take(&mut out.agreed);
+            Ok(out)
         }
         .await;
         let mut st = rep.state.lock().map(|s| s.clone()).unwrap_or_default();
@@ -254,12 +312,13 @@ impl SyncManager {
                 st.conflicts.drain(..over);
                 st.uploaded_files += out.uploaded;
                 st.fetched_files += out.fetched;
+                st.last_scope = if out.scoped { "changes" } else { "all" };
+                st.last_scanned = out.scanned;
                 st.syncs += 1;
                 st.last_sync_unix = now_unix();
-                count(&mut st, &out.agreed);
-                let large = out.agreed.len() > TRIM_AFTER_ENTRIES;
+                count(&mut st, &ancestor);
+                let large = !out.scoped && ancestor.len() > TRIM_AFTER_ENTRIES;
                 let remote_changed = out.remote_changed();
-                *ancestor = out.agreed;
                 if large {
                     crate::mem::release_freed_memory();
                 }

@@ -18,10 +18,11 @@ use std::path::{Component, Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::UNIX_EPOCH;
 
-use ignore::gitignore::{Gitignore, GitignoreBuilder};
 use ignore::WalkBuilder;
 use serde::{Deserialize, Serialize};
 
+pub use super::exclude::{Exclusions, BERTHIGNORE};
+use super::exclude::Matcher;
 use super::SyncError;
 
 /// Replicas with more entries than this are protected by the mass-deletion
@@ -75,56 +76,6 @@ pub enum Op {
     Rmdir(String),
 }
 
-/// The file in the root of a synced folder listing what it keeps local.
-pub const BERTHIGNORE: &str = ".berthignore";
-
-/// What a scan leaves out. Nothing by default: a replica shows what a local
-/// bind mount shows (gitignored files, `.dockerignore`d files and `.git`
-/// included; `.dockerignore` is a build-context file and never read here).
-///
-/// Exclusions are opt-in, from three independent sources, and an entry is
-/// excluded when any of them excludes it:
-/// - the root's [`BERTHIGNORE`] (gitignore syntax, patterns relative to the
-///   root: `node_modules` matches at any depth, `/build` only at the top,
-///   `web/dist` that one folder); only the root's file is read, so one file
-///   says everything a mount hides;
-/// - [`Exclusions::patterns`], read as lines of a second such file;
-/// - when [`Exclusions::gitignore`], the `.gitignore` files of the root and
-///   every subdirectory, with git's semantics (a deeper file overrides a
-///   shallower one; no git repository needed; parent, global and
-///   `.git/info/exclude` files are not read).
-///
-/// A `!` exception re-includes only against its own source, and never
-/// inside an excluded directory (that directory is not looked into).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Exclusions {
-    /// Extra patterns (`--sync-ignore`, the remote's patterns in the app).
-    pub patterns: Vec<String>,
-    /// Also honour `.gitignore` files.
-    pub gitignore: bool,
-}
-
-impl Exclusions {
-    /// The sources of exclusions in effect for a mount of `root`, for the
-    /// status: `".berthignore"` when the root has one, `"--sync-ignore P"` per
-    /// pattern, `".gitignore (honoured)"`. Empty for a single-file mount (no
-    /// rules apply to it) and when nothing is excluded.
-    pub fn sources(&self, root: &Path) -> Vec<String> {
-        if !root.is_dir() {
-            return Vec::new();
-        }
-        let mut out = Vec::new();
-        if root.join(BERTHIGNORE).is_file() {
-            out.push(BERTHIGNORE.to_string());
-        }
-        out.extend(self.patterns.iter().map(|p| format!("--sync-ignore {p}")));
-        if self.gitignore {
-            out.push(".gitignore (honoured)".to_string());
-        }
-        out
-    }
-}
-
 /// Reads the tree at `root` into a manifest, without following symlinks,
 /// leaving out what `rules` exclude (see [`Exclusions`]; nothing by default).
 /// Hidden files are included; `.ignore` and `.dockerignore` files are not read.
@@ -151,11 +102,104 @@ pub fn scan(root: &Path, rules: &Exclusions) -> Result<Manifest, SyncError> {
         return Err(unreadable(root, "not a regular file or a directory"));
     }
 
+    let matcher = Arc::new(Mutex::new(Matcher::new(root, rules)?));
+    // collected, then built in one go: a bulk-built map has full nodes
+    // (half the memory of one grown entry by entry, in walk order)
+    let mut entries = Vec::new();
+    walk_into(root, root, &matcher, &mut entries)?;
+    Ok(entries.into_iter().collect())
+}
+
+/// Reads the part of the tree at the folder `root` that `scope` covers, as
+/// [`scan`] would have read it: each of `scope.roots` with everything
+/// beneath it, and the folders above them. `None` when a folder above a
+/// root is not a folder any more: something above the watcher's paths
+/// changed, and only a whole scan says what.
+///
+/// Also returns `scope` without the roots `rules` exclude (they, or a folder
+/// above them): those are nobody's business, on either side.
+pub fn scan_scope(
+    root: &Path,
+    rules: &Exclusions,
+    scope: &super::scope::Paths,
+) -> Result<Option<(Manifest, super::scope::Paths)>, SyncError> {
+    let matcher = Arc::new(Mutex::new(Matcher::new(root, rules)?));
+    let all = |_: &Path| true;
+    let mut entries = Vec::new();
+    for above in &scope.above {
+        let abs = root.join(above);
+        match std::fs::symlink_metadata(&abs) {
+            Ok(m) if m.is_dir() => entries.push((above.clone(), EntryKind::Dir)),
+            _ => return Ok(None),
+        }
+    }
+    let mut kept = super::scope::Paths {
+        roots: Vec::new(),
+        above: scope.above.clone(),
+    };
+    for rel in &scope.roots {
+        let abs = root.join(rel);
+        let meta = match std::fs::symlink_metadata(&abs) {
+            Ok(m) => Some(m),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::NotFound | std::io::ErrorKind::NotADirectory
+                ) =>
+            {
+                None
+            }
+            Err(e) => return Err(unreadable(&abs, &e)),
+        };
+        let is_dir = meta.as_ref().is_some_and(|m| m.is_dir());
+        // the root, or a folder above it, excluded: left alone on both sides
+        let mut at = root.to_path_buf();
+        let parts: Vec<&str> = rel.split('/').collect();
+        let mut excluded = false;
+        {
+            let mut m = matcher.lock().unwrap_or_else(|p| p.into_inner());
+            for (i, part) in parts.iter().enumerate() {
+                at.push(part);
+                if m.excluded(&at, is_dir || i + 1 < parts.len(), &all)? {
+                    excluded = true;
+                    break;
+                }
+            }
+        }
+        if excluded {
+            continue;
+        }
+        kept.roots.push(rel.clone());
+        let Some(meta) = meta else { continue };
+        let kind = if meta.file_type().is_symlink() {
+            link_entry(&abs)?
+        } else if meta.is_dir() {
+            EntryKind::Dir
+        } else if meta.is_file() {
+            file_entry(&abs, &meta)?
+        } else {
+            continue;
+        };
+        entries.push((rel.clone(), kind));
+        if is_dir {
+            walk_into(root, &abs, &matcher, &mut entries)?;
+        }
+    }
+    Ok(Some((entries.into_iter().collect(), kept)))
+}
+
+/// Adds to `entries` everything beneath `start` (a folder of the tree at
+/// `root`, or the root), relative to `root`, as [`scan`] describes.
+fn walk_into(
+    root: &Path,
+    start: &Path,
+    matcher: &Arc<Mutex<Matcher>>,
+    entries: &mut Vec<(String, EntryKind)>,
+) -> Result<(), SyncError> {
     // the walk asks one entry at a time and cannot fail: the matcher keeps
     // the first error, and the scan returns it once the walk is over
-    let matcher = Arc::new(Mutex::new(Matcher::new(root, rules)?));
     let filter = matcher.clone();
-    let mut walk = WalkBuilder::new(root);
+    let mut walk = WalkBuilder::new(start);
     walk.standard_filters(false)
         .hidden(false)
         .follow_links(false)
@@ -174,10 +218,6 @@ pub fn scan(root: &Path, rules: &Exclusions) -> Result<Manifest, SyncError> {
             let mut m = filter.lock().unwrap_or_else(|p| p.into_inner());
             !m.excluded_or_fail(ent.path(), is_dir, &|_| true)
         });
-
-    // collected, then built in one go: a bulk-built map has full nodes
-    // (half the memory of one grown entry by entry, in walk order)
-    let mut entries = Vec::new();
     for item in walk.build() {
         let ent = item.map_err(|e| walk_error(root, &e))?;
         if ent.depth() == 0 {
@@ -188,13 +228,7 @@ pub fn scan(root: &Path, rules: &Exclusions) -> Result<Manifest, SyncError> {
             continue;
         };
         let kind = if file_type.is_symlink() {
-            let target = std::fs::read_link(path).map_err(|e| unreadable(path, &e))?;
-            let target = target
-                .to_str()
-                .ok_or_else(|| unreadable(path, "the link target is not valid UTF-8"))?;
-            EntryKind::Symlink {
-                target: target.to_string(),
-            }
+            link_entry(path)?
         } else if file_type.is_dir() {
             EntryKind::Dir
         } else if file_type.is_file() {
@@ -213,8 +247,19 @@ pub fn scan(root: &Path, rules: &Exclusions) -> Result<Manifest, SyncError> {
         .take();
     match failed {
         Some(e) => Err(e),
-        None => Ok(entries.into_iter().collect()),
+        None => Ok(()),
     }
+}
+
+/// A symlink entry, its target verbatim.
+fn link_entry(path: &Path) -> Result<EntryKind, SyncError> {
+    let target = std::fs::read_link(path).map_err(|e| unreadable(path, &e))?;
+    let target = target
+        .to_str()
+        .ok_or_else(|| unreadable(path, "the link target is not valid UTF-8"))?;
+    Ok(EntryKind::Symlink {
+        target: target.to_string(),
+    })
 }
 
 /// Drops from `stored` (the manifest of the replica) every entry that
@@ -285,164 +330,6 @@ pub fn forget_excluded(
         stored.remove(path);
     }
     Ok(forget.len())
-}
-
-/// Answers "is this entry excluded" for one root, reading the `.gitignore`
-/// of each folder once while the (depth-first) walk is inside it.
-struct Matcher {
-    root: PathBuf,
-    patterns: Gitignore,
-    berthignore: Gitignore,
-    /// `None`: `.gitignore` files are not honoured. Otherwise the matchers
-    /// of the folders from the root down to the one last asked about.
-    gitignores: Option<Vec<(PathBuf, Gitignore)>>,
-    /// The first error met inside the walk.
-    failed: Option<SyncError>,
-}
-
-impl Matcher {
-    fn new(root: &Path, rules: &Exclusions) -> Result<Self, SyncError> {
-        let mut patterns = GitignoreBuilder::new(root);
-        for line in &rules.patterns {
-            patterns
-                .add_line(None, line)
-                .map_err(|e| invalid_ignore(root, line, &e))?;
-        }
-        let patterns = patterns
-            .build()
-            .map_err(|e| invalid_ignore(root, &rules.patterns.join("\n"), &e))?;
-        let berthignore = berthignore(root)?;
-        Ok(Self {
-            root: root.to_path_buf(),
-            patterns,
-            berthignore,
-            gitignores: rules.gitignore.then(Vec::new),
-            failed: None,
-        })
-    }
-
-    /// [`Matcher::excluded`] for the walk: an error is kept for later and
-    /// the entry skipped (the scan fails anyway).
-    fn excluded_or_fail(
-        &mut self,
-        path: &Path,
-        is_dir: bool,
-        readable: &dyn Fn(&Path) -> bool,
-    ) -> bool {
-        if self.failed.is_some() {
-            return true;
-        }
-        match self.excluded(path, is_dir, readable) {
-            Ok(excluded) => excluded,
-            Err(e) => {
-                self.failed = Some(e);
-                true
-            }
-        }
-    }
-
-    /// Whether `path` (under the root; its parents are not checked) is
-    /// excluded. `readable` says whether a folder's `.gitignore` may be read.
-    fn excluded(
-        &mut self,
-        path: &Path,
-        is_dir: bool,
-        readable: &dyn Fn(&Path) -> bool,
-    ) -> Result<bool, SyncError> {
-        let hit = |m: &Gitignore| m.matched(path, is_dir).is_ignore();
-        if hit(&self.patterns) || hit(&self.berthignore) {
-            return Ok(true);
-        }
-        let Some(stack) = self.gitignores.as_mut() else {
-            return Ok(false);
-        };
-        let Some(dir) = path.parent() else {
-            return Ok(false);
-        };
-        if !dir.starts_with(&self.root) {
-            return Ok(false);
-        }
-        while stack.last().is_some_and(|(d, _)| !dir.starts_with(d)) {
-            stack.pop();
-        }
-        if stack.is_empty() {
-            stack.push((self.root.clone(), gitignore(&self.root, readable)?));
-        }
-        let mut at = stack.last().map(|(d, _)| d.clone()).unwrap_or_default();
-        let below: Vec<PathBuf> = dir
-            .strip_prefix(&at)
-            .map(|rest| {
-                rest.components()
-                    .map(|c| PathBuf::from(c.as_os_str()))
-                    .collect()
-            })
-            .unwrap_or_default();
-        for part in below {
-            at.push(part);
-            let m = gitignore(&at, readable)?;
-            stack.push((at.clone(), m));
-        }
-        // the deepest file that says something decides, as in git
-        for (_, m) in stack.iter().rev() {
-            match m.matched(path, is_dir) {
-                ignore::Match::Ignore(_) => return Ok(true),
-                ignore::Match::Whitelist(_) => return Ok(false),
-                ignore::Match::None => {}
-            }
-        }
-        Ok(false)
-    }
-}
-
-/// The root's `.berthignore` as a matcher (empty when there is none).
-fn berthignore(root: &Path) -> Result<Gitignore, SyncError> {
-    let file = root.join(BERTHIGNORE);
-    let mut builder = GitignoreBuilder::new(root);
-    for line in read_rules(&file)?.lines() {
-        builder
-            .add_line(Some(file.clone()), line)
-            .map_err(|e| SyncError::Unsafe {
-                local: root.to_path_buf(),
-                reason: format!(
-                    "the pattern {line:?} in {} is invalid ({e}); fix or remove it",
-                    file.display()
-                ),
-            })?;
-    }
-    builder
-        .build()
-        .map_err(|e| unreadable(&file, format!("bad patterns: {e}")))
-}
-
-/// The `.gitignore` of folder `dir` as a matcher (empty when there is none,
-/// or when `readable` says the folder is not one of the tree's).
-fn gitignore(dir: &Path, readable: &dyn Fn(&Path) -> bool) -> Result<Gitignore, SyncError> {
-    let mut builder = GitignoreBuilder::new(dir);
-    if readable(dir) {
-        let file = dir.join(".gitignore");
-        for line in read_rules(&file)?.lines() {
-            if let Err(err) = builder.add_line(Some(file.clone()), line) {
-                tracing::warn!(path = %file.display(), "skipping bad pattern {line:?}: {err}");
-            }
-        }
-    }
-    builder
-        .build()
-        .map_err(|e| unreadable(dir, format!("bad .gitignore patterns: {e}")))
-}
-
-/// The text of an exclusion file; empty when there is none (or a folder or
-/// anything but a file stands there).
-fn read_rules(file: &Path) -> Result<String, SyncError> {
-    match std::fs::symlink_metadata(file) {
-        Ok(m) if m.is_file() => {}
-        Ok(_) => return Ok(String::new()),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(String::new()),
-        Err(e) if e.kind() == std::io::ErrorKind::NotADirectory => return Ok(String::new()),
-        Err(e) => return Err(unreadable(file, &e)),
-    }
-    let text = std::fs::read_to_string(file).map_err(|e| unreadable(file, &e))?;
-    Ok(text.trim_start_matches('\u{feff}').to_string())
 }
 
 /// The ops that make `remote` equal to `local`, in an order that can be
@@ -667,19 +554,10 @@ fn relative(root: &Path, path: &Path) -> Result<String, SyncError> {
 }
 
 /// An [`SyncError::Unreadable`] for `path`.
-fn unreadable(path: &Path, reason: impl std::fmt::Display) -> SyncError {
+pub(super) fn unreadable(path: &Path, reason: impl std::fmt::Display) -> SyncError {
     SyncError::Unreadable {
         path: path.to_path_buf(),
         reason: reason.to_string(),
-    }
-}
-
-/// The refusal for an invalid [`Exclusions::patterns`] entry: syncing without it
-/// could upload what the user meant to keep local.
-fn invalid_ignore(root: &Path, pattern: &str, err: &ignore::Error) -> SyncError {
-    SyncError::Unsafe {
-        local: root.to_path_buf(),
-        reason: format!("the ignore pattern {pattern:?} is invalid ({err}); fix or remove it"),
     }
 }
 

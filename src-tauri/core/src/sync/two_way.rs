@@ -46,7 +46,7 @@ pub struct Ends<'a> {
 
 impl Ends<'_> {
     /// The local folder the manifest's paths are relative to.
-    fn base(&self) -> &Path {
+    pub(super) fn base(&self) -> &Path {
         match self.kind {
             LocalKind::Dir => self.local,
             LocalKind::File => self.local.parent().unwrap_or(Path::new("/")),
@@ -59,8 +59,6 @@ impl Ends<'_> {
 pub struct Outcome {
     /// The ancestor for the next round.
     pub agreed: Manifest,
-    /// The local tree as scanned at the start of the round.
-    pub local: Manifest,
     /// Conflicts of this round; their losers were kept under `kept_as`.
     pub conflicts: Vec<Conflict>,
     /// Files sent to the replica, and fetched from it.
@@ -71,6 +69,10 @@ pub struct Outcome {
     pub removed_local: u64,
     /// Ops left undone because a path changed since the scan.
     pub deferred: u64,
+    /// The round looked only at the watcher's paths (`two_way_scoped`).
+    pub scoped: bool,
+    /// Entries the round's scans read, both sides together.
+    pub scanned: u64,
     /// What stopped the round part way (what did take effect is in `agreed`).
     pub failed: Option<SyncError>,
 }
@@ -133,11 +135,11 @@ pub async fn round(ends: &Ends<'_>, ancestor: &Manifest) -> Result<Outcome, Sync
         .map_err(|e| tree::with_local(e.into(), ends.local))?;
     let mut out = Outcome {
         conflicts: plan.conflicts.clone(),
+        scanned: (local.len() + remote.len()) as u64,
         ..Outcome::default()
     };
     if plan.is_empty() {
         out.agreed = plan.agreed;
-        out.local = local;
         return Ok(out);
     }
     tracing::debug!(
@@ -154,7 +156,6 @@ pub async fn round(ends: &Ends<'_>, ancestor: &Manifest) -> Result<Outcome, Sync
         .told(&what, apply(ends, &plan, remote.is_empty(), &mut out))
         .await;
     out.agreed = reconcile::next_ancestor(&ancestor, &plan, &done);
-    out.local = local;
     Ok(out)
 }
 
@@ -164,7 +165,7 @@ pub async fn round(ends: &Ends<'_>, ancestor: &Manifest) -> Result<Outcome, Sync
 /// whose mtime alone moved (a `touch`, a `git checkout`): compared by
 /// content, and those found equal count as agreed, the replica's mtime set
 /// to the local one so that the next scan agrees too.
-async fn same_content_agrees(
+pub(super) async fn same_content_agrees(
     ends: &Ends<'_>,
     ancestor: &Manifest,
     local: &Manifest,
@@ -277,7 +278,7 @@ async fn scan_local(ends: &Ends<'_>) -> Result<(Manifest, bool), SyncError> {
 
 /// Carries `plan` out; says what took effect. Stops at the first failure of
 /// a side (recorded in `out.failed`).
-async fn apply(ends: &Ends<'_>, plan: &Reconciled, fresh: bool, out: &mut Outcome) -> Done {
+pub(super) async fn apply(ends: &Ends<'_>, plan: &Reconciled, fresh: bool, out: &mut Outcome) -> Done {
     let mut done = Done {
         kept: vec![false; plan.conflicts.len()],
         remote: vec![false; plan.remote_ops.len()],

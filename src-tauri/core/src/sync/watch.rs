@@ -78,6 +78,7 @@ impl SyncManager {
             ),
         };
         let pending = rep.progress.clone();
+        let dirty = rep.dirty.clone();
         let debouncer = notify_debouncer_full::new_debouncer_opt::<
             _,
             notify::RecommendedWatcher,
@@ -97,6 +98,20 @@ impl SyncManager {
                 };
                 if changed > 0 {
                     pending.add_pending(changed);
+                    if let Ok(mut d) = dirty.lock() {
+                        match &res {
+                            Ok(events) => {
+                                for e in events {
+                                    if e.need_rescan() {
+                                        d.lost();
+                                    } else if !matches!(e.kind, notify::EventKind::Access(_)) {
+                                        d.add(e.paths.iter().cloned());
+                                    }
+                                }
+                            }
+                            Err(_) => d.lost(),
+                        }
+                    }
                     let _ = tx.send(res);
                 }
             },
@@ -163,10 +178,12 @@ impl SyncManager {
                         warned = true;
                     }
                 }
+                // only the watcher's paths changed: a round over them suffices
+                let local_only = matches!(batch, Some(Ok(_)));
                 // coalesce whatever else arrived meanwhile
                 while rx.try_recv().is_ok() {}
                 let Some(me) = me.upgrade() else { break };
-                match me.sync_now(&rep).await {
+                match me.sync_round(&rep, local_only).await {
                     Ok(report) => {
                         retry = None;
                         last_round = report.took;
