@@ -33,6 +33,9 @@ pub(super) struct RoundReport {
     pub(super) remote_changed: bool,
     /// How long the round took, scans included.
     pub(super) took: Duration,
+    /// It looked only at the watcher's paths: its cost says nothing of a
+    /// whole round's.
+    pub(super) scoped: bool,
 }
 
 fn now_unix() -> u64 {
@@ -319,6 +322,7 @@ impl SyncManager {
                 count(&mut st, &ancestor);
                 let large = !out.scoped && ancestor.len() > TRIM_AFTER_ENTRIES;
                 let remote_changed = out.remote_changed();
+                let scoped = out.scoped;
                 if large {
                     crate::mem::release_freed_memory();
                 }
@@ -333,6 +337,7 @@ impl SyncManager {
                         st.error = None;
                         Ok(RoundReport {
                             remote_changed,
+                            scoped,
                             ..RoundReport::default()
                         })
                     }

@@ -156,6 +156,7 @@ impl SyncManager {
             // after a failed sync (a file deleted mid-scan, the remote briefly
             // unreachable, a vanished root) try again without waiting for a change
             let mut retry: Option<Duration> = None;
+            // what the last whole round took (the poll's are)
             let mut last_round = Duration::ZERO;
             let mut active = 0u32;
             loop {
@@ -186,10 +187,14 @@ impl SyncManager {
                 match me.sync_round(&rep, local_only).await {
                     Ok(report) => {
                         retry = None;
-                        last_round = report.took;
-                        active = match report.remote_changed {
-                            true => ACTIVE_ROUNDS,
-                            false => active.saturating_sub(1),
+                        if !report.scoped {
+                            last_round = report.took;
+                        }
+                        active = match (report.remote_changed, report.scoped) {
+                            (true, _) => ACTIVE_ROUNDS,
+                            // the close follow counts the replica's rounds
+                            (false, true) => active,
+                            (false, false) => active.saturating_sub(1),
                         };
                     }
                     Err(e) => {
