@@ -460,7 +460,8 @@ fn an_edit_rescans_only_what_changed_and_what_it_agreed_survives_a_kill() {
     t.write(".berthignore", "node_modules\n");
     let name = unique("tw-scope");
     sleeper(&a.host, &name, &t.bind("/app"));
-    let inside = |script: &str| exec_direct(&name, script);
+    // what a script printed, errors included, whether it failed or not
+    let inside = |script: &str| exec_direct(&name, &format!("{{ {script}; }} 2>&1; true"));
     let secs = Duration::from_secs;
 
     // an edit deep in a large tree: the round that carries it reads that
@@ -530,7 +531,7 @@ fn an_edit_rescans_only_what_changed_and_what_it_agreed_survives_a_kill() {
     });
     std::thread::sleep(Duration::from_millis(1500));
     assert_eq!(
-        exec_direct(&name, "cat /app/fresh.txt 2>&1"),
+        inside("cat /app/fresh.txt"),
         "cat: can't open '/app/fresh.txt': No such file or directory\n"
     );
     // and nothing else moved
