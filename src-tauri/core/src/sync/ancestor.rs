@@ -184,7 +184,10 @@ impl AncestorStore {
 
     /// Forgets the ancestor of a replica that was removed.
     pub fn forget(&self, replica: &str) {
-        for file in [self.file(replica), self.journal(replica)].into_iter().flatten() {
+        for file in [self.file(replica), self.journal(replica)]
+            .into_iter()
+            .flatten()
+        {
             let _ = std::fs::remove_file(file);
         }
     }
@@ -326,11 +329,15 @@ mod tests {
         assert_eq!(store.load(replica), whole);
         // the next record is a line of its own; one naming a path outside
         // the tree spoils the whole ancestor
-        store.record(replica, &[("f004".into(), None)], &whole).unwrap();
+        store
+            .record(replica, &[("f004".into(), None)], &whole)
+            .unwrap();
         whole.remove("f004");
         assert_eq!(store.load(replica), whole);
         drop(j);
-        store.record(replica, &[("../x".into(), Some(file(1)))], &whole).unwrap();
+        store
+            .record(replica, &[("../x".into(), Some(file(1)))], &whole)
+            .unwrap();
         assert!(store.load(replica).is_empty());
         // a new snapshot ends the journal
         store.save(replica, &whole).unwrap();
@@ -343,7 +350,10 @@ mod tests {
             whole.insert(p.clone(), e.clone().unwrap());
         }
         store.record(replica, &big, &whole).unwrap();
-        assert!(!dir.join("src-ab.journal").exists(), "folded into the snapshot");
+        assert!(
+            !dir.join("src-ab.journal").exists(),
+            "folded into the snapshot"
+        );
         assert_eq!(store.load(replica), whole);
         store.forget(replica);
         let names: Vec<_> = std::fs::read_dir(&dir).unwrap().collect();

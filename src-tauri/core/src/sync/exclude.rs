@@ -60,7 +60,6 @@ impl Exclusions {
     }
 }
 
-
 /// Answers "is this entry excluded" for one root, reading the `.gitignore`
 /// of each folder once while the (depth-first) walk is inside it.
 pub(super) struct Matcher {
@@ -219,7 +218,6 @@ fn read_rules(file: &Path) -> Result<String, SyncError> {
     Ok(text.trim_start_matches('\u{feff}').to_string())
 }
 
-
 /// The refusal for an invalid [`Exclusions::patterns`] entry: syncing without it
 /// could upload what the user meant to keep local.
 fn invalid_ignore(root: &Path, pattern: &str, err: &ignore::Error) -> SyncError {
@@ -228,4 +226,3 @@ fn invalid_ignore(root: &Path, pattern: &str, err: &ignore::Error) -> SyncError 
         reason: format!("the ignore pattern {pattern:?} is invalid ({err}); fix or remove it"),
     }
 }
-

@@ -59,6 +59,21 @@ const TOTAL_LIMIT: Duration = Duration::from_secs(30 * 60);
 /// How long the exit status may lag behind the end of the output.
 const EXIT_WAIT: Duration = Duration::from_secs(10);
 
+/// The bounds of a listing read from the long-lived shell.
+const LIMITS: Limits = Limits {
+    cap: OUTPUT_CAP,
+    idle: IDLE_LIMIT,
+    total: TOTAL_LIMIT,
+};
+
+/// `root` without trailing slashes (`/` stays).
+fn trimmed(root: &str) -> &str {
+    match root.trim_end_matches('/') {
+        "" => "/",
+        r => r,
+    }
+}
+
 /// The reason of the error for a root that does not exist (see [`scan`]).
 pub const NO_SUCH_FOLDER: &str = "the folder does not exist";
 
@@ -201,17 +216,9 @@ pub async fn scan(
     sftp: &SftpSession,
     root: &str,
 ) -> Result<Manifest, SyncError> {
-    let root = match root.trim_end_matches('/') {
-        "" => "/",
-        r => r,
-    };
+    let root = trimmed(root);
     // the long-lived shell first: no new channel, no fork of sshd per scan
-    let limits = Limits {
-        cap: OUTPUT_CAP,
-        idle: IDLE_LIMIT,
-        total: TOTAL_LIMIT,
-    };
-    match shell.run(ssh, &command(root), limits).await {
+    match shell.run(ssh, &command(root), LIMITS).await {
         Ok(ran) => {
             return match judge(Some(ran.status), !ran.stdout.is_empty(), &ran.stderr) {
                 Verdict::Parse => parse(&ran.stdout)
@@ -315,16 +322,8 @@ pub async fn scan_scope(
     if scope.is_empty() {
         return Ok(Some(Manifest::new()));
     }
-    let root = match root.trim_end_matches('/') {
-        "" => "/",
-        r => r,
-    };
-    let limits = Limits {
-        cap: OUTPUT_CAP,
-        idle: IDLE_LIMIT,
-        total: TOTAL_LIMIT,
-    };
-    let ran = match shell.run(ssh, &scoped_command(root, scope), limits).await {
+    let root = trimmed(root);
+    let ran = match shell.run(ssh, &scoped_command(root, scope), LIMITS).await {
         Ok(ran) => ran,
         Err(ShellError::Unavailable(_)) => return Ok(None),
         Err(e) => return Err(plain(root, format!("listing it with find: {e}"))),
@@ -437,7 +436,10 @@ fn parse_listing(out: &[u8], max_entries: usize, dotted: bool) -> Result<Manifes
                 .ok_or_else(|| FindError::Malformed {
                     record: index,
                     field: "path",
-                    value: String::from_utf8_lossy(rec.path).chars().take(100).collect(),
+                    value: String::from_utf8_lossy(rec.path)
+                        .chars()
+                        .take(100)
+                        .collect(),
                 })?;
         }
         let skip_dir = |set: &mut HashSet<_>| {

@@ -43,14 +43,31 @@ fn a_scoped_listing_is_what_the_local_scoped_scan_sees() {
     std::fs::create_dir_all(at("d/e/f")).unwrap();
     std::fs::create_dir_all(at("-rf/x")).unwrap();
     std::fs::create_dir_all(at("other")).unwrap();
-    for name in ["plain", "two words", "new\nline", "d/e/f/deep", "d/e/q'uote", "-rf/x/y", "other/z"] {
+    for name in [
+        "plain",
+        "two words",
+        "new\nline",
+        "d/e/f/deep",
+        "d/e/q'uote",
+        "-rf/x/y",
+        "other/z",
+    ] {
         touch(&at(name), name.as_bytes(), t);
     }
     touch(&at("d/e/.berth-tmp-1-0011"), b"half", t);
     std::os::unix::fs::symlink("../..", at("d/link")).unwrap();
     let scope = scope(
         &root,
-        &["d/e", "d/e/f/deep", "two words", "new\nline", "-rf/x", "gone", "d/link", "d/gone/deeper"],
+        &[
+            "d/e",
+            "d/e/f/deep",
+            "two words",
+            "new\nline",
+            "-rf/x",
+            "gone",
+            "d/link",
+            "d/gone/deeper",
+        ],
     );
     assert_eq!(scope.above, ["-rf", "d", "d/gone"]);
     // a folder above is gone: only a whole listing can say what happened
@@ -59,7 +76,11 @@ fn a_scoped_listing_is_what_the_local_scoped_scan_sees() {
 
     let scope = Paths {
         above: vec!["-rf".into(), "d".into()],
-        roots: scope.roots.into_iter().filter(|r| r != "d/gone/deeper").collect(),
+        roots: scope
+            .roots
+            .into_iter()
+            .filter(|r| r != "d/gone/deeper")
+            .collect(),
     };
     let (status, out, stderr) = run(&root, &scope);
     assert_eq!(status, Some(0), "{stderr}");
@@ -72,7 +93,19 @@ fn a_scoped_listing_is_what_the_local_scoped_scan_sees() {
     let keys: Vec<&str> = got.keys().map(String::as_str).collect();
     assert_eq!(
         keys,
-        ["-rf", "-rf/x", "-rf/x/y", "d", "d/e", "d/e/f", "d/e/f/deep", "d/e/q'uote", "d/link", "new\nline", "two words"]
+        [
+            "-rf",
+            "-rf/x",
+            "-rf/x/y",
+            "d",
+            "d/e",
+            "d/e/f",
+            "d/e/f/deep",
+            "d/e/q'uote",
+            "d/link",
+            "new\nline",
+            "two words"
+        ]
     );
     // nothing outside the scope, the link not followed, the temporary file left out
     assert!(!got.contains_key("plain") && !got.contains_key("other/z"));
@@ -94,9 +127,11 @@ fn a_scoped_listing_is_what_the_local_scoped_scan_sees() {
     let (_, out, _) = run(&root, &only_above);
     let got = parse_listing(&out, MAX_ENTRIES, true).unwrap();
     assert!(!only_above.above_are_dirs(&got));
-    assert!(crate::sync::tree::scan_scope(&root, &Default::default(), &scope)
-        .unwrap()
-        .is_none());
+    assert!(
+        crate::sync::tree::scan_scope(&root, &Default::default(), &scope)
+            .unwrap()
+            .is_none()
+    );
 
     // an empty replica folder, and one that is gone
     let empty = tmp.0.join("empty");
@@ -115,7 +150,9 @@ fn a_scoped_listing_is_what_the_local_scoped_scan_sees() {
 #[test]
 fn a_dotted_listing_must_name_its_paths_from_a_start_point() {
     let rec = |path: &str| format!("f\x003\x001.0\x00644\x00{path}\x00\x00end");
-    assert!(parse_listing(rec("./a").as_bytes(), 10, true).unwrap().contains_key("a"));
+    assert!(parse_listing(rec("./a").as_bytes(), 10, true)
+        .unwrap()
+        .contains_key("a"));
     for bad in ["a", "/etc/passwd", ".", "./", "../x"] {
         assert!(
             parse_listing(rec(bad).as_bytes(), 10, true).is_err(),

@@ -13,11 +13,11 @@ use super::manager::{ConflictSeen, Replica, ReplicaState, SyncManager};
 use super::reconcile::SyncMode;
 use super::replica;
 use super::scope::{scope_of, Dirty, Scope};
-use std::sync::atomic::Ordering;
 use super::tarball;
 use super::tree::{self, Manifest};
 use super::verify;
 use super::SyncError;
+use std::sync::atomic::Ordering;
 
 /// A sync of a tree this large frees far more than it keeps (two manifests,
 /// the operations, the serialized manifest): hand that back to the system.
@@ -47,7 +47,10 @@ fn now_unix() -> u64 {
 
 /// Takes the watcher's paths for the round about to scan.
 fn take_dirty(rep: &Replica) -> Dirty {
-    rep.dirty.lock().map(|mut d| std::mem::take(&mut *d)).unwrap_or_default()
+    rep.dirty
+        .lock()
+        .map(|mut d| std::mem::take(&mut *d))
+        .unwrap_or_default()
 }
 
 fn warn_unrecorded(local: &Path, e: &std::io::Error) {

@@ -131,7 +131,10 @@ fn parents(path: &str) -> impl Iterator<Item = &str> {
 }
 
 /// `path` and everything beneath it in `tree`.
-pub fn subtree<'a>(tree: &'a Manifest, path: &str) -> impl Iterator<Item = (&'a String, &'a EntryKind)> {
+pub fn subtree<'a>(
+    tree: &'a Manifest,
+    path: &str,
+) -> impl Iterator<Item = (&'a String, &'a EntryKind)> {
     // "a/" .. "a0" holds exactly what lies beneath "a" ('0' follows '/')
     let (from, to) = (format!("{path}/"), format!("{path}0"));
     tree.get_key_value(path)
@@ -153,7 +156,10 @@ impl Paths {
             .iter()
             .filter_map(|a| tree.get_key_value(a.as_str()));
         let below = self.roots.iter().flat_map(|r| subtree(tree, r));
-        above.chain(below).map(|(p, e)| (p.clone(), e.clone())).collect()
+        above
+            .chain(below)
+            .map(|(p, e)| (p.clone(), e.clone()))
+            .collect()
     }
 
     /// Whether every folder above the roots is a folder in `tree`.
@@ -221,10 +227,22 @@ mod tests {
         let root = Path::new("/src");
         let table: Vec<(Dirty, bool, Scope)> = vec![
             (dirty(&["a.txt"]), false, paths(&["a.txt"], &[])),
-            (dirty(&["a/b/c.txt"]), false, paths(&["a/b/c.txt"], &["a", "a/b"])),
+            (
+                dirty(&["a/b/c.txt"]),
+                false,
+                paths(&["a/b/c.txt"], &["a", "a/b"]),
+            ),
             // beneath another changed path: rescanned with it
-            (dirty(&["a/b/c.txt", "a/b", "a-x"]), false, paths(&["a-x", "a/b"], &["a"])),
-            (dirty(&["a/x", "a/y"]), false, paths(&["a/x", "a/y"], &["a"])),
+            (
+                dirty(&["a/b/c.txt", "a/b", "a-x"]),
+                false,
+                paths(&["a-x", "a/b"], &["a"]),
+            ),
+            (
+                dirty(&["a/x", "a/y"]),
+                false,
+                paths(&["a/x", "a/y"], &["a"]),
+            ),
             // Berth's own temporary files are not changes
             (
                 dirty(&["a/.berth-tmp-1234", "a/f"]),
@@ -235,9 +253,17 @@ mod tests {
             // the root itself, an exclusion file, an overflow: everything
             (dirty(&[""]), false, Scope::Full),
             (dirty(&[".berthignore"]), false, Scope::Full),
-            (dirty(&["a/.berthignore"]), false, paths(&["a/.berthignore"], &["a"])),
+            (
+                dirty(&["a/.berthignore"]),
+                false,
+                paths(&["a/.berthignore"], &["a"]),
+            ),
             (dirty(&["a/.gitignore"]), true, Scope::Full),
-            (dirty(&["a/.gitignore"]), false, paths(&["a/.gitignore"], &["a"])),
+            (
+                dirty(&["a/.gitignore"]),
+                false,
+                paths(&["a/.gitignore"], &["a"]),
+            ),
             (
                 Dirty {
                     overflow: true,
@@ -248,7 +274,11 @@ mod tests {
             ),
         ];
         for (d, gitignore, want) in table {
-            assert_eq!(scope_of(root, &d, gitignore), want, "{d:?} gitignore {gitignore}");
+            assert_eq!(
+                scope_of(root, &d, gitignore),
+                want,
+                "{d:?} gitignore {gitignore}"
+            );
         }
         // paths elsewhere (a file mount's folder) are not the tree's
         let mut d = Dirty::default();
@@ -320,7 +350,10 @@ mod tests {
         assert_eq!(
             changes,
             vec![
-                ("a/b.berth-conflict-remote-1".to_string(), Some(EntryKind::Dir)),
+                (
+                    "a/b.berth-conflict-remote-1".to_string(),
+                    Some(EntryKind::Dir)
+                ),
                 ("a/b/new".to_string(), Some(file(5))),
                 ("a/b/old".to_string(), None),
             ]
@@ -328,7 +361,15 @@ mod tests {
         let keys: Vec<&String> = tree.keys().collect();
         assert_eq!(
             keys,
-            ["a", "a/b", "a/b.berth-conflict-remote-1", "a/b/new", "a/b/same", "a/bz", "z"]
+            [
+                "a",
+                "a/b",
+                "a/b.berth-conflict-remote-1",
+                "a/b/new",
+                "a/b/same",
+                "a/bz",
+                "z"
+            ]
         );
     }
 }

@@ -21,8 +21,8 @@ use std::time::UNIX_EPOCH;
 use ignore::WalkBuilder;
 use serde::{Deserialize, Serialize};
 
-pub use super::exclude::{Exclusions, BERTHIGNORE};
 use super::exclude::Matcher;
+pub use super::exclude::{Exclusions, BERTHIGNORE};
 use super::SyncError;
 
 /// Replicas with more entries than this are protected by the mass-deletion

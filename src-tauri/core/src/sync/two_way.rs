@@ -142,8 +142,23 @@ pub async fn round(ends: &Ends<'_>, ancestor: &Manifest) -> Result<Outcome, Sync
         out.agreed = plan.agreed;
         return Ok(out);
     }
+    out.agreed = carry_out(ends, &ancestor, &plan, remote.is_empty(), &mut out).await;
+    Ok(out)
+}
+
+/// Applies a plan that has something to do (the status says "syncing",
+/// progress is told) and returns the next ancestor: `ancestor`, the one
+/// `plan` was made with, where something did not take effect.
+pub(super) async fn carry_out(
+    ends: &Ends<'_>,
+    ancestor: &Manifest,
+    plan: &Reconciled,
+    fresh: bool,
+    out: &mut Outcome,
+) -> Manifest {
     tracing::debug!(
         replica = ends.replica,
+        scoped = out.scoped,
         remote_ops = ?plan.remote_ops.iter().take(8).collect::<Vec<_>>(),
         local_ops = ?plan.local_ops.iter().take(8).collect::<Vec<_>>(),
         conflicts = plan.conflicts.len(),
@@ -153,10 +168,9 @@ pub async fn round(ends: &Ends<'_>, ancestor: &Manifest) -> Result<Outcome, Sync
     let what = format!("syncing {}", ends.local.display());
     let done = ends
         .progress
-        .told(&what, apply(ends, &plan, remote.is_empty(), &mut out))
+        .told(&what, apply(ends, plan, fresh, out))
         .await;
-    out.agreed = reconcile::next_ancestor(&ancestor, &plan, &done);
-    Ok(out)
+    reconcile::next_ancestor(ancestor, plan, &done)
 }
 
 /// Files both sides hold with the same size but another mtime, where the
@@ -278,7 +292,7 @@ async fn scan_local(ends: &Ends<'_>) -> Result<(Manifest, bool), SyncError> {
 
 /// Carries `plan` out; says what took effect. Stops at the first failure of
 /// a side (recorded in `out.failed`).
-pub(super) async fn apply(ends: &Ends<'_>, plan: &Reconciled, fresh: bool, out: &mut Outcome) -> Done {
+async fn apply(ends: &Ends<'_>, plan: &Reconciled, fresh: bool, out: &mut Outcome) -> Done {
     let mut done = Done {
         kept: vec![false; plan.conflicts.len()],
         remote: vec![false; plan.remote_ops.len()],

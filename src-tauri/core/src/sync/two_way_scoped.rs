@@ -2,7 +2,7 @@
 //! changed ([`scope::Paths`]): both sides are read only there (the local
 //! folders with `tree::scan_scope`, the replica with one scoped `find`),
 //! reconciled against the same part of the ancestor, and applied exactly
-//! as a whole round would (`two_way::apply`). What the round agreed on is
+//! as a whole round would (`two_way::carry_out`). What the round agreed on is
 //! spliced into the ancestor by the caller. Changes the replica had
 //! elsewhere wait for its next whole round (a poll or a container event).
 //!
@@ -16,7 +16,7 @@
 use super::reconcile::{self, Side, SyncMode};
 use super::scope::Paths;
 use super::tree::{self, Manifest, MASS_DELETE_MIN_ENTRIES};
-use super::two_way::{apply, same_content_agrees, Ends, Outcome};
+use super::two_way::{carry_out, same_content_agrees, Ends, Outcome};
 use super::{remote_find, remote_scan, SyncError};
 
 /// One round over `scope`, against `ancestor` (the whole tree's). On
@@ -92,19 +92,6 @@ pub async fn round(
         out.agreed = plan.agreed;
         return Ok(Some((out, scope)));
     }
-    tracing::debug!(
-        replica = ends.replica,
-        remote_ops = ?plan.remote_ops.iter().take(8).collect::<Vec<_>>(),
-        local_ops = ?plan.local_ops.iter().take(8).collect::<Vec<_>>(),
-        conflicts = plan.conflicts.len(),
-        "two-way scoped round"
-    );
-    (ends.busy)();
-    let what = format!("syncing {}", ends.local.display());
-    let done = ends
-        .progress
-        .told(&what, apply(ends, &plan, false, &mut out))
-        .await;
-    out.agreed = reconcile::next_ancestor(&part, &plan, &done);
+    out.agreed = carry_out(ends, &part, &plan, false, &mut out).await;
     Ok(Some((out, scope)))
 }
