@@ -3,6 +3,8 @@
 //! `berth-agent` against it, and runs the real docker CLI through it.
 #![allow(dead_code)]
 
+pub mod sync_helpers;
+
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};

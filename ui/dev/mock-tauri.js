@@ -55,12 +55,13 @@ if (!window.__TAURI__) {
 
   // a fixed time, so the conflict's "… ago" ages like a real one
   const conflictAt = now() - 240;
-  let firstSync = { files_done: 0, files_total: 5210, bytes_done: 0, bytes_total: 184_000_000 };
+  let firstSync = { files_done: 0, files_total: 5210, bytes_done: 0, bytes_total: 184_000_000, bytes_per_sec: 0 };
   const containersOf = (name) => {
     if (name !== "build-box") return { forwards: [], mounts: [] };
     if (firstSync.files_done < firstSync.files_total) {
       firstSync.files_done = Math.min(firstSync.files_total, firstSync.files_done + 371);
       firstSync.bytes_done = Math.round(firstSync.bytes_total * firstSync.files_done / firstSync.files_total);
+      firstSync.bytes_per_sec = 12_400_000;
     }
     const dataDone = firstSync.files_done >= firstSync.files_total;
     return {
@@ -75,14 +76,14 @@ if (!window.__TAURI__) {
           state: "watching", error: null, files: 1284, bytes: 14_200_000, fetched_files: 27, last_round: { scope: "changes", scanned: 4 }, last_sync_unix: now() - 12, pending_changes: 3,
           exclusions: [".berthignore", "--sync-ignore node_modules"],
           conflicts: [{ path: "notes.txt", kept_as: "notes.berth-conflict-remote-1a2b3c4d.txt", winner: "local", at_unix: conflictAt }],
-          progress: { files_done: 1284, files_total: 1284, bytes_done: 14_200_000, bytes_total: 14_200_000 } },
+          progress: { files_done: 1284, files_total: 1284, bytes_done: 14_200_000, bytes_total: 14_200_000, bytes_per_sec: 9_800_000 } },
         { local: "/home/dev/app/data", remote: "~/.cache/berth/mounts/9f2c41/home/dev/app/data", mode: "one-way", containers: ["9b1e77aa02cd43e1f0e9d8c7"],
-          state: dataDone ? "watching" : "initial sync", error: null, files: firstSync.files_done, bytes: firstSync.bytes_done, fetched_files: 0,
+          state: dataDone ? "watching" : "initial sync", error: null, files: firstSync.files_done, bytes: firstSync.bytes_done, fetched_files: 0, last_round: dataDone ? { scope: "all", scanned: 5210 } : null,
           last_sync_unix: dataDone ? now() - 2 : null, pending_changes: 0, exclusions: [], conflicts: [], progress: { ...firstSync } },
         { local: "/home/dev/app/secrets", remote: "~/.cache/berth/mounts/9f2c41/home/dev/app/secrets", mode: "two-way", containers: ["3f9a8c2d1b7e4f60a1b2c3d4"],
           state: "error", error: "cannot read /home/dev/app/secrets/key.pem: permission denied: make it readable by you or add it to .berthignore",
           exclusions: [".gitignore (honoured)"], conflicts: [],
-          files: 3, bytes: 2048, fetched_files: 0, last_sync_unix: now() - 300, pending_changes: 1, progress: { files_done: 3, files_total: 3, bytes_done: 2048, bytes_total: 2048 } },
+          files: 3, bytes: 2048, fetched_files: 0, last_sync_unix: now() - 300, pending_changes: 1, progress: { files_done: 3, files_total: 3, bytes_done: 2048, bytes_total: 2048, bytes_per_sec: 41_000 } },
       ],
     };
   };

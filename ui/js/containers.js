@@ -157,7 +157,7 @@ function mountCard(m, names) {
         h("span", { class: "badge", "data-state": MOUNT_STATE[m.state] || "disconnected" }, m.state))),
     inFirst ? h("div", { class: "progress" },
       h("progress", { max: p.bytes_total || p.files_total, value: p.bytes_total ? p.bytes_done : p.files_done, "aria-label": "First sync" }),
-      h("span", { class: "small" }, `${fmtCount(p.files_done, "file")} of ${p.files_total.toLocaleString("en-US")} · ${fmtBytes(p.bytes_done)} of ${fmtBytes(p.bytes_total)}`)) : null,
+      h("span", { class: "small" }, `${fmtCount(p.files_done, "file")} of ${p.files_total.toLocaleString("en-US")} · ${fmtBytes(p.bytes_done)} of ${fmtBytes(p.bytes_total)}${p.bytes_per_sec ? ` · ${fmtBytes(p.bytes_per_sec)}/s` : ""}`)) : null,
     h("p", { class: "detail small" },
       fmtCount(m.files || 0, "file"), " · ", fmtBytes(m.bytes),
       fetched ? [" · ", h("span", { "data-testid": "fetched-files" }, fmtCount(m.fetched_files || 0, "file"), " brought back from the remote")] : null,

@@ -72,6 +72,9 @@ pub(super) struct Replica {
     /// Two-way: rounds over part of the tree changed the ancestor since the
     /// replica's own manifest was last written (the next whole round does).
     pub(super) remote_manifest_stale: std::sync::atomic::AtomicBool,
+    /// When the replica's manifest was last written by a one-way round
+    /// over changed paths (they write it at most every few seconds).
+    pub(super) manifest_written: Mutex<Option<std::time::Instant>>,
     /// Containers using it (ids), from the create events and the label.
     pub(super) containers: Mutex<std::collections::HashSet<String>>,
     /// Set once a container used it: only then may its last one retire it
@@ -102,8 +105,8 @@ pub(super) struct ReplicaState {
     pub(super) fetched_files: u64,
     /// The newest conflicts, oldest first.
     pub(super) conflicts: Vec<ConflictSeen>,
-    /// What the last two-way round read: `changes` (the watcher's paths)
-    /// or `all`, and how many entries, both sides together.
+    /// What the last round read: `changes` (the watcher's paths) or `all`,
+    /// and how many entries (both sides together, in two-way mode).
     pub(super) last_scope: &'static str,
     pub(super) last_scanned: u64,
 }
@@ -394,6 +397,7 @@ impl SyncManager {
             progress: Default::default(),
             dirty: Default::default(),
             remote_manifest_stale: Default::default(),
+            manifest_written: Default::default(),
             containers: Default::default(),
             attached_once: Default::default(),
             watcher: Mutex::new(None),

@@ -15,6 +15,7 @@ pub mod local_file;
 #[cfg(target_os = "linux")]
 pub mod local_write;
 pub mod manager;
+pub(crate) mod one_way_scoped;
 pub mod progress;
 pub mod reconcile;
 pub mod remote_find;

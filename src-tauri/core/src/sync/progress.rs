@@ -18,6 +18,15 @@ pub struct Progress {
     pub bytes_done: AtomicU64,
     /// Paths the watcher reported since the current sync started its scan.
     pub pending: AtomicU64,
+    /// When the current (or last) sync began, in ms since the Unix epoch.
+    pub began_ms: AtomicU64,
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
 }
 
 impl Progress {
@@ -31,6 +40,7 @@ impl Progress {
         self.bytes_total.store(bytes, Ordering::Relaxed);
         self.files_done.store(0, Ordering::Relaxed);
         self.bytes_done.store(0, Ordering::Relaxed);
+        self.began_ms.store(now_ms(), Ordering::Relaxed);
     }
 
     /// Counts one file that landed.
@@ -48,13 +58,24 @@ impl Progress {
         self.pending.fetch_add(paths, Ordering::Relaxed);
     }
 
-    /// `{"files_done", "files_total", "bytes_done", "bytes_total"}`.
+    /// `{"files_done", "files_total", "bytes_done", "bytes_total",
+    /// "bytes_per_sec"}`; the rate is the average since the sync began (0
+    /// before any byte).
     pub fn to_json(&self) -> Value {
+        let bytes_done = self.bytes_done.load(Ordering::Relaxed);
+        let began = self.began_ms.load(Ordering::Relaxed);
+        let ms = now_ms().saturating_sub(began).max(1);
+        let rate = if began == 0 {
+            0
+        } else {
+            bytes_done * 1000 / ms
+        };
         json!({
             "files_done": self.files_done.load(Ordering::Relaxed),
             "files_total": self.files_total.load(Ordering::Relaxed),
-            "bytes_done": self.bytes_done.load(Ordering::Relaxed),
+            "bytes_done": bytes_done,
             "bytes_total": self.bytes_total.load(Ordering::Relaxed),
+            "bytes_per_sec": rate,
         })
     }
 }
@@ -127,10 +148,18 @@ mod tests {
             Op::Remove("c".into()),
         ]);
         p.file_done(10);
+        let mut got = p.to_json();
+        let rate = got["bytes_per_sec"].take();
         assert_eq!(
-            p.to_json(),
-            json!({"files_done": 1, "files_total": 2, "bytes_done": 10, "bytes_total": 15})
+            got,
+            json!({"files_done": 1, "files_total": 2, "bytes_done": 10, "bytes_total": 15, "bytes_per_sec": null})
         );
+        // 10 bytes in the milliseconds since begin()
+        assert!(
+            rate.as_u64().is_some_and(|r| r > 0 && r <= 10_000),
+            "{rate}"
+        );
+        assert_eq!(Progress::default().to_json()["bytes_per_sec"], 0);
         assert_eq!(
             line("first sync of /src", (1, 2), (5_000_000, 10_000_000), 2.0),
             "first sync of /src: 1/2 files, 5.0/10.0 MB, 2.5 MB/s"

@@ -90,10 +90,13 @@ impl SyncManager {
     ) -> Result<RoundReport, SyncError> {
         let started = Instant::now();
         let result = match rep.mode {
-            SyncMode::OneWay => {
-                take_dirty(rep);
-                self.one_way(rep).await.map(|()| RoundReport::default())
-            }
+            SyncMode::OneWay => self
+                .one_way(rep, local_only)
+                .await
+                .map(|scoped| RoundReport {
+                    scoped,
+                    ..RoundReport::default()
+                }),
             #[cfg(target_os = "linux")]
             SyncMode::TwoWay => self.two_way(rep, local_only).await,
             #[cfg(not(target_os = "linux"))]
@@ -109,9 +112,11 @@ impl SyncManager {
         })
     }
 
-    /// Rescan → diff → apply → record.
-    async fn one_way(&self, rep: &Replica) -> Result<(), SyncError> {
+    /// Rescan (all of it, or the watcher's paths) → diff → apply → record.
+    /// Says whether the round looked at the watcher's paths only.
+    async fn one_way(&self, rep: &Replica, local_only: bool) -> Result<bool, SyncError> {
         let mut manifest = rep.manifest.lock().await;
+        let dirty = take_dirty(rep);
         let src = &rep.source;
         let (root, base) = match src.kind {
             LocalKind::Dir => (src.local.clone(), src.local.clone()),
@@ -133,6 +138,32 @@ impl SyncManager {
             if let Err(e) = err {
                 self.record_error(rep, &e);
                 return Err(e);
+            }
+        }
+        let scope = match (local_only, manifest.is_empty(), src.kind) {
+            (true, false, LocalKind::Dir) => scope_of(&root, &dirty, rules.gitignore),
+            _ => Scope::Full,
+        };
+        if let Scope::Paths(paths) = &scope {
+            match self.one_way_scoped(rep, &mut manifest, &rules, paths).await {
+                Ok(Some(sent)) => {
+                    if let Ok(mut st) = rep.state.lock() {
+                        st.phase = "watching";
+                        st.error = None;
+                        count(&mut st, &manifest);
+                        st.syncs += 1;
+                        st.uploaded_files += sent.files;
+                        st.last_sync_unix = now_unix();
+                        st.last_scope = "changes";
+                        st.last_scanned = sent.scanned;
+                    }
+                    return Ok(true);
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    self.record_error(rep, &e);
+                    return Err(e);
+                }
             }
         }
         let scan_root = root.clone();
@@ -193,8 +224,10 @@ impl SyncManager {
                 return Err(e);
             }
             // also when only mtimes moved (verified unchanged): not re-checked next time
-            if !ops.is_empty() || local != *manifest {
+            let stale = rep.remote_manifest_stale.load(Ordering::Relaxed);
+            if !ops.is_empty() || local != *manifest || stale {
                 replica::write_manifest(&sftp, &src.replica, &local).await?;
+                rep.remote_manifest_stale.store(false, Ordering::Relaxed);
             }
             Ok::<_, SyncError>((applied, local))
         }
@@ -205,6 +238,8 @@ impl SyncManager {
                 st.phase = "watching";
                 st.error = None;
                 count(&mut st, &local);
+                st.last_scope = "all";
+                st.last_scanned = local.len() as u64;
                 st.syncs += 1;
                 st.uploaded_files += applied.files;
                 st.last_sync_unix = now_unix();
@@ -224,7 +259,7 @@ impl SyncManager {
         if let Ok(mut s) = rep.state.lock() {
             *s = st;
         }
-        out
+        out.map(|()| false)
     }
 
     /// Scan both sides (all of them, or the watcher's paths) → reconcile

@@ -14,7 +14,9 @@ use tokio::sync::mpsc;
 
 use super::binds::LocalKind;
 use super::manager::{Replica, SyncManager};
+use super::one_way_scoped::MANIFEST_EVERY;
 use super::reconcile::SyncMode;
+use std::sync::atomic::Ordering;
 
 /// First and longest wait before a failed sync is tried again.
 const RETRY_FIRST: Duration = Duration::from_millis(200);
@@ -121,7 +123,12 @@ impl SyncManager {
         );
         let watching = match debouncer {
             Ok(mut d) => match d.watch(&path, mode) {
-                Ok(()) => Some(d),
+                Ok(()) => {
+                    // adding a watch walks the whole tree once: give back
+                    // what that walk allocated
+                    crate::mem::release_freed_memory();
+                    Some(d)
+                }
                 Err(e) => {
                     tracing::warn!(
                         "cannot watch {}: {e} (inotify limits?); local changes will sync on \
@@ -161,6 +168,8 @@ impl SyncManager {
             let mut active = 0u32;
             loop {
                 let poll = poll_interval(last_round, active);
+                let stale = !two_way && rep.remote_manifest_stale.load(Ordering::Relaxed);
+                let mut flush = false;
                 let batch = tokio::select! {
                     _ = stop.cancelled() => break,
                     _ = tokio::time::sleep(retry.unwrap_or_default()), if retry.is_some() => None,
@@ -169,7 +178,19 @@ impl SyncManager {
                     _ = rep.nudge.notified(), if two_way => None,
                     _ = tokio::time::sleep(poll), if two_way && retry.is_none() => None,
                     b = rx.recv(), if has_watcher => match b { Some(b) => Some(b), None => break },
+                    // one-way rounds over changed paths leave the replica's
+                    // manifest stale for a while; the quiet after them ends it
+                    _ = tokio::time::sleep(MANIFEST_EVERY), if stale => {
+                        flush = true;
+                        None
+                    }
                 };
+                if flush {
+                    if let Some(me) = me.upgrade() {
+                        me.flush_manifest(&rep).await;
+                    }
+                    continue;
+                }
                 if let Some(Err(errors)) = &batch {
                     if !warned {
                         tracing::warn!(

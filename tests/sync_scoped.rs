@@ -1,0 +1,167 @@
+//! A change rescans only what changed (issue 15), against the real test
+//! bed: a round the file watcher starts reads only its paths, in two-way
+//! and in one-way mode, with folders created, renamed and deleted, excluded
+//! paths left alone on both sides, and what such a round agreed known to
+//! the next agent after a SIGKILL.
+
+mod common;
+use common::sync_helpers::*;
+use common::*;
+
+use std::time::Duration;
+
+#[test]
+fn an_edit_rescans_only_what_changed_and_what_it_agreed_survives_a_kill() {
+    let _turn = turn();
+    let mut a = agent();
+    let t = Tree::new("tw-scope");
+    for i in 0..2000 {
+        t.write(&format!("many/d{}/f{i}.txt", i % 20), "x\n");
+    }
+    t.write(".berthignore", "node_modules\n");
+    let name = unique("tw-scope");
+    sleeper(&a.host, &name, &t.bind("/app"));
+    // what a script printed, errors included, whether it failed or not
+    let inside = |script: &str| exec_direct(&name, &format!("{{ {script}; }} 2>&1; true"));
+    let secs = Duration::from_secs;
+
+    // an edit deep in a large tree: the round that carries it reads that
+    // path and the folders above it, not the 2,000 files around it
+    let mut seen = Vec::new();
+    for n in 0..3 {
+        let text = format!("edited {n}\n");
+        t.write("many/d3/f3.txt", &text);
+        until(secs(10), "the edit never reached the container", || {
+            inside("cat /app/many/d3/f3.txt") == text
+        });
+        let m = mount_of(a.port(), &t.0).unwrap();
+        seen.push(m["last_round"].clone());
+        if m["last_round"]["scope"] == "changes" {
+            break;
+        }
+    }
+    let last = seen.last().unwrap();
+    assert_eq!(last["scope"], "changes", "rounds seen: {seen:?}");
+    assert!(last["scanned"].as_u64().unwrap() < 20, "{seen:?}");
+
+    // new nested folders, a folder renamed, a folder deleted
+    t.write("new/a/b.txt", "b\n");
+    until(secs(10), "new/a/b.txt never arrived", || {
+        inside("cat /app/new/a/b.txt 2>&1") == "b\n"
+    });
+    std::fs::rename(t.0.join("new"), t.0.join("renamed")).unwrap();
+    until(secs(10), "the rename never arrived", || {
+        inside("cat /app/renamed/a/b.txt; ls /app/new 2>&1")
+            == "b\nls: /app/new: No such file or directory\n"
+    });
+    std::fs::remove_dir_all(t.0.join("renamed")).unwrap();
+    until(secs(10), "the deletion never arrived", || {
+        inside("ls /app/renamed 2>&1") == "ls: /app/renamed: No such file or directory\n"
+    });
+
+    // a change in an excluded folder is nobody's business on either side
+    inside("mkdir -p /app/node_modules/pkg && echo remote > /app/node_modules/pkg/i.js");
+    t.write("node_modules/local.js", "local\n");
+    t.write("sentinel.txt", "s\n");
+    until(secs(10), "sentinel.txt never arrived", || {
+        inside("cat /app/sentinel.txt 2>&1") == "s\n"
+    });
+    assert_eq!(inside("ls /app/node_modules"), "pkg\n");
+    assert_eq!(t.names("node_modules"), vec!["local.js".to_string()]);
+
+    // what the container wrote meanwhile, outside any local change, comes back
+    inside("echo r > /app/remote.txt");
+    until(secs(10), "remote.txt never came back", || {
+        t.read("remote.txt").as_deref() == Some("r\n")
+    });
+
+    // a file agreed in a round over changed paths, then the agent killed:
+    // the next agent knows it was agreed, so the container deleting it
+    // deletes it here too (were it forgotten, it would be sent back)
+    t.write("fresh.txt", "fresh\n");
+    until(secs(10), "fresh.txt never arrived", || {
+        inside("cat /app/fresh.txt 2>&1") == "fresh\n"
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    a.child.kill().unwrap();
+    a.child.wait().unwrap();
+    inside("rm /app/fresh.txt");
+    let b = agent();
+    until(secs(20), "the container's deletion never came back", || {
+        t.read("fresh.txt").is_none()
+    });
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(
+        inside("cat /app/fresh.txt"),
+        "cat: can't open '/app/fresh.txt': No such file or directory\n"
+    );
+    // and nothing else moved
+    assert_eq!(t.names("many/d3").len(), 100);
+    assert!(t.read("many/d3/f3.txt").unwrap().starts_with("edited "));
+    ok(docker_at(&b.host, &["rm", "-f", &name]));
+}
+
+#[test]
+fn one_way_edits_rescan_only_what_changed_and_a_restarted_agent_knows_what_the_replica_holds() {
+    let _turn = turn();
+    let mut a = agent_one_way();
+    let t = Tree::new("ow-scope");
+    for i in 0..1000 {
+        t.write(&format!("many/d{}/f{i}.txt", i % 10), "x\n");
+    }
+    let name = unique("ow-scope");
+    sleeper(&a.host, &name, &t.bind("/app"));
+    let inside = |script: &str| exec_direct(&name, &format!("{{ {script}; }} 2>&1; true"));
+    let secs = Duration::from_secs;
+
+    let mut seen = Vec::new();
+    for n in 0..3 {
+        let text = format!("edited {n}\n");
+        t.write("many/d1/f1.txt", &text);
+        until(secs(10), "the edit never reached the container", || {
+            inside("cat /app/many/d1/f1.txt") == text
+        });
+        let m = mount_of(a.port(), &t.0).unwrap();
+        seen.push(m["last_round"].clone());
+        if m["last_round"]["scope"] == "changes" {
+            break;
+        }
+    }
+    let last = seen.last().unwrap();
+    assert_eq!(last["scope"], "changes", "rounds seen: {seen:?}");
+    assert!(last["scanned"].as_u64().unwrap() < 10, "{seen:?}");
+
+    t.write("new/a/b.txt", "b\n");
+    until(secs(10), "new/a/b.txt never arrived", || {
+        inside("cat /app/new/a/b.txt") == "b\n"
+    });
+    std::fs::rename(t.0.join("new"), t.0.join("renamed")).unwrap();
+    until(secs(10), "the rename never arrived", || {
+        inside("cat /app/renamed/a/b.txt; ls /app/new")
+            == "b\nls: /app/new: No such file or directory\n"
+    });
+    std::fs::remove_dir_all(t.0.join("many/d2")).unwrap();
+    until(secs(10), "the deletion never arrived", || {
+        inside("ls /app/many/d2") == "ls: /app/many/d2: No such file or directory\n"
+    });
+
+    // a file sent by such a round; once things are quiet the replica's
+    // manifest says so, and an agent started after a SIGKILL removes the
+    // file from the replica when it is deleted here meanwhile
+    t.write("later.txt", "x\n");
+    until(secs(10), "later.txt never arrived", || {
+        inside("cat /app/later.txt") == "x\n"
+    });
+    std::thread::sleep(secs(7));
+    a.child.kill().unwrap();
+    a.child.wait().unwrap();
+    std::fs::remove_file(t.0.join("later.txt")).unwrap();
+    let b = agent_one_way();
+    until(secs(20), "the replica kept a file deleted here", || {
+        inside("cat /app/later.txt")
+            == "cat: can't open '/app/later.txt': No such file or directory\n"
+    });
+    assert_eq!(inside("cat /app/renamed/a/b.txt"), "b\n");
+    assert_eq!(inside("ls /app/many | wc -l").trim(), "9");
+    ok(docker_at(&b.host, &["rm", "-f", &name]));
+}
