@@ -402,8 +402,8 @@ impl SyncManager {
             attached_once: Default::default(),
             watcher: Mutex::new(None),
         });
-        self.sync_now(&rep).await?;
-        self.start_watching(&rep);
+        let first = self.sync_now(&rep).await?;
+        self.start_watching(&rep, first.cost());
         let mut all = self.replicas.lock().await;
         let rep = all.entry(source.local.clone()).or_insert(rep).clone();
         if for_create {

@@ -33,9 +33,23 @@ pub(super) struct RoundReport {
     pub(super) remote_changed: bool,
     /// How long the round took, scans included.
     pub(super) took: Duration,
+    /// How long its scans took (two-way whole rounds; zero otherwise): the
+    /// cost of looking at the replica again, transfers left out.
+    pub(super) scans: Duration,
     /// It looked only at the watcher's paths: its cost says nothing of a
     /// whole round's.
     pub(super) scoped: bool,
+}
+
+impl RoundReport {
+    /// What looking again costs: the scans when known, else the round.
+    pub(super) fn cost(&self) -> Duration {
+        if self.scans.is_zero() {
+            self.took
+        } else {
+            self.scans
+        }
+    }
 }
 
 fn now_unix() -> u64 {
@@ -361,6 +375,7 @@ impl SyncManager {
                 let large = !out.scoped && ancestor.len() > TRIM_AFTER_ENTRIES;
                 let remote_changed = out.remote_changed();
                 let scoped = out.scoped;
+                let scans = out.scans;
                 if large {
                     crate::mem::release_freed_memory();
                 }
@@ -376,6 +391,7 @@ impl SyncManager {
                         Ok(RoundReport {
                             remote_changed,
                             scoped,
+                            scans,
                             ..RoundReport::default()
                         })
                     }

@@ -73,6 +73,8 @@ pub struct Outcome {
     pub scoped: bool,
     /// Entries the round's scans read, both sides together.
     pub scanned: u64,
+    /// How long the scans took (a whole round's: what the poll follows).
+    pub scans: std::time::Duration,
     /// What stopped the round part way (what did take effect is in `agreed`).
     pub failed: Option<SyncError>,
 }
@@ -136,6 +138,7 @@ pub async fn round(ends: &Ends<'_>, ancestor: &Manifest) -> Result<Outcome, Sync
     let mut out = Outcome {
         conflicts: plan.conflicts.clone(),
         scanned: (local.len() + remote.len()) as u64,
+        scans: local_took + remote_took,
         ..Outcome::default()
     };
     if plan.is_empty() {

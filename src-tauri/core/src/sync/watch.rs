@@ -64,8 +64,9 @@ impl SyncManager {
     }
 
     /// Watches the source; each settled burst of changes, each nudge and
-    /// each poll (two-way) triggers one round.
-    pub(super) fn start_watching(self: &Arc<Self>, rep: &Arc<Replica>) {
+    /// each poll (two-way) triggers one round. `first_round`: the cost of
+    /// the round that made the replica (the first poll waits accordingly).
+    pub(super) fn start_watching(self: &Arc<Self>, rep: &Arc<Replica>, first_round: Duration) {
         let (tx, mut rx) = mpsc::unbounded_channel();
         let (path, mode) = match rep.source.kind {
             LocalKind::Dir => (rep.source.local.clone(), RecursiveMode::Recursive),
@@ -164,7 +165,7 @@ impl SyncManager {
             // unreachable, a vanished root) try again without waiting for a change
             let mut retry: Option<Duration> = None;
             // what the last whole round took (the poll's are)
-            let mut last_round = Duration::ZERO;
+            let mut last_round = first_round;
             let mut active = 0u32;
             loop {
                 let poll = poll_interval(last_round, active);
@@ -209,7 +210,7 @@ impl SyncManager {
                     Ok(report) => {
                         retry = None;
                         if !report.scoped {
-                            last_round = report.took;
+                            last_round = report.cost();
                         }
                         active = match (report.remote_changed, report.scoped) {
                             (true, _) => ACTIVE_ROUNDS,
