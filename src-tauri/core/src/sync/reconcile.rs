@@ -341,16 +341,22 @@ pub fn reconcile(
 /// `done` must say what really happened: an op whose effect is unknown (the
 /// connection dropped mid-way) counts as not done.
 pub fn next_ancestor(before: &Manifest, plan: &Reconciled, done: &Done) -> Manifest {
+    into_next_ancestor(before, plan.clone(), done)
+}
+
+/// [`next_ancestor`], taking the plan: its `agreed` becomes the result
+/// without a copy (a large tree's first sync).
+pub fn into_next_ancestor(before: &Manifest, plan: Reconciled, done: &Done) -> Manifest {
     let flag = |flags: &[bool], i: usize| flags.get(i).copied().unwrap_or(false);
-    let mut pending: BTreeSet<&str> = BTreeSet::new();
+    let mut pending: BTreeSet<String> = BTreeSet::new();
     for (i, op) in plan.remote_ops.iter().enumerate() {
         if !flag(&done.remote, i) {
-            pending.insert(op_path(op));
+            pending.insert(op_path(op).to_string());
         }
     }
     for (i, op) in plan.local_ops.iter().enumerate() {
         if !flag(&done.local, i) {
-            pending.insert(op.path());
+            pending.insert(op.path().to_string());
         }
     }
     for (i, c) in plan.conflicts.iter().enumerate() {
@@ -358,17 +364,17 @@ pub fn next_ancestor(before: &Manifest, plan: &Reconciled, done: &Done) -> Manif
             continue;
         }
         for root in [c.path.as_str(), c.kept_as.as_str()] {
-            pending.insert(root);
+            pending.insert(root.to_string());
             for m in [&plan.agreed, before] {
-                pending.extend(below(m, root).map(|(p, _)| p.as_str()));
+                pending.extend(below(m, root).map(|(p, _)| p.clone()));
             }
         }
     }
-    let mut next = plan.agreed.clone();
+    let mut next = plan.agreed;
     for path in pending {
-        match before.get(path) {
-            Some(entry) => next.insert(path.to_string(), entry.clone()),
-            None => next.remove(path),
+        match before.get(&path) {
+            Some(entry) => next.insert(path, entry.clone()),
+            None => next.remove(&path),
         };
     }
     next

@@ -327,7 +327,8 @@ impl SyncManager {
             }
             let mut out = super::two_way::round(&ends, &ancestor).await?;
             let stale = rep.remote_manifest_stale.load(Ordering::Relaxed);
-            if out.agreed != *ancestor || stale {
+            let changed = out.agreed != *ancestor;
+            if changed || stale {
                 if let Err(e) = self.ancestors.save(&src.replica, &out.agreed) {
                     // the round happened; the next one compares again from the old one
                     warn_unrecorded(&src.local, &e);
@@ -341,7 +342,12 @@ impl SyncManager {
                     rep.remote_manifest_stale.store(false, Ordering::Relaxed);
                 }
             }
-            *ancestor = std::mem::take(&mut out.agreed);
+            // an unchanged ancestor stays where it lies in memory: a poll that
+            // found nothing leaves the agent as it was
+            let agreed = std::mem::take(&mut out.agreed);
+            if changed {
+                *ancestor = agreed;
+            }
             Ok(out)
         }
         .await;

@@ -121,11 +121,13 @@ pub async fn round(ends: &Ends<'_>, ancestor: &Manifest) -> Result<Outcome, Sync
     if remote_exists {
         super::upload::sweep_temp_files(ends.sftp, ends.replica, Some(&remote)).await;
     }
-    // an excluded path is absent from all three: nothing is done to it anywhere
-    let mut ancestor = ancestor.clone();
-    if ends.kind == LocalKind::Dir {
+    // an excluded path is absent from all three: nothing is done to it
+    // anywhere (the ancestor copied only when exclusions are in effect: a
+    // copy of a large tree is what a round costs most)
+    let mut ancestor = std::borrow::Cow::Borrowed(ancestor);
+    if ends.kind == LocalKind::Dir && !ends.rules.sources(ends.local).is_empty() {
         tree::forget_excluded(&mut remote, &local, ends.local, ends.rules)?;
-        tree::forget_excluded(&mut ancestor, &local, ends.local, ends.rules)?;
+        tree::forget_excluded(ancestor.to_mut(), &local, ends.local, ends.rules)?;
     }
     let remote = remote_scan::as_agreed(remote, &[&ancestor, &local]);
     let remote = same_content_agrees(ends, &ancestor, &local, remote).await;
@@ -145,7 +147,7 @@ pub async fn round(ends: &Ends<'_>, ancestor: &Manifest) -> Result<Outcome, Sync
         out.agreed = plan.agreed;
         return Ok(out);
     }
-    out.agreed = carry_out(ends, &ancestor, &plan, remote.is_empty(), &mut out).await;
+    out.agreed = carry_out(ends, &ancestor, plan, remote.is_empty(), &mut out).await;
     Ok(out)
 }
 
@@ -155,7 +157,7 @@ pub async fn round(ends: &Ends<'_>, ancestor: &Manifest) -> Result<Outcome, Sync
 pub(super) async fn carry_out(
     ends: &Ends<'_>,
     ancestor: &Manifest,
-    plan: &Reconciled,
+    plan: Reconciled,
     fresh: bool,
     out: &mut Outcome,
 ) -> Manifest {
@@ -171,9 +173,9 @@ pub(super) async fn carry_out(
     let what = format!("syncing {}", ends.local.display());
     let done = ends
         .progress
-        .told(&what, apply(ends, plan, fresh, out))
+        .told(&what, apply(ends, &plan, fresh, out))
         .await;
-    reconcile::next_ancestor(ancestor, plan, &done)
+    reconcile::into_next_ancestor(ancestor, plan, &done)
 }
 
 /// Files both sides hold with the same size but another mtime, where the

@@ -92,6 +92,6 @@ pub async fn round(
         out.agreed = plan.agreed;
         return Ok(Some((out, scope)));
     }
-    out.agreed = carry_out(ends, &part, &plan, false, &mut out).await;
+    out.agreed = carry_out(ends, &part, plan, false, &mut out).await;
     Ok(Some((out, scope)))
 }
