@@ -328,11 +328,14 @@ impl SyncManager {
             let mut out = super::two_way::round(&ends, &ancestor).await?;
             let stale = rep.remote_manifest_stale.load(Ordering::Relaxed);
             let changed = out.agreed != *ancestor;
-            if changed || stale {
+            // the journal keeps what rounds over changed paths agreed
+            if changed {
                 if let Err(e) = self.ancestors.save(&src.replica, &out.agreed) {
                     // the round happened; the next one compares again from the old one
                     warn_unrecorded(&src.local, &e);
                 }
+            }
+            if changed || stale {
                 // for the replica's own checks (folder repair, the orphan
                 // sweep, a switch to one-way): what it holds now
                 if replica::write_manifest(&sftp, &src.replica, &out.agreed)
