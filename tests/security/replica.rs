@@ -406,3 +406,48 @@ fn two_way_a_container_swapping_a_folder_and_a_link_never_makes_berth_read_or_wr
     }
     ok(docker_at(&a.host, &["rm", "-f", &name]));
 }
+
+#[test]
+fn two_way_local_edits_under_a_folder_the_container_swaps_for_a_link_never_go_through_it() {
+    // rounds the file watcher starts read and write only the edited path:
+    // the folder above it is the one a container swaps for a link
+    let _turn = turn();
+    let a = agent();
+    let t = Dir::new("swapscope");
+    t.write("d/f.txt", "v0\n");
+    let (o, _) = outside(&["f.txt"]);
+    let before = snapshot(&o.0);
+    let name = unique("swapscope");
+    sleeper(&a.host, &name, &format!("{}:/app", t.s()));
+    sh(
+        &a.host,
+        &name,
+        &format!(
+            "nohup sh -c 'i=0; while [ $i -lt 300 ]; do rm -rf /app/d; ln -s {out} /app/d; \
+             sleep 0.01; rm -f /app/d; mkdir /app/d; i=$((i+1)); done; echo end > /app/swapped' \
+             >/dev/null 2>&1 &",
+            out = o.s()
+        ),
+    );
+    let mut i = 0;
+    while std::fs::read_to_string(t.p("swapped")).is_err() {
+        // Berth may be taking the folder away meanwhile (the container deleted it)
+        let _ = std::fs::create_dir_all(t.p("d"))
+            .and_then(|()| std::fs::write(t.p("d/f.txt"), format!("local-{i:04}\n")));
+        i += 1;
+        assert!(i < 3000, "the container's loop never ended");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // the last edit settles on both sides
+    t.write("d/f.txt", "last\n");
+    eventually(&a.host, &name, "cat /app/d/f.txt", "last");
+    assert_eq!(snapshot(&o.0), before, "the outside folder was touched");
+    for (path, text) in snapshot(&t.0) {
+        assert!(
+            !text.contains("outside") && !text.contains("victim"),
+            "{path} holds a file read through a link: {text:?}"
+        );
+    }
+    assert!(std::fs::symlink_metadata(t.p("d")).unwrap().is_dir());
+    ok(docker_at(&a.host, &["rm", "-f", &name]));
+}
