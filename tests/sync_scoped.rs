@@ -10,6 +10,54 @@ use common::*;
 
 use std::time::Duration;
 
+/// What `script` printed in container `name`, errors included, whether it
+/// failed or not.
+fn inside(name: &str, script: &str) -> String {
+    exec_direct(name, &format!("{{ {script}; }} 2>&1; true"))
+}
+
+/// Edits `rel` until the container sees an edit carried by a round over
+/// changed paths; asserts it read fewer than `most` entries.
+fn an_edit_reads_only_its_path(port: u16, t: &Tree, name: &str, rel: &str, most: u64) {
+    let mut seen = Vec::new();
+    for n in 0..3 {
+        let text = format!("edited {n}\n");
+        t.write(rel, &text);
+        until(
+            Duration::from_secs(10),
+            "the edit never reached the container",
+            || inside(name, &format!("cat /app/{rel}")) == text,
+        );
+        let m = mount_of(port, &t.0).unwrap();
+        seen.push(m["last_round"].clone());
+        if m["last_round"]["scope"] == "changes" {
+            break;
+        }
+    }
+    let last = seen.last().unwrap();
+    assert_eq!(last["scope"], "changes", "rounds seen: {seen:?}");
+    assert!(last["scanned"].as_u64().unwrap() < most, "{seen:?}");
+}
+
+/// New nested folders, a folder renamed, a folder deleted: each reaches
+/// the container.
+fn folders_made_renamed_and_deleted_arrive(t: &Tree, name: &str) {
+    let secs = Duration::from_secs;
+    t.write("new/a/b.txt", "b\n");
+    until(secs(10), "new/a/b.txt never arrived", || {
+        inside(name, "cat /app/new/a/b.txt") == "b\n"
+    });
+    std::fs::rename(t.0.join("new"), t.0.join("renamed")).unwrap();
+    until(secs(10), "the rename never arrived", || {
+        inside(name, "cat /app/renamed/a/b.txt; ls /app/new")
+            == "b\nls: /app/new: No such file or directory\n"
+    });
+    std::fs::remove_dir_all(t.0.join("many/d2")).unwrap();
+    until(secs(10), "the deletion never arrived", || {
+        inside(name, "ls /app/many/d2") == "ls: /app/many/d2: No such file or directory\n"
+    });
+}
+
 #[test]
 fn an_edit_rescans_only_what_changed_and_what_it_agreed_survives_a_kill() {
     let _turn = turn();
@@ -21,43 +69,13 @@ fn an_edit_rescans_only_what_changed_and_what_it_agreed_survives_a_kill() {
     t.write(".berthignore", "node_modules\n");
     let name = unique("tw-scope");
     sleeper(&a.host, &name, &t.bind("/app"));
-    // what a script printed, errors included, whether it failed or not
-    let inside = |script: &str| exec_direct(&name, &format!("{{ {script}; }} 2>&1; true"));
+    let inside = |script: &str| inside(&name, script);
     let secs = Duration::from_secs;
 
     // an edit deep in a large tree: the round that carries it reads that
     // path and the folders above it, not the 2,000 files around it
-    let mut seen = Vec::new();
-    for n in 0..3 {
-        let text = format!("edited {n}\n");
-        t.write("many/d3/f3.txt", &text);
-        until(secs(10), "the edit never reached the container", || {
-            inside("cat /app/many/d3/f3.txt") == text
-        });
-        let m = mount_of(a.port(), &t.0).unwrap();
-        seen.push(m["last_round"].clone());
-        if m["last_round"]["scope"] == "changes" {
-            break;
-        }
-    }
-    let last = seen.last().unwrap();
-    assert_eq!(last["scope"], "changes", "rounds seen: {seen:?}");
-    assert!(last["scanned"].as_u64().unwrap() < 20, "{seen:?}");
-
-    // new nested folders, a folder renamed, a folder deleted
-    t.write("new/a/b.txt", "b\n");
-    until(secs(10), "new/a/b.txt never arrived", || {
-        inside("cat /app/new/a/b.txt 2>&1") == "b\n"
-    });
-    std::fs::rename(t.0.join("new"), t.0.join("renamed")).unwrap();
-    until(secs(10), "the rename never arrived", || {
-        inside("cat /app/renamed/a/b.txt; ls /app/new 2>&1")
-            == "b\nls: /app/new: No such file or directory\n"
-    });
-    std::fs::remove_dir_all(t.0.join("renamed")).unwrap();
-    until(secs(10), "the deletion never arrived", || {
-        inside("ls /app/renamed 2>&1") == "ls: /app/renamed: No such file or directory\n"
-    });
+    an_edit_reads_only_its_path(a.port(), &t, &name, "many/d3/f3.txt", 20);
+    folders_made_renamed_and_deleted_arrive(&t, &name);
 
     // a change in an excluded folder is nobody's business on either side
     inside("mkdir -p /app/node_modules/pkg && echo remote > /app/node_modules/pkg/i.js");
@@ -98,6 +116,7 @@ fn an_edit_rescans_only_what_changed_and_what_it_agreed_survives_a_kill() {
     // and nothing else moved
     assert_eq!(t.names("many/d3").len(), 100);
     assert!(t.read("many/d3/f3.txt").unwrap().starts_with("edited "));
+    assert_eq!(t.names("many").len(), 19);
     ok(docker_at(&b.host, &["rm", "-f", &name]));
 }
 
@@ -111,39 +130,10 @@ fn one_way_edits_rescan_only_what_changed_and_a_restarted_agent_knows_what_the_r
     }
     let name = unique("ow-scope");
     sleeper(&a.host, &name, &t.bind("/app"));
-    let inside = |script: &str| exec_direct(&name, &format!("{{ {script}; }} 2>&1; true"));
+    let inside = |script: &str| inside(&name, script);
     let secs = Duration::from_secs;
-
-    let mut seen = Vec::new();
-    for n in 0..3 {
-        let text = format!("edited {n}\n");
-        t.write("many/d1/f1.txt", &text);
-        until(secs(10), "the edit never reached the container", || {
-            inside("cat /app/many/d1/f1.txt") == text
-        });
-        let m = mount_of(a.port(), &t.0).unwrap();
-        seen.push(m["last_round"].clone());
-        if m["last_round"]["scope"] == "changes" {
-            break;
-        }
-    }
-    let last = seen.last().unwrap();
-    assert_eq!(last["scope"], "changes", "rounds seen: {seen:?}");
-    assert!(last["scanned"].as_u64().unwrap() < 10, "{seen:?}");
-
-    t.write("new/a/b.txt", "b\n");
-    until(secs(10), "new/a/b.txt never arrived", || {
-        inside("cat /app/new/a/b.txt") == "b\n"
-    });
-    std::fs::rename(t.0.join("new"), t.0.join("renamed")).unwrap();
-    until(secs(10), "the rename never arrived", || {
-        inside("cat /app/renamed/a/b.txt; ls /app/new")
-            == "b\nls: /app/new: No such file or directory\n"
-    });
-    std::fs::remove_dir_all(t.0.join("many/d2")).unwrap();
-    until(secs(10), "the deletion never arrived", || {
-        inside("ls /app/many/d2") == "ls: /app/many/d2: No such file or directory\n"
-    });
+    an_edit_reads_only_its_path(a.port(), &t, &name, "many/d1/f1.txt", 10);
+    folders_made_renamed_and_deleted_arrive(&t, &name);
 
     // a file sent by such a round; once things are quiet the replica's
     // manifest says so, and an agent started after a SIGKILL removes the
@@ -163,5 +153,6 @@ fn one_way_edits_rescan_only_what_changed_and_a_restarted_agent_knows_what_the_r
     });
     assert_eq!(inside("cat /app/renamed/a/b.txt"), "b\n");
     assert_eq!(inside("ls /app/many | wc -l").trim(), "9");
+    assert_eq!(t.names("many").len(), 9);
     ok(docker_at(&b.host, &["rm", "-f", &name]));
 }

@@ -41,15 +41,7 @@ impl SyncManager {
         scope: &Paths,
     ) -> Result<Option<Sent>, SyncError> {
         let src = &rep.source;
-        let (root, scan_rules, wanted) = (src.local.clone(), rules.clone(), scope.clone());
-        let scanned =
-            tokio::task::spawn_blocking(move || tree::scan_scope(&root, &scan_rules, &wanted))
-                .await
-                .map_err(|e| SyncError::Unreadable {
-                    path: src.local.clone(),
-                    reason: e.to_string(),
-                })??;
-        let Some((local, used)) = scanned else {
+        let Some((local, used)) = tree::scan_scope_blocking(&src.local, rules, scope).await? else {
             return Ok(None);
         };
         let mut part = used.restrict(manifest);

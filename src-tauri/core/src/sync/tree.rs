@@ -188,6 +188,18 @@ pub fn scan_scope(
     Ok(Some((entries.into_iter().collect(), kept)))
 }
 
+/// [`scan_scope`] on a blocking thread (it reads the disk).
+pub async fn scan_scope_blocking(
+    root: &Path,
+    rules: &Exclusions,
+    scope: &super::scope::Paths,
+) -> Result<Option<(Manifest, super::scope::Paths)>, SyncError> {
+    let (at, rules, scope) = (root.to_path_buf(), rules.clone(), scope.clone());
+    tokio::task::spawn_blocking(move || scan_scope(&at, &rules, &scope))
+        .await
+        .map_err(|e| unreadable(root, e))?
+}
+
 /// Adds to `entries` everything beneath `start` (a folder of the tree at
 /// `root`, or the root), relative to `root`, as [`scan`] describes.
 fn walk_into(

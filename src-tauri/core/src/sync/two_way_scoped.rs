@@ -32,14 +32,8 @@ pub async fn round(
     if !std::fs::symlink_metadata(ends.local).is_ok_and(|m| m.is_dir()) {
         return Ok(None);
     }
-    let (root, rules, wanted) = (ends.local.to_path_buf(), ends.rules.clone(), scope.clone());
-    let scanned = tokio::task::spawn_blocking(move || tree::scan_scope(&root, &rules, &wanted))
-        .await
-        .map_err(|e| SyncError::Unreadable {
-            path: ends.local.to_path_buf(),
-            reason: e.to_string(),
-        })??;
-    let Some((local, scope)) = scanned else {
+    let Some((local, scope)) = tree::scan_scope_blocking(ends.local, ends.rules, scope).await?
+    else {
         return Ok(None);
     };
     if scope.is_empty() {
