@@ -114,11 +114,13 @@ impl SyncManager {
             #[cfg(target_os = "linux")]
             SyncMode::TwoWay => self.two_way(rep, local_only).await,
             #[cfg(not(target_os = "linux"))]
-            SyncMode::TwoWay => {
-                let _ = local_only;
-                take_dirty(rep);
-                self.one_way(rep).await.map(|()| RoundReport::default())
-            }
+            SyncMode::TwoWay => self
+                .one_way(rep, local_only)
+                .await
+                .map(|scoped| RoundReport {
+                    scoped,
+                    ..RoundReport::default()
+                }),
         };
         result.map(|r| RoundReport {
             took: started.elapsed(),
