@@ -104,17 +104,10 @@ impl SyncManager {
     ) -> Result<RoundReport, SyncError> {
         let started = Instant::now();
         let result = match rep.mode {
-            SyncMode::OneWay => self
-                .one_way(rep, local_only)
-                .await
-                .map(|scoped| RoundReport {
-                    scoped,
-                    ..RoundReport::default()
-                }),
             #[cfg(target_os = "linux")]
             SyncMode::TwoWay => self.two_way(rep, local_only).await,
-            #[cfg(not(target_os = "linux"))]
-            SyncMode::TwoWay => self
+            // elsewhere two-way mounts sync one way (no local writer yet)
+            _ => self
                 .one_way(rep, local_only)
                 .await
                 .map(|scoped| RoundReport {
