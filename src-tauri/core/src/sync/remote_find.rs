@@ -105,13 +105,7 @@ pub enum FindError {
 /// [`EXIT_NO_ROOT`] when `root` does not exist, [`EXIT_NO_CD`] when it
 /// cannot be entered, and prints [`END_MARK`] only when find exits 0.
 fn command(root: &str) -> String {
-    // an absolute root cannot be read as an option; a relative one is
-    // relative to the home folder, as for SFTP
-    let root = if root.starts_with('/') {
-        sh_quote(root)
-    } else {
-        sh_quote(&format!("./{root}"))
-    };
+    let root = quoted_root(root);
     // -P (the default) never follows a link; LC_ALL=C keeps `*` matching
     // names that are not UTF-8; entries that vanish mid-walk are just gone
     format!(
@@ -124,15 +118,21 @@ fn command(root: &str) -> String {
     )
 }
 
+/// `root` quoted for the shell: an absolute root cannot be read as an
+/// option; a relative one is relative to the home folder, as for SFTP.
+fn quoted_root(root: &str) -> String {
+    if root.starts_with('/') {
+        sh_quote(root)
+    } else {
+        sh_quote(&format!("./{root}"))
+    }
+}
+
 /// The command listing the part of the replica `root` that `scope` covers
 /// (see [`scan_scope`]): the folders above the scope's roots, then each
 /// root that exists with everything beneath it, paths as `./a/b`.
 fn scoped_command(root: &str, scope: &Paths) -> String {
-    let root = if root.starts_with('/') {
-        sh_quote(root)
-    } else {
-        sh_quote(&format!("./{root}"))
-    };
+    let root = quoted_root(root);
     let dotted = |ps: &[String]| {
         ps.iter()
             .map(|p| sh_quote(&format!("./{p}")))

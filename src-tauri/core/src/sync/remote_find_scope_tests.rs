@@ -4,21 +4,15 @@
 use std::process::Command;
 use std::time::{Duration, UNIX_EPOCH};
 
-use super::tests::{gnu_find, touch, TempDir};
+use super::tests::{gnu_find, run_script, touch, TempDir};
 use super::*;
 use crate::sync::scope::{scope_of, Dirty, Scope};
 
 /// Runs [`scoped_command`] for `root` and `scope` with `sh`.
 fn run(root: &std::path::Path, scope: &Paths) -> (Option<i32>, Vec<u8>, String) {
-    let out = Command::new("sh")
-        .arg("-c")
-        .arg(scoped_command(root.to_str().unwrap(), scope))
-        .output()
-        .unwrap();
-    (
-        out.status.code(),
-        out.stdout,
-        String::from_utf8_lossy(&out.stderr).into(),
+    run_script(
+        Command::new("sh"),
+        &scoped_command(root.to_str().unwrap(), scope),
     )
 }
 

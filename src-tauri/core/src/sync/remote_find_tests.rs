@@ -481,12 +481,13 @@ fn run(root: &Path) -> (Option<i32>, Vec<u8>, String) {
     run_with(Command::new("sh"), root)
 }
 
-fn run_with(mut sh: Command, root: &Path) -> (Option<i32>, Vec<u8>, String) {
-    let out = sh
-        .arg("-c")
-        .arg(command(root.to_str().unwrap()))
-        .output()
-        .unwrap();
+fn run_with(sh: Command, root: &Path) -> (Option<i32>, Vec<u8>, String) {
+    run_script(sh, &command(root.to_str().unwrap()))
+}
+
+/// Runs `script` with `sh -c`: exit status, stdout, stderr.
+pub(super) fn run_script(mut sh: Command, script: &str) -> (Option<i32>, Vec<u8>, String) {
+    let out = sh.arg("-c").arg(script).output().unwrap();
     (
         out.status.code(),
         out.stdout,
