@@ -407,10 +407,11 @@ fn two_way_a_container_swapping_a_folder_and_a_link_never_makes_berth_read_or_wr
     ok(docker_at(&a.host, &["rm", "-f", &name]));
 }
 
-/// The known gap of the README's "What is left": this attack wins the
-/// race between Berth's check of a folder and its write over SFTP.
+/// The race between a check of a folder and a write through its path: the
+/// container swaps the folder for a link without pause while the user
+/// edits in it. Over SFTP alone it won within ~25 s; files are now moved
+/// into place from inside the folder (`sync/placer.rs`).
 #[test]
-#[ignore = "known gap (README, Threat model, What is left): a folder swapped between check and write redirects that write"]
 fn two_way_local_edits_under_a_folder_the_container_swaps_for_a_link_never_go_through_it() {
     // rounds the file watcher starts read and write only the edited path:
     // the folder above it is the one a container swaps for a link
@@ -444,7 +445,12 @@ fn two_way_local_edits_under_a_folder_the_container_swaps_for_a_link_never_go_th
     t.write("d/f.txt", "last\n");
     eventually(&a.host, &name, "cat /app/d/f.txt", "last");
     assert_eq!(snapshot(&o.0), before, "the outside folder was touched");
-    for (path, text) in snapshot(&t.0) {
+    // the container's link comes back as a link (a conflict copy of `d`):
+    // what matters is that no file was read through it
+    for (path, text) in snapshot(&t.0)
+        .into_iter()
+        .filter(|(_, t)| !t.starts_with("-> "))
+    {
         assert!(
             !text.contains("outside") && !text.contains("victim"),
             "{path} holds a file read through a link: {text:?}"

@@ -28,6 +28,9 @@ pub const UNFINISHED_AGE: Duration = Duration::from_secs(3600);
 
 const MANIFEST_SUFFIX: &str = ".berth-manifest.json";
 
+/// A replica's stage (see `placer`): goes with its replica, never alone.
+const STAGE_SUFFIX: &str = ".berth-stage";
+
 /// One entry of the machine's mounts directory.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DirEntry {
@@ -48,19 +51,22 @@ pub fn orphans(entries: &[DirEntry], in_use: &HashSet<String>, now: SystemTime) 
     let visible = entries.iter().filter(|e| !e.name.starts_with('.'));
     let mut out: Vec<String> = visible
         .clone()
-        .filter(|e| e.is_dir && !in_use.contains(&e.name))
+        .filter(|e| e.is_dir && !in_use.contains(&e.name) && !e.name.ends_with(STAGE_SUFFIX))
         .filter(|e| match manifest_of(&e.name) {
             Some(m) => age(m.modified) > UNUSED_AGE,
             None => age(e.modified) > UNFINISHED_AGE,
         })
         .map(|e| e.name.clone())
         .collect();
-    for e in visible.filter(|e| !e.is_dir) {
-        if let Some(dir) = e
-            .name
-            .strip_suffix(MANIFEST_SUFFIX)
-            .or_else(|| e.name.strip_suffix(".berth-manifest.json.tmp"))
-        {
+    for e in visible {
+        let beside = if e.is_dir {
+            e.name.strip_suffix(STAGE_SUFFIX)
+        } else {
+            e.name
+                .strip_suffix(MANIFEST_SUFFIX)
+                .or_else(|| e.name.strip_suffix(".berth-manifest.json.tmp"))
+        };
+        if let Some(dir) = beside {
             let dir_exists = entries.iter().any(|d| d.is_dir && d.name == dir);
             let dir_removed = out.iter().any(|n| n == dir);
             if (!dir_exists && !in_use.contains(dir) && age(e.modified) > UNUSED_AGE) || dir_removed
@@ -133,7 +139,7 @@ impl SyncManager {
             !kept.iter().any(|k| {
                 n == k
                     || n.strip_prefix(k.as_str())
-                        .is_some_and(|r| r.starts_with(".berth-manifest"))
+                        .is_some_and(|r| r.starts_with(".berth-manifest") || r == STAGE_SUFFIX)
             })
         });
         if gone.is_empty() {
@@ -170,7 +176,7 @@ mod tests {
     #[test]
     fn removes_only_what_no_label_names_and_is_old_enough() {
         let now = SystemTime::now();
-        let m = MANIFEST_SUFFIX;
+        let (m, s) = (MANIFEST_SUFFIX, STAGE_SUFFIX);
         let entries = vec![
             entry("used-1", true, 9999, now),
             entry(&format!("used-1{m}"), false, 9999, now),
@@ -183,6 +189,9 @@ mod tests {
             entry(&format!("lonely-6{m}"), false, 600, now),
             entry(&format!("old-2{m}.tmp"), false, 600, now),
             entry(".hidden", true, 9999, now),
+            entry(&format!("used-1{s}"), true, 9999, now),
+            entry(&format!("old-2{s}"), true, 9999, now),
+            entry(&format!("lonely-7{s}"), true, 9999, now),
         ];
         let in_use = HashSet::from(["used-1".to_string()]);
         let mut got = orphans(&entries, &in_use, now);
@@ -193,6 +202,8 @@ mod tests {
             format!("old-2{m}"),
             format!("old-2{m}.tmp"),
             format!("lonely-6{m}"),
+            format!("old-2{s}"),
+            format!("lonely-7{s}"),
         ];
         want.sort();
         assert_eq!(got, want);

@@ -172,6 +172,7 @@ impl SyncManager {
             }
             let ops = tree::diff(&Manifest::new(), &held);
             let (_, failed) = replica::apply(
+                Some((self.ssh.as_ref(), &self.shell)),
                 &sftp,
                 &rep.source.local,
                 &rep.source.replica,
@@ -185,6 +186,8 @@ impl SyncManager {
             }
             let dir = rep.source.replica.trim_end_matches('/');
             let _ = sftp.remove_file(format!("{dir}.berth-manifest.json")).await;
+            // empty after every round; what a failure left goes with the orphans
+            let _ = sftp.remove_dir(super::placer::stage_of(dir)).await;
             sftp.remove_dir(dir.to_string())
                 .await
                 .map_err(|e| SyncError::remote(dir, e))

@@ -16,6 +16,7 @@ pub mod local_file;
 pub mod local_write;
 pub mod manager;
 pub(crate) mod one_way_scoped;
+pub mod placer;
 pub mod progress;
 pub mod reconcile;
 pub mod remote_find;

@@ -77,6 +77,7 @@ impl SyncManager {
                 .told(
                     &what,
                     replica::apply(
+                        Some((self.ssh.as_ref(), &self.shell)),
                         &sftp,
                         &src.local,
                         &src.replica,

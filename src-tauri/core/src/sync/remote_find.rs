@@ -592,7 +592,7 @@ fn parse_mtime(s: &[u8]) -> Option<i64> {
 
 #[cfg(test)]
 #[path = "remote_find_tests.rs"]
-mod tests;
+pub(in crate::sync) mod tests;
 
 #[cfg(test)]
 #[path = "remote_find_scope_tests.rs"]

@@ -459,10 +459,10 @@ fn the_command_quotes_the_root() {
 // ---- the format against the real GNU find of this machine ----
 
 /// A fresh folder under the system temp dir, removed when dropped.
-pub(super) struct TempDir(pub(super) PathBuf);
+pub(in crate::sync) struct TempDir(pub(in crate::sync) PathBuf);
 
 impl TempDir {
-    pub(super) fn new(name: &str) -> Self {
+    pub(in crate::sync) fn new(name: &str) -> Self {
         let path = std::env::temp_dir().join(format!("berth-find-{}-{name}", std::process::id()));
         let _ = std::fs::remove_dir_all(&path);
         std::fs::create_dir_all(&path).unwrap();

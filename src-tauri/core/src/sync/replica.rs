@@ -2,7 +2,9 @@
 //! then many files in flight at once (never one round trip per file), then
 //! removals. Files are streamed (never read whole), written under an
 //! unguessable temporary name created exclusively and renamed into place, so
-//! a process in the container never reads a half-written file. Symlinks are
+//! a process in the container never reads a half-written file; with a
+//! remote shell, in the replica's stage and moved in from inside the folder
+//! (`placer`), so a folder swapped for a link cannot redirect them. Symlinks are
 //! recreated as symlinks, never followed. Every folder on the way to a write
 //! or a delete is checked first to be a real directory (`remote_path`): a
 //! container cannot redirect Berth through a link it planted.
@@ -129,10 +131,15 @@ pub enum Write {
     Direct,
 }
 
+/// The long-lived remote shell, when the caller has one: files and links
+/// are then moved into place from inside their folder (`placer`).
+pub type Shell<'a> = Option<(&'a SshSession, &'a super::remote_shell::RemoteShell)>;
+
 /// Applies `ops` (from `tree::diff`) to the replica at `replica_dir`, reading
 /// files under `local_base`. Stops at the first failure, which it returns
 /// beside what did take effect.
 pub async fn apply(
+    shell: Shell<'_>,
     sftp: &Arc<SftpSession>,
     local_base: &Path,
     replica_dir: &str,
@@ -145,6 +152,7 @@ pub async fn apply(
         ..Default::default()
     };
     let err = apply_ops(
+        shell,
         sftp,
         local_base,
         replica_dir,
@@ -182,7 +190,9 @@ pub fn op_path(op: &Op) -> &str {
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn apply_ops(
+    shell: Shell<'_>,
     sftp: &Arc<SftpSession>,
     local_base: &Path,
     replica_dir: &str,
@@ -203,6 +213,16 @@ async fn apply_ops(
     super::upload::sweep_temp_files(sftp, replica_dir, None).await;
     let handled: HashSet<String> = ops.iter().map(|op| op_path(op).to_string()).collect();
     let mut guard = Guard::new(sftp, replica_dir, local_base, handled);
+    // only where containers may look: a first sync and single-file binds
+    // write where none does
+    let placer = match shell {
+        Some((ssh, sh)) if how == Write::Replace => {
+            super::placer::Placer::open(ssh, sh, replica_dir)
+                .await
+                .map(|p| (ssh, sh, p))
+        }
+        _ => None,
+    };
     // ops come ordered: kind-change removals, mkdirs, puts/symlinks, removals;
     // each run of one kind goes at once, in that order
     let mut at = 0;
@@ -213,7 +233,11 @@ async fn apply_ops(
         match kind {
             Class::Mkdir => make_dirs(&mut guard, ops, run, applied).await?,
             Class::Write => {
-                write_all(&mut guard, local_base, ops, run, how, progress, applied).await?
+                let placed = placer.as_ref().map(|(ssh, sh, p)| (*ssh, *sh, p));
+                write_all(
+                    &mut guard, placed, local_base, ops, run, how, progress, applied,
+                )
+                .await?
             }
             Class::Removal => remove_all(&mut guard, ops, run, applied).await?,
         }
@@ -389,8 +413,14 @@ type PutJob = (String, u64, String, bool);
 /// Sends a run of files and links, many at once; every one that lands is
 /// marked done, even when another fails. A file that changed since the scan
 /// is skipped (its change event brings the next scan).
+#[allow(clippy::too_many_arguments)]
 async fn write_all(
     guard: &mut Guard<'_>,
+    placer: Option<(
+        &SshSession,
+        &super::remote_shell::RemoteShell,
+        &super::placer::Placer,
+    )>,
     local_base: &Path,
     ops: &[Op],
     run: Vec<usize>,
@@ -412,6 +442,20 @@ async fn write_all(
     }
     let sftp = guard.sftp().clone();
     let base = local_base.to_path_buf();
+    if let Some(placer) = placer {
+        let puts = puts
+            .into_iter()
+            .map(|(i, (rel, size, _, exec))| (i, (rel, size, exec)))
+            .collect();
+        let links = links
+            .into_iter()
+            .map(|(i, (_, target))| (i, target))
+            .collect();
+        return super::placer::write_placed(
+            &sftp, placer, &base, ops, puts, links, progress, applied,
+        )
+        .await;
+    }
     let results = in_flight(&sftp, puts, |sftp, (rel, size, remote, exec): PutJob| {
         let base = base.clone();
         async move {

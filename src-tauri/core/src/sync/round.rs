@@ -213,6 +213,7 @@ impl SyncManager {
                         LocalKind::Dir if first => {
                             tarball::apply_first(
                                 &self.ssh,
+                                &self.shell,
                                 &sftp,
                                 &base,
                                 &src.replica,
@@ -221,7 +222,11 @@ impl SyncManager {
                             )
                             .await
                         }
-                        _ => replica::apply(&sftp, &base, &src.replica, &ops, how, progress).await,
+                        _ => {
+                            let shell = Some((self.ssh.as_ref(), &self.shell));
+                            replica::apply(shell, &sftp, &base, &src.replica, &ops, how, progress)
+                                .await
+                        }
                     }
                 })
                 .await;

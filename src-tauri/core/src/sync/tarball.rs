@@ -57,6 +57,7 @@ pub fn in_archive(op: &Op) -> bool {
 /// over SFTP; everything over SFTP when the remote cannot unpack archives.
 pub async fn apply_first(
     ssh: &SshSession,
+    shell: &super::remote_shell::RemoteShell,
     sftp: &Arc<SftpSession>,
     local_base: &Path,
     replica_dir: &str,
@@ -66,6 +67,7 @@ pub async fn apply_first(
     let sftp_all = |why: String| async move {
         tracing::debug!("first sync of {replica_dir} over SFTP: {why}");
         replica::apply(
+            None,
             sftp,
             local_base,
             replica_dir,
@@ -84,6 +86,7 @@ pub async fn apply_first(
     if !matches!(lstat(sftp, replica_dir).await, Ok(Found::Missing)) {
         tracing::debug!("first sync of {replica_dir}, which exists, over SFTP");
         return replica::apply(
+            Some((ssh, shell)),
             sftp,
             local_base,
             replica_dir,
@@ -128,6 +131,7 @@ pub async fn apply_first(
     }
     // no files left, so no write mode matters; Replace only checks the directory
     let (more, err) = replica::apply(
+        None,
         sftp,
         local_base,
         replica_dir,

@@ -349,6 +349,7 @@ async fn apply(ends: &Ends<'_>, plan: &Reconciled, fresh: bool, out: &mut Outcom
         LocalKind::Dir if fresh => {
             tarball::apply_first(
                 ends.ssh,
+                ends.shell,
                 ends.sftp,
                 base,
                 ends.replica,
@@ -359,6 +360,7 @@ async fn apply(ends: &Ends<'_>, plan: &Reconciled, fresh: bool, out: &mut Outcom
         }
         _ => {
             replica::apply(
+                Some((ends.ssh, ends.shell)),
                 ends.sftp,
                 base,
                 ends.replica,
