@@ -207,11 +207,7 @@ type Staged = (usize, String, Option<u64>);
 #[allow(clippy::too_many_arguments)]
 pub(super) async fn write_placed(
     sftp: &Arc<SftpSession>,
-    (ssh, shell, placer): (
-        &SshSession,
-        &super::remote_shell::RemoteShell,
-        &super::placer::Placer,
-    ),
+    (ssh, shell, placer): (&SshSession, &RemoteShell, &Placer),
     base: &Path,
     ops: &[Op],
     puts: Vec<(usize, (String, u64, bool))>,
