@@ -17,11 +17,9 @@
 //! otherwise the caller writes over SFTP as before (the README's known gap).
 
 use std::collections::HashMap;
-use std::sync::Mutex;
-use std::time::Duration;
-
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use russh_sftp::client::SftpSession;
 
@@ -117,7 +115,10 @@ impl Placer {
                     "{replica_dir}: the remote shell cannot move files into place from inside \
                      their folders ({}); writing over SFTP, which a container swapping folders \
                      for links could redirect",
-                    ran.stderr.lines().next().unwrap_or("status {ran.status}")
+                    ran.stderr
+                        .lines()
+                        .next()
+                        .map_or_else(|| format!("status {}", ran.status), str::to_string)
                 );
                 None
             }
@@ -199,7 +200,7 @@ pub fn script(root: &str, steps: &[(String, Step)]) -> String {
 }
 
 /// What one staged entry carries: its op, the stage path, the bytes sent.
-type Staged = (usize, String, Option<u64>);
+type Staged = (usize, String, u64);
 
 /// `write_all` through the placer: each file or link is made whole in the
 /// stage, then all are moved into place from inside their folders in one
@@ -210,14 +211,14 @@ pub(super) async fn write_placed(
     (ssh, shell, placer): (&SshSession, &RemoteShell, &Placer),
     base: &Path,
     ops: &[Op],
-    puts: Vec<(usize, (String, u64, bool))>,
-    links: Vec<(usize, String)>,
+    puts: Vec<(usize, super::replica::PutJob)>,
+    links: Vec<(usize, (String, String))>,
     progress: &Arc<Progress>,
     applied: &mut Applied,
 ) -> Result<(), SyncError> {
     let puts = puts
         .into_iter()
-        .map(|(i, (rel, size, exec))| (i, (rel, size, exec, placer.staged())))
+        .map(|(i, (rel, size, _, exec))| (i, (rel, size, exec, placer.staged())))
         .collect();
     let sent = super::replica::in_flight(
         sftp,
@@ -243,7 +244,7 @@ pub(super) async fn write_placed(
     .await;
     let links = links
         .into_iter()
-        .map(|(i, t)| (i, (t, placer.staged())))
+        .map(|(i, (_, target))| (i, (target, placer.staged())))
         .collect();
     let made = super::replica::in_flight(
         sftp,
@@ -261,7 +262,7 @@ pub(super) async fn write_placed(
     let mut staged: Vec<Staged> = Vec::new();
     for (i, r) in sent.into_iter().chain(made) {
         match r {
-            Ok(Some((at, bytes))) => staged.push((i, at, Some(bytes))),
+            Ok(Some((at, bytes))) => staged.push((i, at, bytes)),
             // changed since the scan: skipped, not done
             Ok(None) => {}
             Err(e) => {
@@ -290,7 +291,6 @@ pub(super) async fn write_placed(
             Ok(()) => {
                 applied.done[i] = true;
                 if let Op::Put { .. } = ops[i] {
-                    let bytes = bytes.unwrap_or(0);
                     progress.file_done(bytes);
                     applied.files += 1;
                     applied.bytes += bytes;

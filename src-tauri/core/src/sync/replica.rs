@@ -408,7 +408,7 @@ async fn remove_all(
 
 /// One file to send: its path under the local base, scanned size, remote
 /// path, exec bit.
-type PutJob = (String, u64, String, bool);
+pub(super) type PutJob = (String, u64, String, bool);
 
 /// Sends a run of files and links, many at once; every one that lands is
 /// marked done, even when another fails. A file that changed since the scan
@@ -443,14 +443,6 @@ async fn write_all(
     let sftp = guard.sftp().clone();
     let base = local_base.to_path_buf();
     if let Some(placer) = placer {
-        let puts = puts
-            .into_iter()
-            .map(|(i, (rel, size, _, exec))| (i, (rel, size, exec)))
-            .collect();
-        let links = links
-            .into_iter()
-            .map(|(i, (_, target))| (i, target))
-            .collect();
         return super::placer::write_placed(
             &sftp, placer, &base, ops, puts, links, progress, applied,
         )
