@@ -459,3 +459,63 @@ fn two_way_local_edits_under_a_folder_the_container_swaps_for_a_link_never_go_th
     assert!(std::fs::symlink_metadata(t.p("d")).unwrap().is_dir());
     ok(docker_at(&a.host, &["rm", "-f", &name]));
 }
+
+/// The same race for removals: the user deletes files in a folder that the
+/// container keeps moving aside and replacing with a link to a folder of
+/// namesakes. A removal sent through the link would delete those.
+#[test]
+fn two_way_local_deletions_under_a_folder_the_container_swaps_for_a_link_never_remove_through_it() {
+    let _turn = turn();
+    let a = agent();
+    let t = Dir::new("swapdel");
+    let names: Vec<String> = (0..200).map(|i| format!("f{i:03}")).collect();
+    for n in &names {
+        t.write(&format!("d/{n}"), "mine\n");
+    }
+    // enough besides `d` that the mass-deletion rule never judges the chaos
+    for i in 0..2000 {
+        t.write(&format!("keep/k{i:04}"), "keep\n");
+    }
+    let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+    let (o, _) = outside(&refs);
+    let before = snapshot(&o.0);
+    let name = unique("swapdel");
+    sleeper(&a.host, &name, &format!("{}:/app", t.s()));
+    eventually(&a.host, &name, "ls /app/d | wc -l", "200");
+    let swap = format!(
+        "i=0; while [ $i -lt 300 ]; do mv /app/d /app/.hold && ln -s {out} /app/d; sleep 0.01; \
+         rm -f /app/d; mv /app/.hold /app/d; i=$((i+1)); done; echo end > /app/swapped",
+        out = o.s()
+    );
+    ok(docker_at(
+        &a.host,
+        &["exec", "-d", &name, "sh", "-c", &swap],
+    ));
+    for n in &names {
+        let _ = std::fs::remove_file(t.p(&format!("d/{n}")));
+        std::thread::sleep(Duration::from_millis(15));
+    }
+    eventually(&a.host, &name, "cat /app/swapped 2>/dev/null", "end");
+    assert_eq!(snapshot(&o.0), before, "a removal went through the link");
+    // the round after the container's last move settles; nothing went through since
+    let t0 = Instant::now();
+    while std::fs::read_to_string(t.p("swapped")).is_err() {
+        assert!(
+            t0.elapsed() < Duration::from_secs(60),
+            "the container's end mark never came back: status {}",
+            status(a.port())["mounts"]
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(snapshot(&o.0), before, "a removal went through the link");
+    for (path, text) in snapshot(&t.0)
+        .into_iter()
+        .filter(|(_, t)| !t.starts_with("-> "))
+    {
+        assert!(
+            !text.contains("outside") && !text.contains("victim"),
+            "{path} holds a file read through a link: {text:?}"
+        );
+    }
+    ok(docker_at(&a.host, &["rm", "-f", &name]));
+}

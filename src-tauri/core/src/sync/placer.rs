@@ -25,7 +25,7 @@ use russh_sftp::client::SftpSession;
 
 use super::progress::Progress;
 use super::remote_shell::{Limits, RemoteShell};
-use super::replica::{Applied, Write};
+use super::replica::{Applied, Shell, Write};
 use super::tree::Op;
 use super::SyncError;
 use crate::ssh::{sh_quote, SshSession};
@@ -43,12 +43,30 @@ const LIMITS: Limits = Limits {
 /// The status a step prints when its folder is not the replica's own.
 const NOT_INSIDE: u32 = 90;
 
-/// What is done at one name of the replica.
+/// What is done at one name of the replica, from inside its folder. Each
+/// acts on that single name and never follows a link there.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Step {
-    /// The staged entry at `from` (a path in the stage) replaces what is at
-    /// the name (a file or link; never a folder with something in it).
+    /// The staged entry at `from` (a path in the stage: a file, a link, or
+    /// a folder filled there) replaces what is at the name: a file, a link
+    /// or an empty folder, never a folder with something in it.
     Place { from: String },
+    /// A folder at the name: one already there is fine; a link or file in
+    /// the way (a container's, since the replica had no folder there) is
+    /// removed first, itself.
+    Mkdir,
+    /// The file or link at the name is removed (a link itself, never its
+    /// target); one already gone is fine; a folder is refused.
+    Remove,
+    /// The empty folder at the name is removed; a link in its place is
+    /// removed itself; one already gone is fine; a file is refused.
+    Rmdir,
+    /// What is at the name is renamed to `to`, a name in the same folder;
+    /// refused when something is at `to`, which is never replaced.
+    MoveAside { to: String },
+    /// The modification time of the file at the name is set to `mtime`
+    /// (nanoseconds since the epoch, not negative); nothing else is.
+    Touch { mtime: i64 },
 }
 
 /// The shell side of one replica: where it is physically, and its stage.
@@ -79,99 +97,148 @@ fn probe_command(replica_dir: &str) -> String {
     format!(
         "unset CDPATH; rm -rf -- {s} && mkdir -m 700 -- {s} && cd -P {r} && \
          p=$(pwd -P; echo .) && t={s}/.berth-probe && : > \"$t\" && mv -fT -- \"$t\" \"$t.b\" \
-         && rm -f -- \"$t.b\" && [ \"$(stat -c %d -- {r})\" = \"$(stat -c %d -- {s})\" ] && \
+         && touch -h -m -d @1.5 -- \"$t.b\" && mkdir -- \"$t.d\" && mv -nT -- \"$t.d\" \"$t.e\" \
+         && rmdir -- \"$t.e\" && rm -f -- \"$t.b\" && [ \"$(stat -c %d -- {r})\" = \"$(stat -c %d -- {s})\" ] && \
          printf '%s' \"${{p%??}}\""
     )
 }
 
-impl Placer {
-    /// The placer of the replica at `replica_dir` (which exists), or `None`
-    /// when the remote cannot do it (no POSIX shell, no GNU `mv`, another
-    /// file system for the stage): then the caller uses SFTP.
-    pub async fn open(ssh: &SshSession, shell: &RemoteShell, replica_dir: &str) -> Option<Placer> {
-        if !replica_dir.starts_with('/') {
-            return None;
-        }
-        let key = (
-            shell as *const RemoteShell as usize,
-            replica_dir.to_string(),
-        );
-        if let Some(known) = CHECKED
-            .lock()
-            .ok()
-            .and_then(|m| m.as_ref().and_then(|m| m.get(&key).cloned()))
-        {
-            return known;
-        }
-        let found = match shell.run(ssh, &probe_command(replica_dir), LIMITS).await {
-            Ok(ran) if ran.status == 0 && ran.stdout.starts_with(b"/") => {
-                String::from_utf8(ran.stdout).ok().map(|root| Placer {
-                    root,
-                    stage: stage_of(replica_dir),
-                })
-            }
-            Ok(ran) => {
-                tracing::warn!(
-                    "{replica_dir}: the remote shell cannot move files into place from inside \
-                     their folders ({}); writing over SFTP, which a container swapping folders \
-                     for links could redirect",
-                    ran.stderr
-                        .lines()
-                        .next()
-                        .map_or_else(|| format!("status {}", ran.status), str::to_string)
-                );
-                None
-            }
-            // no shell now: asked again next time
-            Err(e) => {
-                tracing::debug!("{replica_dir}: no remote shell for placing files ({e})");
-                return None;
-            }
-        };
-        if let Ok(mut m) = CHECKED.lock() {
-            m.get_or_insert_with(Default::default)
-                .insert(key, found.clone());
-        }
-        found
+/// A replica's placer with the session and the shell it runs in: what
+/// writes, removals and renames in a replica containers see go through.
+pub struct Placing<'a> {
+    ssh: &'a SshSession,
+    shell: &'a RemoteShell,
+    placer: Placer,
+}
+
+impl<'a> Placing<'a> {
+    /// The placing of the replica at `replica_dir` (which exists), or `None`
+    /// without a shell or when the remote cannot do it (no POSIX shell, no
+    /// GNU coreutils, another file system for the stage): then the caller
+    /// uses SFTP. The remote is checked once per replica and shell.
+    pub async fn open(shell: Shell<'a>, replica_dir: &str) -> Option<Placing<'a>> {
+        let (ssh, shell) = shell?;
+        let placer = probe(ssh, shell, replica_dir).await?;
+        Some(Placing { ssh, shell, placer })
     }
 
-    /// A new name in the stage, for one file or link to be placed.
+    /// The remote path of `rel` in the replica, for messages.
+    pub fn path(&self, rel: &str) -> String {
+        format!("{}/{rel}", self.placer.root)
+    }
+
+    /// A new name in the stage, for one entry to be placed.
     pub fn staged(&self) -> String {
-        format!("{}/.berth-tmp-{:016x}", self.stage, rand::random::<u64>())
+        format!(
+            "{}/.berth-tmp-{:016x}",
+            self.placer.stage,
+            rand::random::<u64>()
+        )
     }
 
     /// Runs `steps` (each at a path relative to the replica), in order; per
     /// step, `Ok` or why it was not done. `Err` when the shell failed.
     pub async fn run(
         &self,
-        ssh: &SshSession,
-        shell: &RemoteShell,
         steps: &[(String, Step)],
     ) -> Result<Vec<Result<(), String>>, SyncError> {
+        let root = &self.placer.root;
         let mut out = Vec::with_capacity(steps.len());
         for chunk in steps.chunks(STEPS_PER_COMMAND) {
-            let ran = shell
-                .run(ssh, &script(&self.root, chunk), LIMITS)
+            let ran = self
+                .shell
+                .run(self.ssh, &script(root, chunk), LIMITS)
                 .await
-                .map_err(|e| SyncError::remote(&self.root, e))?;
+                .map_err(|e| SyncError::remote(root, e))?;
             let why = ran.stderr.lines().next().unwrap_or_default().to_string();
             let statuses = parse(&ran.stdout, chunk.len()).ok_or_else(|| {
-                SyncError::remote(&self.root, format!("placing files failed: {why}"))
+                SyncError::remote(root, format!("changing the replica failed: {why}"))
             })?;
             out.extend(statuses.into_iter().map(|s| {
                 match s {
                     0 => Ok(()),
                     NOT_INSIDE => Err(
                         "its folder is not the replica's own any more (replaced by a \
-                                   link, by a container?); nothing was written through it"
+                                   link, by a container?); nothing was done through it"
                             .to_string(),
                     ),
-                    n => Err(format!("moving it into place failed (status {n}): {why}")),
+                    n => Err(format!("the remote refused it (status {n}): {why}")),
                 }
             }));
         }
         Ok(out)
     }
+
+    /// Runs one step; `Err` names `rel` and why it was not done.
+    pub async fn one(&self, rel: &str, step: Step) -> Result<(), SyncError> {
+        let mut done = self.run(&[(rel.to_string(), step)]).await?;
+        match done.pop() {
+            Some(Ok(())) => Ok(()),
+            Some(Err(why)) => Err(SyncError::remote(&self.path(rel), why)),
+            None => Err(SyncError::remote(
+                &self.path(rel),
+                "the remote shell said nothing",
+            )),
+        }
+    }
+
+    /// Removes an entry Berth made in the stage, with everything in it.
+    pub async fn discard(&self, staged: &str) {
+        if !staged.starts_with(&format!("{}/", self.placer.stage)) {
+            return;
+        }
+        let cmd = format!("rm -rf -- {}; echo 0", sh_quote(staged));
+        let _ = self.shell.run(self.ssh, &cmd, LIMITS).await;
+    }
+}
+
+/// The placer of the replica at `replica_dir`, from the check once per
+/// (shell, replica); `None` when the remote cannot place.
+async fn probe(ssh: &SshSession, shell: &RemoteShell, replica_dir: &str) -> Option<Placer> {
+    if !replica_dir.starts_with('/') {
+        return None;
+    }
+    let key = (
+        shell as *const RemoteShell as usize,
+        replica_dir.to_string(),
+    );
+    if let Some(known) = CHECKED
+        .lock()
+        .ok()
+        .and_then(|m| m.as_ref().and_then(|m| m.get(&key).cloned()))
+    {
+        return known;
+    }
+    let found = match shell.run(ssh, &probe_command(replica_dir), LIMITS).await {
+        Ok(ran) if ran.status == 0 && ran.stdout.starts_with(b"/") => {
+            String::from_utf8(ran.stdout).ok().map(|root| Placer {
+                root,
+                stage: stage_of(replica_dir),
+            })
+        }
+        Ok(ran) => {
+            tracing::warn!(
+                "{replica_dir}: the remote shell cannot move files into place from inside \
+                     their folders ({}); writing over SFTP, which a container swapping folders \
+                     for links could redirect",
+                ran.stderr
+                    .lines()
+                    .next()
+                    .map_or_else(|| format!("status {}", ran.status), str::to_string)
+            );
+            None
+        }
+        // no shell now: asked again next time
+        Err(e) => {
+            tracing::debug!("{replica_dir}: no remote shell for placing files ({e})");
+            return None;
+        }
+    };
+    if let Ok(mut m) = CHECKED.lock() {
+        m.get_or_insert_with(Default::default)
+            .insert(key, found.clone());
+    }
+    found
 }
 
 /// The script for `steps` under the replica at physical path `root`: one
@@ -188,15 +255,46 @@ pub fn script(root: &str, steps: &[(String, Step)]) -> String {
             None => (root.to_string(), rel.as_str()),
         };
         let name = sh_quote(name);
-        let action = match step {
-            Step::Place { from } => format!("mv -fT -- {} {name}", sh_quote(from)),
-        };
+        let action = action(&name, step);
         s.push_str(&format!(
             "berth_in {} && {action}; echo $?\n",
             sh_quote(&dir)
         ));
     }
     s
+}
+
+/// The shell command of `step` at the quoted single `name`, run in its
+/// folder. Tests (`[ -L ]`, `[ -e ]`) only pick the command: each command
+/// acts on the name itself, so what a container swaps in meanwhile is
+/// refused or removed as a link, never followed.
+fn action(name: &str, step: &Step) -> String {
+    let n = name;
+    match step {
+        Step::Place { from } => format!("mv -fT -- {} {n}", sh_quote(from)),
+        Step::Mkdir => format!(
+            "{{ if [ -L {n} ] || {{ [ -e {n} ] && [ ! -d {n} ]; }}; then rm -f -- {n}; fi; \
+             {{ [ -d {n} ] && [ ! -L {n} ]; }} || mkdir -- {n}; }}"
+        ),
+        Step::Remove => format!("rm -f -- {n}"),
+        Step::Rmdir => {
+            format!(
+                "{{ if [ -L {n} ]; then rm -f -- {n}; elif [ -e {n} ]; then rmdir -- {n}; fi; }}"
+            )
+        }
+        Step::MoveAside { to } => {
+            let t = sh_quote(to);
+            format!(
+                "{{ [ ! -e {t} ] && [ ! -L {t} ] && mv -nT -- {n} {t} && [ ! -e {n} ] \
+                 && [ ! -L {n} ]; }}"
+            )
+        }
+        Step::Touch { mtime } => format!(
+            "{{ [ -f {n} ] && [ ! -L {n} ] && touch -h -m -d @{}.{:09} -- {n}; }}",
+            mtime.div_euclid(1_000_000_000),
+            mtime.rem_euclid(1_000_000_000)
+        ),
+    }
 }
 
 /// What one staged entry carries: its op, the stage path, the bytes sent.
@@ -208,7 +306,7 @@ type Staged = (usize, String, u64);
 #[allow(clippy::too_many_arguments)]
 pub(super) async fn write_placed(
     sftp: &Arc<SftpSession>,
-    (ssh, shell, placer): (&SshSession, &RemoteShell, &Placer),
+    placer: &Placing<'_>,
     base: &Path,
     ops: &[Op],
     puts: Vec<(usize, super::replica::PutJob)>,
@@ -277,7 +375,7 @@ pub(super) async fn write_placed(
             (rel, Step::Place { from: at.clone() })
         })
         .collect();
-    let results = match placer.run(ssh, shell, &steps).await {
+    let results = match placer.run(&steps).await {
         Ok(r) => r,
         Err(e) => {
             for (_, at, _) in &staged {

@@ -24,6 +24,7 @@ use futures_util::stream::{self, StreamExt};
 use russh_sftp::client::SftpSession;
 use russh_sftp::protocol::StatusCode;
 
+use super::placer::Placing;
 use super::replica::Write;
 use super::tree::{EntryKind, Manifest};
 use super::untrusted::{read_manifest, temp_name};
@@ -82,6 +83,9 @@ pub struct Guard<'a> {
     handled: HashSet<String>,
     /// The stored manifest, read on the first rebuild.
     stored: Option<Manifest>,
+    /// Where the remote can, what changes the replica goes through: from
+    /// inside each folder, so a swap after a check redirects nothing.
+    placing: Option<&'a Placing<'a>>,
 }
 
 impl<'a> Guard<'a> {
@@ -92,6 +96,7 @@ impl<'a> Guard<'a> {
         root: &str,
         local_base: &'a Path,
         handled: HashSet<String>,
+        placing: Option<&'a Placing<'a>>,
     ) -> Self {
         Self {
             sftp,
@@ -100,7 +105,13 @@ impl<'a> Guard<'a> {
             verified: HashSet::new(),
             handled,
             stored: None,
+            placing,
         }
+    }
+
+    /// The placer of this round, when the remote has one.
+    pub fn placing(&self) -> Option<&'a Placing<'a>> {
+        self.placing
     }
 
     /// The remote path of `rel` (`""`: the replica itself).
@@ -211,37 +222,43 @@ impl<'a> Guard<'a> {
                  removing that and restoring the folder from {}",
                 self.local_base.display()
             );
-            if let Err(e) = self.sftp.remove_file(path.clone()).await {
-                if lstat(self.sftp, &path).await? != Found::Missing {
-                    return Err(SyncError::remote(
-                        &path,
-                        format!("a link or file Berth did not create is in the way and cannot be removed ({e})"),
-                    ));
-                }
-            }
+            self.remove_in_the_way(rel, &path).await?;
         }
-        let (parent, name) = match rel.rsplit_once('/') {
-            Some((p, n)) => (format!("{p}/"), n),
-            None => (String::new(), rel),
+        // with a placer, built in the stage (no container sees it) and moved
+        // in from inside the parent; else beside it, through the parent's path
+        let tmp_path = match self.placing {
+            Some(p) => p.staged(),
+            None => {
+                let (parent, name) = match rel.rsplit_once('/') {
+                    Some((p, n)) => (format!("{p}/"), n),
+                    None => (String::new(), rel),
+                };
+                self.remote(&format!("{parent}{}", temp_name(name)))
+            }
         };
-        let tmp = format!("{parent}{}", temp_name(name));
-        let tmp_path = self.remote(&tmp);
         self.sftp
             .create_dir(tmp_path.clone())
             .await
             .map_err(|e| SyncError::remote(&tmp_path, e))?;
         let mut made = Vec::new();
-        let filled = self.fill(rel, &tmp, &mut made).await;
-        let renamed = match filled {
-            Ok(()) => self
+        let filled = self.fill(rel, &tmp_path, &mut made).await;
+        let renamed = match (filled, self.placing) {
+            (Err(e), _) => Err(e),
+            (Ok(()), Some(p)) => {
+                let from = tmp_path.clone();
+                p.one(rel, super::placer::Step::Place { from }).await
+            }
+            (Ok(()), None) => self
                 .sftp
                 .rename(tmp_path.clone(), path.clone())
                 .await
                 .map_err(|e| SyncError::remote(&path, e)),
-            Err(e) => Err(e),
         };
         if let Err(e) = renamed {
-            self.clean_up(&tmp_path, rel, &made).await;
+            match self.placing {
+                Some(p) => p.discard(&tmp_path).await,
+                None => self.clean_up(&tmp_path, rel, &made).await,
+            }
             return Err(e);
         }
         self.verified.insert(rel.to_string());
@@ -253,9 +270,34 @@ impl<'a> Guard<'a> {
         Ok(())
     }
 
-    /// Copies into `tmp` what the replica held under `rel` that still matches
-    /// the local tree; records each entry made in `made` (relative to the
-    /// replica once renamed, with whether it is a folder).
+    /// Removes the link or file at folder `rel` (itself, never its target).
+    async fn remove_in_the_way(&self, rel: &str, path: &str) -> Result<(), SyncError> {
+        let in_the_way = |e: String| {
+            SyncError::remote(
+                path,
+                format!(
+                    "a link or file Berth did not create is in the way and cannot be removed ({e})"
+                ),
+            )
+        };
+        if let Some(p) = self.placing {
+            return p
+                .one(rel, super::placer::Step::Remove)
+                .await
+                .map_err(|e| in_the_way(e.to_string()));
+        }
+        if let Err(e) = self.sftp.remove_file(path.to_string()).await {
+            if lstat(self.sftp, path).await? != Found::Missing {
+                return Err(in_the_way(e.to_string()));
+            }
+        }
+        Ok(())
+    }
+
+    /// Copies into the folder at remote path `tmp` what the replica held
+    /// under `rel` that still matches the local tree; records each entry made
+    /// in `made` (relative to the replica once moved in, with whether it is
+    /// a folder).
     async fn fill(
         &mut self,
         rel: &str,
@@ -276,7 +318,7 @@ impl<'a> Guard<'a> {
             .map(|(p, k)| (p.clone(), k.clone()))
             .collect();
         entries.sort_by_key(|(p, _)| p.matches('/').count());
-        let to_tmp = |p: &str| self.remote(&format!("{tmp}/{}", &p[prefix.len()..]));
+        let to_tmp = |p: &str| format!("{tmp}/{}", &p[prefix.len()..]);
         let mut dirs: HashSet<String> = HashSet::from([rel.to_string()]);
         let mut files = Vec::new();
         for (p, kind) in &entries {

@@ -29,6 +29,7 @@ use std::sync::Arc;
 use futures_util::stream::{self, StreamExt};
 use russh_sftp::client::SftpSession;
 
+use super::placer::{Placing, Step};
 use super::progress::Progress;
 use super::remote_path::{lstat, Found, Guard};
 use super::tree::Op;
@@ -211,18 +212,14 @@ async fn apply_ops(
         mkdir_all(sftp, replica_dir).await?;
     }
     super::upload::sweep_temp_files(sftp, replica_dir, None).await;
-    let handled: HashSet<String> = ops.iter().map(|op| op_path(op).to_string()).collect();
-    let mut guard = Guard::new(sftp, replica_dir, local_base, handled);
     // only where containers may look: a first sync and single-file binds
     // write where none does
-    let placer = match shell {
-        Some((ssh, sh)) if how == Write::Replace => {
-            super::placer::Placer::open(ssh, sh, replica_dir)
-                .await
-                .map(|p| (ssh, sh, p))
-        }
-        _ => None,
+    let placing = match how {
+        Write::Replace => Placing::open(shell, replica_dir).await,
+        Write::InPlace | Write::Direct => None,
     };
+    let handled: HashSet<String> = ops.iter().map(|op| op_path(op).to_string()).collect();
+    let mut guard = Guard::new(sftp, replica_dir, local_base, handled, placing.as_ref());
     // ops come ordered: kind-change removals, mkdirs, puts/symlinks, removals;
     // each run of one kind goes at once, in that order
     let mut at = 0;
@@ -233,11 +230,7 @@ async fn apply_ops(
         match kind {
             Class::Mkdir => make_dirs(&mut guard, ops, run, applied).await?,
             Class::Write => {
-                let placed = placer.as_ref().map(|(ssh, sh, p)| (*ssh, *sh, p));
-                write_all(
-                    &mut guard, placed, local_base, ops, run, how, progress, applied,
-                )
-                .await?
+                write_all(&mut guard, local_base, ops, run, how, progress, applied).await?
             }
             Class::Removal => remove_all(&mut guard, ops, run, applied).await?,
         }
@@ -318,6 +311,20 @@ async fn make_dirs(
         .iter()
         .map(|&i| (i, op_path(&ops[i]).to_string()))
         .collect();
+    if let Some(placing) = guard.placing() {
+        let steps: Vec<(usize, String, Step)> = by_depth(items)
+            .into_values()
+            .flatten()
+            .map(|(i, rel)| (i, rel, Step::Mkdir))
+            .collect();
+        let results = placed(placing, &steps).await?;
+        for ((_, rel, _), (_, r)) in steps.iter().zip(&results) {
+            if r.is_ok() {
+                guard.made_dir(rel);
+            }
+        }
+        return settle(results, applied, |_, ()| {});
+    }
     let sftp = guard.sftp().clone();
     for level in by_depth(items).into_values() {
         let jobs = level
@@ -336,6 +343,29 @@ async fn make_dirs(
         settle(results, applied, |_, ()| {})?;
     }
     Ok(())
+}
+
+/// Runs `steps` (op index, relative path, step) in one go through the
+/// placer; each op index with its outcome, in the order given.
+async fn placed(
+    placing: &Placing<'_>,
+    steps: &[(usize, String, Step)],
+) -> Result<Vec<(usize, Result<(), SyncError>)>, SyncError> {
+    let list: Vec<(String, Step)> = steps
+        .iter()
+        .map(|(_, rel, step)| (rel.clone(), step.clone()))
+        .collect();
+    let results = placing.run(&list).await?;
+    Ok(steps
+        .iter()
+        .zip(results)
+        .map(|((i, rel, _), r)| {
+            (
+                *i,
+                r.map_err(|why| SyncError::remote(&placing.path(rel), why)),
+            )
+        })
+        .collect())
 }
 
 /// Makes one directory. One already there is fine; a link or file where it
@@ -371,13 +401,29 @@ async fn remove_all(
 ) -> Result<(), SyncError> {
     let rels: Vec<&str> = run.iter().map(|&i| op_path(&ops[i])).collect();
     guard.parents(&rels, &HashSet::new()).await?;
+    // relative paths for the placer, remote ones for SFTP
+    let at = |rel: &str| match guard.placing() {
+        Some(_) => rel.to_string(),
+        None => guard.remote(rel),
+    };
     let (mut files, mut dirs) = (Vec::new(), Vec::new());
     for i in run {
         match &ops[i] {
-            Op::Remove(rel) => files.push((i, guard.remote(rel))),
-            Op::Rmdir(rel) => dirs.push((i, guard.remote(rel))),
+            Op::Remove(rel) => files.push((i, at(rel))),
+            Op::Rmdir(rel) => dirs.push((i, at(rel))),
             _ => {}
         }
+    }
+    if let Some(placing) = guard.placing() {
+        let remove = |(i, rel): (usize, String)| (i, rel, Step::Remove);
+        let rmdir = |(i, rel): (usize, String)| (i, rel, Step::Rmdir);
+        let steps: Vec<(usize, String, Step)> = files
+            .into_iter()
+            .map(remove)
+            .chain(by_depth(dirs).into_values().rev().flatten().map(rmdir))
+            .collect();
+        let results = placed(placing, &steps).await?;
+        return settle(results, applied, |a, ()| a.removed += 1);
     }
     let sftp = guard.sftp().clone();
     let levels = std::iter::once((false, files))
@@ -416,11 +462,6 @@ pub(super) type PutJob = (String, u64, String, bool);
 #[allow(clippy::too_many_arguments)]
 async fn write_all(
     guard: &mut Guard<'_>,
-    placer: Option<(
-        &SshSession,
-        &super::remote_shell::RemoteShell,
-        &super::placer::Placer,
-    )>,
     local_base: &Path,
     ops: &[Op],
     run: Vec<usize>,
@@ -442,7 +483,7 @@ async fn write_all(
     }
     let sftp = guard.sftp().clone();
     let base = local_base.to_path_buf();
-    if let Some(placer) = placer {
+    if let Some(placer) = guard.placing() {
         return super::placer::write_placed(
             &sftp, placer, &base, ops, puts, links, progress, applied,
         )

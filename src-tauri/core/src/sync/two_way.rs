@@ -19,6 +19,7 @@ use russh_sftp::client::SftpSession;
 use super::binds::LocalKind;
 use super::fetch::{Fetched, Fetcher};
 use super::local_write::LocalTree;
+use super::placer::{Placing, Step};
 use super::progress::Progress;
 use super::reconcile::{self, Conflict, Done, LocalOp, Reconciled, Roots, Side, SyncMode};
 use super::remote_path::{lstat, Found};
@@ -223,10 +224,46 @@ pub(super) async fn same_content_agrees(
         return remote;
     }
     let same = super::verify::same_content(ends.ssh, ends.base(), ends.replica, asked).await;
-    for path in same {
-        let Some(entry @ EntryKind::File { mtime, .. }) = local.get(&path) else {
-            continue;
+    let touched = set_mtimes(ends, local, same).await;
+    for path in touched {
+        if let Some(entry) = local.get(&path) {
+            remote.insert(path, entry.clone());
+        }
+    }
+    remote
+}
+
+/// Gives the replica's files at `paths` the local file's mtime; the paths
+/// where that was done. Through the placer, to the nanosecond and never
+/// through a link; otherwise over SFTP, to the second.
+async fn set_mtimes(
+    ends: &Ends<'_>,
+    local: &Manifest,
+    paths: impl IntoIterator<Item = String>,
+) -> Vec<String> {
+    let wanted: Vec<(String, i64)> = paths
+        .into_iter()
+        .filter_map(|p| match local.get(&p) {
+            Some(EntryKind::File { mtime, .. }) if *mtime >= 0 => Some((p, *mtime)),
+            _ => None,
+        })
+        .collect();
+    if let Some(placing) = Placing::open(Some((ends.ssh, ends.shell)), ends.replica).await {
+        let steps: Vec<(String, Step)> = wanted
+            .iter()
+            .map(|(p, mtime)| (p.clone(), Step::Touch { mtime: *mtime }))
+            .collect();
+        let Ok(results) = placing.run(&steps).await else {
+            return Vec::new();
         };
+        return wanted
+            .into_iter()
+            .zip(results)
+            .filter_map(|((p, _), r)| r.is_ok().then_some(p))
+            .collect();
+    }
+    let mut done = Vec::new();
+    for (path, mtime) in wanted {
         let secs = u32::try_from(mtime.div_euclid(1_000_000_000)).ok();
         let attrs = russh_sftp::protocol::FileAttributes {
             atime: secs,
@@ -235,10 +272,10 @@ pub(super) async fn same_content_agrees(
         };
         let at = format!("{}/{path}", ends.replica.trim_end_matches('/'));
         if ends.sftp.set_metadata(at, attrs).await.is_ok() {
-            remote.insert(path, entry.clone());
+            done.push(path);
         }
     }
-    remote
+    done
 }
 
 /// Local folders swept of Berth's temporary files in this process.
@@ -422,6 +459,15 @@ async fn keep_loser(ends: &Ends<'_>, local: &LocalTree, c: &Conflict) -> Result<
                 source: e,
             }),
         Side::Remote => {
+            if let Some(placing) = Placing::open(Some((ends.ssh, ends.shell)), ends.replica).await {
+                let to = c
+                    .kept_as
+                    .rsplit('/')
+                    .next()
+                    .unwrap_or(&c.kept_as)
+                    .to_string();
+                return placing.one(&c.path, Step::MoveAside { to }).await;
+            }
             let from = format!("{}/{}", ends.replica.trim_end_matches('/'), c.path);
             let to = format!("{}/{}", ends.replica.trim_end_matches('/'), c.kept_as);
             // the folders on the way must be the replica's own, not links out of it
