@@ -168,3 +168,50 @@ fn a_replica_holding_only_what_berth_sent_is_still_removed() {
     );
     assert!(t.0.join("app.txt").exists(), "the local file is untouched");
 }
+
+/// An agent that starts beside many containers of an earlier agent adopts
+/// them one by one; a container created meanwhile is not on the list it
+/// took, and must keep its replica all the same (it was once removed under
+/// the running container, whose `/app` then vanished).
+#[test]
+fn a_container_created_while_a_new_agent_adopts_old_ones_keeps_its_replica() {
+    let _turn = turn();
+    let _tb = testbed();
+    // large enough that adopting each takes a while (both sides rescanned)
+    let old: Vec<Tree> = (0..8).map(|_| Tree::new("adoptold")).collect();
+    for t in &old {
+        for i in 0..3000 {
+            std::fs::write(t.0.join(format!("data/f{i:04}")), "x").unwrap();
+        }
+    }
+    let names: Vec<String> = old.iter().map(|_| unique("adoptold")).collect();
+    {
+        let a = agent();
+        for (t, name) in old.iter().zip(&names) {
+            sleeper(&a.host, name, &t.bind());
+        }
+    }
+    let a = agent();
+    let t = Tree::new("adoptnew");
+    let name = unique("adoptnew");
+    sleeper(&a.host, &name, &t.bind());
+    let until = Instant::now() + Duration::from_secs(8);
+    while Instant::now() < until {
+        let out = docker_at(&a.host, &["exec", &name, "cat", "/app/app.txt"]);
+        assert!(
+            out.status.success() && out.stdout == b"app\n",
+            "the new container lost its files: {}; agent log: {}",
+            stderr(&out),
+            a.stderr()
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    assert!(status(a.port())["mounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|m| m["local"] == t.0.display().to_string().as_str()));
+    for n in names.iter().chain([&name]) {
+        let _ = docker_at(&a.host, &["rm", "-f", n]);
+    }
+}

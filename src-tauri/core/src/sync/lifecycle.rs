@@ -209,9 +209,25 @@ impl SyncManager {
         }
     }
 
+    /// The containers attached to some replica now.
+    async fn attached_ids(&self) -> Vec<String> {
+        let all = self.replicas.lock().await;
+        all.values()
+            .flat_map(|r| {
+                r.containers
+                    .lock()
+                    .map(|c| c.iter().cloned().collect::<Vec<_>>())
+                    .unwrap_or_default()
+            })
+            .collect()
+    }
+
     /// Attaches every container (running or not) that carries the label;
     /// replicas whose containers are all gone retire.
     async fn reconcile_containers(self: &Arc<Self>) -> Result<(), UpstreamError> {
+        // only what was attached before the listing is judged by it: a
+        // create answered meanwhile is attached but not listed, and alive
+        let known = self.attached_ids().await;
         let filters = percent_encode(&format!("{{\"label\":[\"{MOUNTS_LABEL}\"]}}"));
         let path = format!("/containers/json?all=1&filters={filters}");
         let list = get_json(&self.upstream, &self.ssh, &path)
@@ -247,17 +263,6 @@ impl SyncManager {
             self.attach(id, &paths).await;
             alive.push(id.to_string());
         }
-        let known: Vec<String> = {
-            let all = self.replicas.lock().await;
-            all.values()
-                .flat_map(|r| {
-                    r.containers
-                        .lock()
-                        .map(|c| c.iter().cloned().collect::<Vec<_>>())
-                        .unwrap_or_default()
-                })
-                .collect()
-        };
         for id in known.iter().filter(|id| !alive.contains(id)) {
             self.detach(id).await;
         }
