@@ -29,6 +29,27 @@ pub fn release_freed_memory() {
     }
 }
 
+/// Blocks this large or larger are mapped on their own (see [`tune_allocator`]).
+pub const MMAP_THRESHOLD: usize = 128 * 1024;
+
+/// Sets the allocator up for a long-lived process; call it first in `main`,
+/// before any thread starts. Two malloc arenas instead of eight per core:
+/// the threads are mostly idle, and every arena keeps its own freed pages.
+/// A fixed mmap threshold: glibc's moving one rises to the largest block
+/// freed, after which a scan's listing and the vectors a manifest is built
+/// from come from the heap, among the small entries of the manifest that
+/// stays, and those pin the freed pages in RSS (measured on a watched
+/// 100,000-file tree: 227-380 bytes per file with the default, 113-116 with
+/// this). Blocks above the threshold are mapped and returned whole.
+pub fn tune_allocator() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only tunes the allocator; called before any thread starts.
+    unsafe {
+        libc::mallopt(libc::M_ARENA_MAX, 2);
+        libc::mallopt(libc::M_MMAP_THRESHOLD, MMAP_THRESHOLD as libc::c_int);
+    }
+}
+
 /// Releases freed memory once after each burst of connections, when no
 /// connection has ended for [`SETTLE`]; runs until `stop`.
 pub async fn trim_when_idle(stop: CancellationToken) {

@@ -93,6 +93,7 @@ struct Args {
 }
 
 fn main() -> ExitCode {
+    berth_core::mem::tune_allocator();
     // first, while this is the only thread: nothing else may read or copy it
     let passphrase = take_passphrase();
     tracing_subscriber::fmt()
