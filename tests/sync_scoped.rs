@@ -16,6 +16,24 @@ fn inside(name: &str, script: &str) -> String {
     exec_direct(name, &format!("{{ {script}; }} 2>&1; true"))
 }
 
+/// `text` without its terminal colour codes.
+fn plain(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c == '\x1b' {
+            for e in chars.by_ref() {
+                if e == 'm' {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 /// Edits `rel` until the container sees an edit carried by a round over
 /// changed paths; asserts it read fewer than `most` entries.
 fn an_edit_reads_only_its_path(port: u16, t: &Tree, name: &str, rel: &str, most: u64) {
@@ -61,7 +79,13 @@ fn folders_made_renamed_and_deleted_arrive(t: &Tree, name: &str) {
 #[test]
 fn an_edit_rescans_only_what_changed_and_what_it_agreed_survives_a_kill() {
     let _turn = turn();
-    let mut a = agent();
+    // the polls' log says what they found on the replica
+    let args = default_args(testbed());
+    let mut a = try_start_agent_env(
+        &args,
+        &[("BERTH_LOG", "info,berth_core::sync::watch=debug")],
+    )
+    .unwrap_or_else(|(code, err)| panic!("berth-agent failed (exit {code}): {err}"));
     let t = Tree::new("tw-scope");
     for i in 0..2000 {
         t.write(&format!("many/d{}/f{i}.txt", i % 20), "x\n");
@@ -92,6 +116,41 @@ fn an_edit_rescans_only_what_changed_and_what_it_agreed_survives_a_kill() {
     until(secs(10), "remote.txt never came back", || {
         t.read("remote.txt").as_deref() == Some("r\n")
     });
+
+    // a write deep in the tree, by the container, comes back through a poll
+    // that lists what changed on the replica, not a rescan of all of it
+    let looked = |s: &str| {
+        s.matches("changed on the replica since the last look")
+            .count()
+    };
+    let before = looked(&a.stderr());
+    let replica = mount_of(a.port(), &t.0).unwrap()["remote"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    std::fs::write(format!("{replica}/many/d5/deep.txt"), "deep\n").unwrap();
+    until(secs(10), "deep.txt never came back", || {
+        t.read("many/d5/deep.txt").as_deref() == Some("deep\n")
+    });
+    let log = plain(&a.stderr());
+    assert!(looked(&log) > before, "no poll listed what changed: {log}");
+    let found = log
+        .lines()
+        .rev()
+        .find(|l| l.contains("changed on the replica"))
+        .unwrap();
+    // deep.txt, and what Berth itself wrote within the margin before
+    let paths: u64 = found
+        .rsplit("paths=")
+        .next()
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(
+        paths < 20,
+        "the poll listed more than what changed: {found}"
+    );
 
     // a file agreed in a round over changed paths, then the agent killed:
     // the next agent knows it was agreed, so the container deleting it

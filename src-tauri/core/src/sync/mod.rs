@@ -19,6 +19,7 @@ pub(crate) mod one_way_scoped;
 pub mod placer;
 pub mod progress;
 pub mod reconcile;
+pub mod remote_changes;
 pub mod remote_find;
 pub mod remote_path;
 pub mod remote_scan;

@@ -16,6 +16,7 @@ use super::binds::LocalKind;
 use super::manager::{Replica, SyncManager};
 use super::one_way_scoped::MANIFEST_EVERY;
 use super::reconcile::SyncMode;
+use super::remote_changes::{self, RemoteTime};
 use std::sync::atomic::Ordering;
 
 /// First and longest wait before a failed sync is tried again.
@@ -32,6 +33,11 @@ const POLL_COST_FACTOR: u32 = 10;
 /// The poll right after a round that brought changes back: a container
 /// that writes keeps writing, so follow it closely for a while.
 const POLL_ACTIVE: Duration = Duration::from_millis(250);
+/// A poll looks at the whole replica at least this often; in between it
+/// lists only what changed (`remote_changes`), which cannot miss a change
+/// on a file system that keeps ctimes, and this bounds what one that does
+/// not could hide.
+const WHOLE_LOOK_EVERY: Duration = Duration::from_secs(300);
 /// Rounds the poll stays close after a remote change.
 pub(super) const ACTIVE_ROUNDS: u32 = 4;
 
@@ -167,17 +173,31 @@ impl SyncManager {
             // what the last whole round took (the poll's are)
             let mut last_round = first_round;
             let mut active = 0u32;
+            // two-way: when the replica was last looked at whole (the
+            // remote's clock), so a poll lists only what changed since
+            let mut seen_at: Option<RemoteTime> = None;
+            let mut whole_at = tokio::time::Instant::now();
+            // what such a poll cost (the poll's interval follows it)
+            let mut look_cost: Option<Duration> = None;
+            let folder = rep.source.kind == LocalKind::Dir;
             loop {
-                let poll = poll_interval(last_round, active);
+                let poll = poll_interval(look_cost.unwrap_or(last_round), active);
                 let stale = !two_way && rep.remote_manifest_stale.load(Ordering::Relaxed);
                 let mut flush = false;
+                let mut looked = false;
                 let batch = tokio::select! {
                     _ = stop.cancelled() => break,
                     _ = tokio::time::sleep(retry.unwrap_or_default()), if retry.is_some() => None,
                     // changes made during an outage go out as soon as it ends
                     _ = ssh.reconnected(), if retry.is_some() => None,
-                    _ = rep.nudge.notified(), if two_way => None,
-                    _ = tokio::time::sleep(poll), if two_way && retry.is_none() => None,
+                    _ = rep.nudge.notified(), if two_way => {
+                        looked = true;
+                        None
+                    }
+                    _ = tokio::time::sleep(poll), if two_way && retry.is_none() => {
+                        looked = true;
+                        None
+                    }
                     b = rx.recv(), if has_watcher => match b { Some(b) => Some(b), None => break },
                     // one-way rounds over changed paths leave the replica's
                     // manifest stale for a while; the quiet after them ends it
@@ -202,15 +222,52 @@ impl SyncManager {
                     }
                 }
                 // only the watcher's paths changed: a round over them suffices
-                let local_only = matches!(batch, Some(Ok(_)));
+                let mut local_only = matches!(batch, Some(Ok(_)));
                 // coalesce whatever else arrived meanwhile
                 while rx.try_recv().is_ok() {}
                 let Some(me) = me.upgrade() else { break };
+                let mut whole_since = None;
+                if looked && retry.is_none() && folder {
+                    let due = whole_at.elapsed() >= WHOLE_LOOK_EVERY;
+                    if let Some(at) = seen_at.as_ref().filter(|_| !due) {
+                        let t = tokio::time::Instant::now();
+                        match me.replica_changes(&rep, at).await {
+                            Some((now, paths)) => {
+                                seen_at = Some(now);
+                                look_cost = Some(t.elapsed());
+                                if paths.is_empty() {
+                                    active = active.saturating_sub(1);
+                                    continue;
+                                }
+                                tracing::debug!(
+                                    replica = rep.source.replica,
+                                    paths = paths.len(),
+                                    "changed on the replica since the last look"
+                                );
+                                // rescanned on both sides, as the watcher's paths are
+                                if let Ok(mut d) = rep.dirty.lock() {
+                                    d.add(paths.iter().map(|p| rep.source.local.join(p)));
+                                }
+                                local_only = true;
+                            }
+                            None => seen_at = None,
+                        }
+                    }
+                }
+                if !local_only && two_way && folder {
+                    whole_since =
+                        remote_changes::now(&me.ssh, &me.shell, &rep.source.replica).await;
+                }
                 match me.sync_round(&rep, local_only).await {
                     Ok(report) => {
                         retry = None;
                         if !report.scoped {
                             last_round = report.cost();
+                            look_cost = None;
+                            if whole_since.is_some() {
+                                seen_at = whole_since;
+                                whole_at = tokio::time::Instant::now();
+                            }
                         }
                         active = match (report.remote_changed, report.scoped) {
                             (true, _) => ACTIVE_ROUNDS,
@@ -220,6 +277,7 @@ impl SyncManager {
                         };
                     }
                     Err(e) => {
+                        seen_at = None;
                         let next = retry.map_or(RETRY_FIRST, |d| (d * 2).min(RETRY_MAX));
                         tracing::warn!(
                             "sync of {} failed: {e}; retrying in {next:?}",
@@ -230,6 +288,18 @@ impl SyncManager {
                 }
             }
         });
+    }
+
+    /// What changed in `rep`'s replica since `at`, compared with its
+    /// ancestor: the remote's time now and the paths to rescan; `None` when
+    /// only a whole round can tell.
+    async fn replica_changes(
+        &self,
+        rep: &Replica,
+        at: &RemoteTime,
+    ) -> Option<(RemoteTime, std::collections::BTreeSet<String>)> {
+        let ancestor = rep.manifest.lock().await;
+        remote_changes::since(&self.ssh, &self.shell, &rep.source.replica, at, &ancestor).await
     }
 }
 
