@@ -105,6 +105,44 @@ fn eventually(host: &str, name: &str, script: &str, want: &str) {
     panic!("`{script}` never printed {want:?}; last: {last:?}");
 }
 
+/// The folder `dir` opened without following a link at it: two-way sync
+/// brings a container's link back here as a link (as a local bind mount
+/// would show it), so the user's own edits below it go through this, as a
+/// careful tool's would, and only Berth's writes are under test.
+fn open_nofollow(dir: &Path) -> Option<std::os::fd::OwnedFd> {
+    use std::os::fd::FromRawFd;
+    use std::os::unix::ffi::OsStrExt;
+    let d = std::ffi::CString::new(dir.as_os_str().as_bytes()).unwrap();
+    let flags = libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC;
+    // SAFETY: a NUL-terminated path; the fd is owned from here on
+    let fd = unsafe { libc::open(d.as_ptr(), flags) };
+    (fd >= 0).then(|| unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) })
+}
+
+/// Writes `text` to `name` in the real folder `dir` (see [`open_nofollow`]).
+fn write_in(dir: &Path, name: &str, text: &str) {
+    use std::io::Write;
+    use std::os::fd::{AsRawFd, FromRawFd};
+    let Some(d) = open_nofollow(dir) else { return };
+    let n = std::ffi::CString::new(name).unwrap();
+    let flags = libc::O_WRONLY | libc::O_CREAT | libc::O_TRUNC | libc::O_NOFOLLOW | libc::O_CLOEXEC;
+    // SAFETY: dir fd and name are valid; the fd is owned from here on
+    let fd = unsafe { libc::openat(d.as_raw_fd(), n.as_ptr(), flags, 0o644) };
+    if fd >= 0 {
+        let mut f = unsafe { std::fs::File::from_raw_fd(fd) };
+        let _ = f.write_all(text.as_bytes());
+    }
+}
+
+/// Removes `name` from the real folder `dir` (see [`open_nofollow`]).
+fn remove_in(dir: &Path, name: &str) {
+    use std::os::fd::AsRawFd;
+    let Some(d) = open_nofollow(dir) else { return };
+    let n = std::ffi::CString::new(name).unwrap();
+    // SAFETY: dir fd and name are valid
+    unsafe { libc::unlinkat(d.as_raw_fd(), n.as_ptr(), 0) };
+}
+
 /// The outside folder a container points its links at, with files named
 /// like the synced ones (so a write or delete through a link would hit them).
 fn outside(names: &[&str]) -> (Dir, BTreeMap<String, String>) {
@@ -435,15 +473,23 @@ fn two_way_local_edits_under_a_folder_the_container_swaps_for_a_link_never_go_th
     let mut i = 0;
     while std::fs::read_to_string(t.p("swapped")).is_err() {
         // Berth may be taking the folder away meanwhile (the container deleted it)
-        let _ = std::fs::create_dir_all(t.p("d"))
-            .and_then(|()| std::fs::write(t.p("d/f.txt"), format!("local-{i:04}\n")));
+        let _ = std::fs::create_dir(t.p("d"));
+        write_in(&t.p("d"), "f.txt", &format!("local-{i:04}\n"));
         i += 1;
         assert!(i < 3000, "the container's loop never ended");
         std::thread::sleep(Duration::from_millis(20));
     }
     // the last edit settles on both sides
-    t.write("d/f.txt", "last\n");
-    eventually(&a.host, &name, "cat /app/d/f.txt", "last");
+    let t0 = Instant::now();
+    while sh(&a.host, &name, "cat /app/d/f.txt 2>/dev/null; true").trim() != "last" {
+        assert!(
+            t0.elapsed() < Duration::from_secs(20),
+            "the last edit never arrived"
+        );
+        let _ = std::fs::create_dir(t.p("d"));
+        write_in(&t.p("d"), "f.txt", "last\n");
+        std::thread::sleep(Duration::from_millis(200));
+    }
     assert_eq!(snapshot(&o.0), before, "the outside folder was touched");
     // the container's link comes back as a link (a conflict copy of `d`):
     // what matters is that no file was read through it
@@ -492,7 +538,7 @@ fn two_way_local_deletions_under_a_folder_the_container_swaps_for_a_link_never_r
         &["exec", "-d", &name, "sh", "-c", &swap],
     ));
     for n in &names {
-        let _ = std::fs::remove_file(t.p(&format!("d/{n}")));
+        remove_in(&t.p("d"), n);
         std::thread::sleep(Duration::from_millis(15));
     }
     eventually(&a.host, &name, "cat /app/swapped 2>/dev/null", "end");

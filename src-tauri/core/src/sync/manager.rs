@@ -402,8 +402,20 @@ impl SyncManager {
             attached_once: Default::default(),
             watcher: Mutex::new(None),
         });
+        // where the polls' first look at what changed on the replica starts:
+        // before this round, or, for a replica made for this create (no
+        // container can have written to it yet), after it
+        let looks = rep.mode == SyncMode::TwoWay && rep.source.kind == LocalKind::Dir;
+        let fresh = for_create && rep.manifest.lock().await.is_empty();
+        let mut seen = match looks && !fresh {
+            true => super::remote_changes::now(&self.ssh, &self.shell).await,
+            false => None,
+        };
         let first = self.sync_now(&rep).await?;
-        self.start_watching(&rep, first.cost());
+        if looks && fresh {
+            seen = super::remote_changes::now(&self.ssh, &self.shell).await;
+        }
+        self.start_watching(&rep, first.cost(), seen);
         let mut all = self.replicas.lock().await;
         let rep = all.entry(source.local.clone()).or_insert(rep).clone();
         if for_create {

@@ -39,17 +39,16 @@ const LIMITS: Limits = Limits {
 #[derive(Debug, Clone, PartialEq)]
 pub struct RemoteTime(f64);
 
-/// The command printing the remote's time, then NUL, then (with `since`)
-/// each entry under `root` changed after it: its type letter and its path
-/// from the root (empty for the root itself), NUL-ended.
-fn changed_command(root: &str, since: Option<&RemoteTime>) -> String {
+/// The command printing the remote's time, then NUL.
+const NOW_COMMAND: &str = "date +%s.%N | tr -d '\\n'; printf '\\000'";
+
+/// The command printing the remote's time, then NUL, then each entry under
+/// `root` changed after `since` (less [`MARGIN`]): its type letter and its
+/// path from the root (empty for the root itself), NUL-ended.
+fn changed_command(root: &str, since: &RemoteTime) -> String {
     let r = sh_quote(root.trim_end_matches('/'));
-    let mut s = format!("cd {r} || exit 97; date +%s.%N | tr -d '\\n'; printf '\\000'");
-    if let Some(RemoteTime(t)) = since {
-        let from = (t - MARGIN).max(0.0);
-        s.push_str(&format!("; find . -newerct @{from:.9} -printf '%y%P\\000'"));
-    }
-    s
+    let from = (since.0 - MARGIN).max(0.0);
+    format!("cd {r} || exit 97; {NOW_COMMAND}; find . -newerct @{from:.9} -printf '%y%P\\000'")
 }
 
 /// The command listing the entries of each folder in `dirs` (relative, ""
@@ -166,11 +165,8 @@ pub fn paths_to_rescan(
 }
 
 /// The remote's time now, to look for changes after it later.
-pub async fn now(ssh: &SshSession, shell: &RemoteShell, root: &str) -> Option<RemoteTime> {
-    let ran = shell
-        .run(ssh, &changed_command(root, None), LIMITS)
-        .await
-        .ok()?;
+pub async fn now(ssh: &SshSession, shell: &RemoteShell) -> Option<RemoteTime> {
+    let ran = shell.run(ssh, NOW_COMMAND, LIMITS).await.ok()?;
     (ran.status == 0)
         .then(|| parse_changed(&ran.stdout))
         .flatten()
@@ -188,7 +184,7 @@ pub async fn since(
     ancestor: &Manifest,
 ) -> Option<(RemoteTime, BTreeSet<String>)> {
     let ran = shell
-        .run(ssh, &changed_command(root, Some(since)), LIMITS)
+        .run(ssh, &changed_command(root, since), LIMITS)
         .await
         .ok()?;
     if ran.status != 0 {

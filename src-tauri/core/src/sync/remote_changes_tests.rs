@@ -39,7 +39,7 @@ fn set(paths: &[&str]) -> BTreeSet<String> {
 /// What `since` computes, with the real commands, for `root`.
 fn look(root: &Path, t: &RemoteTime, ancestor: &Manifest) -> BTreeSet<String> {
     let root = root.to_str().unwrap();
-    let (_, changed) = parse_changed(&run(&changed_command(root, Some(t)))).unwrap();
+    let (_, changed) = parse_changed(&run(&changed_command(root, t))).unwrap();
     let dirs: Vec<String> = changed
         .iter()
         .filter(|(d, p)| *d && (p.is_empty() || ancestor.get(p) == Some(&EntryKind::Dir)))
@@ -72,7 +72,7 @@ fn what_changed_after_the_moment_is_all_that_is_rescanned() {
         ("quiet/q", file(1)),
         ("top", file(1)),
     ]);
-    let (now, nothing) = parse_changed(&run(&changed_command(r.to_str().unwrap(), None))).unwrap();
+    let (now, nothing) = parse_changed(&run(NOW_COMMAND)).unwrap();
     assert!(nothing.is_empty());
     // past the coarse clock of ctime, and with the margin taken back off
     std::thread::sleep(std::time::Duration::from_millis(50));
@@ -93,7 +93,7 @@ fn what_changed_after_the_moment_is_all_that_is_rescanned() {
     );
     // nothing since a moment after all that
     std::thread::sleep(std::time::Duration::from_millis(50));
-    let (later, _) = parse_changed(&run(&changed_command(r.to_str().unwrap(), None))).unwrap();
+    let (later, _) = parse_changed(&run(NOW_COMMAND)).unwrap();
     std::thread::sleep(std::time::Duration::from_millis(50));
     assert_eq!(look(r, &RemoteTime(later.0 + MARGIN), &ancestor), set(&[]));
 }
@@ -103,7 +103,7 @@ fn hostile_names_are_listed_as_they_are_and_bad_answers_refused() {
     let tmp = TempDir::new(&format!("changes-{}", line!()));
     let r = tmp.0.as_path();
     std::fs::create_dir_all(r.join("d")).unwrap();
-    let (now, _) = parse_changed(&run(&changed_command(r.to_str().unwrap(), None))).unwrap();
+    let (now, _) = parse_changed(&run(NOW_COMMAND)).unwrap();
     std::thread::sleep(std::time::Duration::from_millis(50));
     let odd = "-odd 'name'\n$x";
     std::fs::write(r.join("d").join(odd), "x").unwrap();

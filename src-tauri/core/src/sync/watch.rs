@@ -72,7 +72,14 @@ impl SyncManager {
     /// Watches the source; each settled burst of changes, each nudge and
     /// each poll (two-way) triggers one round. `first_round`: the cost of
     /// the round that made the replica (the first poll waits accordingly).
-    pub(super) fn start_watching(self: &Arc<Self>, rep: &Arc<Replica>, first_round: Duration) {
+    /// `seen`: when the replica was last looked at whole (two-way), so the
+    /// first poll can list what changed since instead of reading it all.
+    pub(super) fn start_watching(
+        self: &Arc<Self>,
+        rep: &Arc<Replica>,
+        first_round: Duration,
+        seen: Option<RemoteTime>,
+    ) {
         let (tx, mut rx) = mpsc::unbounded_channel();
         let (path, mode) = match rep.source.kind {
             LocalKind::Dir => (rep.source.local.clone(), RecursiveMode::Recursive),
@@ -175,7 +182,7 @@ impl SyncManager {
             let mut active = 0u32;
             // two-way: when the replica was last looked at whole (the
             // remote's clock), so a poll lists only what changed since
-            let mut seen_at: Option<RemoteTime> = None;
+            let mut seen_at: Option<RemoteTime> = seen;
             let mut whole_at = tokio::time::Instant::now();
             // what such a poll cost (the poll's interval follows it)
             let mut look_cost: Option<Duration> = None;
@@ -255,8 +262,7 @@ impl SyncManager {
                     }
                 }
                 if !local_only && two_way && folder {
-                    whole_since =
-                        remote_changes::now(&me.ssh, &me.shell, &rep.source.replica).await;
+                    whole_since = remote_changes::now(&me.ssh, &me.shell).await;
                 }
                 match me.sync_round(&rep, local_only).await {
                     Ok(report) => {
