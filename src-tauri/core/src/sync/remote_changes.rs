@@ -125,6 +125,21 @@ fn children_in<'a>(tree: &'a Manifest, dir: &str) -> Vec<&'a String> {
         .collect()
 }
 
+/// The changed folders whose entries must be listed: those the ancestor
+/// knows as folders (a new one is rescanned whole). Pure.
+pub fn dirs_to_list(changed: &[(bool, String)], ancestor: &Manifest) -> Vec<String> {
+    changed
+        .iter()
+        .filter(|(is_dir, p)| *is_dir && known_dir(p, ancestor))
+        .map(|(_, p)| p.clone())
+        .collect()
+}
+
+/// Whether `path` is the root or a folder of `ancestor`.
+fn known_dir(path: &str, ancestor: &Manifest) -> bool {
+    path.is_empty() || ancestor.get(path) == Some(&EntryKind::Dir)
+}
+
 /// The paths a round must rescan, from what changed on the replica
 /// (`changed`: is a folder, path), the entries now in each changed folder
 /// the ancestor knows (`listed`), and the ancestor: every changed entry but
@@ -143,8 +158,7 @@ pub fn paths_to_rescan(
     };
     let mut out = BTreeSet::new();
     for (is_dir, path) in changed {
-        let known_dir = path.is_empty() || ancestor.get(path) == Some(&EntryKind::Dir);
-        if !(*is_dir && known_dir) {
+        if !(*is_dir && known_dir(path, ancestor)) {
             out.insert(path.clone());
             continue;
         }
@@ -194,11 +208,7 @@ pub async fn since(
     if changed.len() > MAX_SCOPED_PATHS {
         return None;
     }
-    let dirs: Vec<String> = changed
-        .iter()
-        .filter(|(is_dir, p)| *is_dir && (p.is_empty() || ancestor.get(p) == Some(&EntryKind::Dir)))
-        .map(|(_, p)| p.clone())
-        .collect();
+    let dirs = dirs_to_list(&changed, ancestor);
     let listed = match dirs.is_empty() {
         true => BTreeSet::new(),
         false => {

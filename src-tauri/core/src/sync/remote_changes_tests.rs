@@ -40,11 +40,7 @@ fn set(paths: &[&str]) -> BTreeSet<String> {
 fn look(root: &Path, t: &RemoteTime, ancestor: &Manifest) -> BTreeSet<String> {
     let root = root.to_str().unwrap();
     let (_, changed) = parse_changed(&run(&changed_command(root, t))).unwrap();
-    let dirs: Vec<String> = changed
-        .iter()
-        .filter(|(d, p)| *d && (p.is_empty() || ancestor.get(p) == Some(&EntryKind::Dir)))
-        .map(|(_, p)| p.clone())
-        .collect();
+    let dirs = dirs_to_list(&changed, ancestor);
     let listed = match dirs.is_empty() {
         true => BTreeSet::new(),
         false => parse_children(&run(&children_command(root, &dirs))).unwrap(),
@@ -128,7 +124,9 @@ fn the_rescan_paths_follow_from_the_changes_and_the_ancestor() {
         ("f", file(1)),
     ]);
     let c = |d: bool, p: &str| (d, p.to_string());
-    let table: Vec<(Vec<(bool, String)>, BTreeSet<String>, BTreeSet<String>)> = vec![
+    // (what changed, what the changed known folders hold, the paths rescanned)
+    type Row = (Vec<(bool, String)>, BTreeSet<String>, BTreeSet<String>);
+    let table: Vec<Row> = vec![
         // a file changed in place
         (vec![c(false, "f")], set(&[]), set(&["f"])),
         // a name gone from a known folder
