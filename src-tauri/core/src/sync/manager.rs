@@ -23,6 +23,7 @@ use super::progress::Progress;
 use super::reconcile::SyncMode;
 use super::replica;
 use super::tree::{self, Manifest};
+use super::watch::FirstLook;
 use super::SyncError;
 use crate::ssh::channel_io::ExecReport;
 use crate::ssh::SshSession;
@@ -404,17 +405,19 @@ impl SyncManager {
         });
         // where the polls' first look at what changed on the replica starts:
         // before this round, or, for a replica made for this create (no
-        // container can have written to it yet), after it
+        // container can have written to it yet), after it, taken by the
+        // watch task, off the create's path
         let looks = rep.mode == SyncMode::TwoWay && rep.source.kind == LocalKind::Dir;
         let fresh = for_create && rep.manifest.lock().await.is_empty();
-        let mut seen = match looks && !fresh {
-            true => super::remote_changes::now(&self.ssh, &self.shell).await,
-            false => None,
+        let seen = match (looks, fresh) {
+            (false, _) => FirstLook::Whole,
+            (true, true) => FirstLook::AfterFirstSync,
+            (true, false) => match super::remote_changes::now(&self.ssh, &self.shell).await {
+                Some(at) => FirstLook::Since(at),
+                None => FirstLook::Whole,
+            },
         };
         let first = self.sync_now(&rep).await?;
-        if looks && fresh {
-            seen = super::remote_changes::now(&self.ssh, &self.shell).await;
-        }
         self.start_watching(&rep, first.cost(), seen);
         let mut all = self.replicas.lock().await;
         let rep = all.entry(source.local.clone()).or_insert(rep).clone();

@@ -4,6 +4,12 @@
 //! trips; one stream costs neither, so it keeps up with `rsync` on loopback
 //! and beats it once the network adds latency.
 //!
+//! A large archive is split into [`STREAMS`] archives of contiguous runs
+//! of the tree, each unpacked by its own `tar` on its own channel: one
+//! `tar` creating files is the slowest stage on the remote (inode
+//! allocation), and each channel has its own flow-control window, which
+//! is what bounds one stream once the network adds latency.
+//!
 //! Only for a replica no container uses yet (files land at their final
 //! names). Directories and files go into the archive; symlinks and removals
 //! are left to SFTP, which recreates link text verbatim. When the remote has
@@ -47,6 +53,17 @@ const STDOUT_CAP: u64 = 64 * 1024;
 /// Pieces in flight between the builder thread and the channel: enough to
 /// keep the channel busy while the next file is opened, little memory.
 const CHUNKS_IN_FLIGHT: usize = 8;
+
+/// Archives a large first sync is split into, unpacked side by side.
+pub const STREAMS: usize = 2;
+
+/// Below this much (bytes, each file counted as [`FILE_COST`] more) one
+/// archive is sent: a second channel and `tar` cost more than they save.
+const SPLIT_MIN: u64 = 8 << 20;
+
+/// What creating one file costs the remote, in bytes of content it could
+/// have written meanwhile: the split balances work, not bytes.
+const FILE_COST: u64 = 16 << 10;
 
 /// Whether an op goes into the archive (the rest go over SFTP).
 pub fn in_archive(op: &Op) -> bool {
@@ -164,14 +181,88 @@ pub enum TarFailure {
     Failed(SyncError),
 }
 
-/// Sends every [`in_archive`] op of `ops` to `replica_dir` as one archive,
-/// reading files under `local_base`. All of them took effect when this
-/// returns `Ok`; none may be assumed to have on an error.
+/// The [`in_archive`] ops of `ops` as at most `streams` archives: runs of
+/// files in tree order (so each `tar` mostly fills folders of its own) of
+/// about equal work, each with the folders above its files; the first also
+/// carries the folders no file is in. One archive when there is little.
+/// Within each, a folder comes before what is in it, as in `ops`. Pure.
+pub fn split(ops: &[Op], streams: usize) -> Vec<Vec<Op>> {
+    let entries: Vec<&Op> = ops.iter().filter(|op| in_archive(op)).collect();
+    let weight = |op: &Op| match op {
+        Op::Put { size, .. } => size.saturating_add(FILE_COST),
+        _ => 0,
+    };
+    let total: u64 = entries.iter().map(|op| weight(op)).sum();
+    let streams = streams.max(1);
+    if streams == 1 || total < SPLIT_MIN {
+        return vec![entries.into_iter().cloned().collect()];
+    }
+    let mut files: Vec<Vec<&Op>> = vec![Vec::new(); streams];
+    let mut done = 0u64;
+    for op in entries.iter().filter(|op| matches!(op, Op::Put { .. })) {
+        // the part whose share of the total this file starts in
+        let at = (u128::from(done) * streams as u128 / u128::from(total.max(1))) as usize;
+        files[at.min(streams - 1)].push(op);
+        done += weight(op);
+    }
+    let mut parts = Vec::new();
+    for (i, part) in files.into_iter().enumerate() {
+        let mut above = std::collections::BTreeSet::new();
+        for op in &part {
+            let mut p = replica::op_path(op);
+            while let Some((parent, _)) = p.rsplit_once('/') {
+                above.insert(parent);
+                p = parent;
+            }
+        }
+        let dirs = entries.iter().filter(|op| match op {
+            Op::Mkdir(d) => i == 0 || above.contains(d.as_str()),
+            _ => false,
+        });
+        let out: Vec<Op> = dirs.chain(part.iter()).map(|op| (*op).clone()).collect();
+        if !out.is_empty() {
+            parts.push(out);
+        }
+    }
+    parts
+}
+
+/// Sends every [`in_archive`] op of `ops` to `replica_dir` as [`split`]
+/// archives side by side, reading files under `local_base`. All of them
+/// took effect when this returns `Ok`; none may be assumed to have on an
+/// error.
 pub async fn upload(
     ssh: &SshSession,
     local_base: &Path,
     replica_dir: &str,
     ops: &[Op],
+    progress: &Arc<Progress>,
+) -> Result<(), TarFailure> {
+    let parts = split(ops, STREAMS);
+    let sent = futures_util::future::join_all(
+        parts
+            .into_iter()
+            .map(|part| upload_one(ssh, local_base, replica_dir, part, progress)),
+    )
+    .await;
+    // a remote that cannot unpack says so on every stream: SFTP then redoes all
+    let mut failed = None;
+    for r in sent {
+        match r {
+            Ok(()) => {}
+            Err(e @ TarFailure::Unusable(_)) => return Err(e),
+            Err(e) => failed = failed.or(Some(e)),
+        }
+    }
+    failed.map_or(Ok(()), Err)
+}
+
+/// One archive of `entries` (all [`in_archive`]) into `replica_dir`.
+async fn upload_one(
+    ssh: &SshSession,
+    local_base: &Path,
+    replica_dir: &str,
+    entries: Vec<Op>,
     progress: &Arc<Progress>,
 ) -> Result<(), TarFailure> {
     let command = unpack_command(replica_dir);
@@ -181,7 +272,6 @@ pub async fn upload(
         .map_err(|e| TarFailure::Failed(e.into()))?;
     let report = io.report();
     let (tx, mut rx) = mpsc::channel::<Vec<u8>>(CHUNKS_IN_FLIGHT);
-    let entries: Vec<Op> = ops.iter().filter(|op| in_archive(op)).cloned().collect();
     let base = local_base.to_path_buf();
     let prog = progress.clone();
     let builder = tokio::task::spawn_blocking(move || build(&base, &entries, tx, &prog));
@@ -435,66 +525,5 @@ impl Write for ChunkWriter {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn quoting_survives_quotes_and_spaces() {
-        assert_eq!(sh_quote("/a b/it's"), r"'/a b/it'\''s'");
-        assert_eq!(
-            unpack_command("/m/x y"),
-            "mkdir -p -- '/m/x y' && exec tar --no-same-owner -xpf - -C '/m/x y'"
-        );
-    }
-
-    #[test]
-    fn tar_errors_name_the_file() {
-        let gnu = "tar: big.bin: Cannot write: No space left on device\n\
-                   tar: Exiting with failure status due to previous errors\n";
-        assert_eq!(
-            first_file_error(gnu),
-            Some(("big.bin", "Cannot write: No space left on device"))
-        );
-        assert_eq!(first_file_error("tar: Exiting with failure status"), None);
-    }
-
-    #[test]
-    fn windows_paths_are_not_posix() {
-        assert!(posix_path("/root/.cache/berth/mounts/m-1/src-2"));
-        assert!(!posix_path("/C:/Users/dev/.cache/berth"));
-        assert!(!posix_path("C:/Users"));
-    }
-
-    #[test]
-    fn exactly_pads_a_file_that_shrank() {
-        let dir = std::env::temp_dir().join(format!("berth-exactly-{}", std::process::id()));
-        std::fs::write(&dir, b"abc").unwrap();
-        let mut out = Vec::new();
-        Exactly::new(File::open(&dir).unwrap(), 5)
-            .read_to_end(&mut out)
-            .unwrap();
-        assert_eq!(out, b"abc\0\0");
-        let mut out = Vec::new();
-        Exactly::new(File::open(&dir).unwrap(), 2)
-            .read_to_end(&mut out)
-            .unwrap();
-        assert_eq!(out, b"ab");
-        std::fs::remove_file(&dir).unwrap();
-    }
-
-    #[test]
-    fn only_dirs_and_files_go_into_the_archive() {
-        let put = Op::Put {
-            path: "a".into(),
-            size: 1,
-            exec: false,
-        };
-        assert!(in_archive(&put));
-        assert!(in_archive(&Op::Mkdir("d".into())));
-        assert!(!in_archive(&Op::Symlink {
-            path: "l".into(),
-            target: "/etc".into()
-        }));
-        assert!(!in_archive(&Op::Remove("x".into())));
-    }
-}
+#[path = "tarball_tests.rs"]
+mod tests;

@@ -52,6 +52,18 @@ pub fn poll_interval(last_round: Duration, active: u32) -> Duration {
     (last_round * POLL_COST_FACTOR).clamp(POLL_MIN, POLL_MAX)
 }
 
+/// Where a two-way folder's first poll starts listing what changed.
+#[derive(Debug)]
+pub(super) enum FirstLook {
+    /// Changes after this moment (taken before the first round).
+    Since(RemoteTime),
+    /// Changes after the first round: the replica was made for a create,
+    /// so nothing but that round wrote to it before.
+    AfterFirstSync,
+    /// The first poll looks at the whole replica.
+    Whole,
+}
+
 impl SyncManager {
     /// Runs a round of every two-way replica container `id` uses, now: it
     /// stopped, or an exec in it ended, so what it wrote is complete.
@@ -78,7 +90,7 @@ impl SyncManager {
         self: &Arc<Self>,
         rep: &Arc<Replica>,
         first_round: Duration,
-        seen: Option<RemoteTime>,
+        seen: FirstLook,
     ) {
         let (tx, mut rx) = mpsc::unbounded_channel();
         let (path, mode) = match rep.source.kind {
@@ -182,7 +194,14 @@ impl SyncManager {
             let mut active = 0u32;
             // two-way: when the replica was last looked at whole (the
             // remote's clock), so a poll lists only what changed since
-            let mut seen_at: Option<RemoteTime> = seen;
+            let mut seen_at: Option<RemoteTime> = match seen {
+                FirstLook::Since(at) => Some(at),
+                FirstLook::Whole => None,
+                FirstLook::AfterFirstSync => match me.upgrade() {
+                    Some(me) => remote_changes::now(&me.ssh, &me.shell).await,
+                    None => return,
+                },
+            };
             let mut whole_at = tokio::time::Instant::now();
             // what such a poll cost (the poll's interval follows it)
             let mut look_cost: Option<Duration> = None;
