@@ -16,24 +16,6 @@ fn inside(name: &str, script: &str) -> String {
     exec_direct(name, &format!("{{ {script}; }} 2>&1; true"))
 }
 
-/// `text` without its terminal colour codes.
-fn plain(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut chars = text.chars();
-    while let Some(c) = chars.next() {
-        if c == '\x1b' {
-            for e in chars.by_ref() {
-                if e == 'm' {
-                    break;
-                }
-            }
-        } else {
-            out.push(c);
-        }
-    }
-    out
-}
-
 /// Edits `rel` until the container sees an edit carried by a round over
 /// changed paths; asserts it read fewer than `most` entries.
 fn an_edit_reads_only_its_path(port: u16, t: &Tree, name: &str, rel: &str, most: u64) {
@@ -83,7 +65,7 @@ fn an_edit_rescans_only_what_changed_and_what_it_agreed_survives_a_kill() {
     let args = default_args(testbed());
     let mut a = try_start_agent_env(
         &args,
-        &[("BERTH_LOG", "info,berth_core::sync::watch=debug")],
+        &[("BERTH_LOG", "info,berth_core::sync::mount_task=debug")],
     )
     .unwrap_or_else(|(code, err)| panic!("berth-agent failed (exit {code}): {err}"));
     let t = Tree::new("tw-scope");

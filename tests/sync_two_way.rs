@@ -359,3 +359,110 @@ fn one_way_mode_keeps_the_replica_a_mirror() {
     assert_eq!(m["mode"], "one-way");
     ok(docker_at(&a.host, &["rm", "-f", &name]));
 }
+
+/// A file of `len` bytes that differ from one file to the next.
+fn noise(seed: u64, len: usize) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
+
+/// Every entry under `root`: path, what it is, exec bit, content.
+fn listing(root: &Path) -> Vec<(String, char, bool, Vec<u8>)> {
+    use std::os::unix::fs::PermissionsExt;
+    let mut out = Vec::new();
+    let mut todo = vec![root.to_path_buf()];
+    while let Some(dir) = todo.pop() {
+        for e in std::fs::read_dir(&dir).unwrap() {
+            let p = e.unwrap().path();
+            let m = std::fs::symlink_metadata(&p).unwrap();
+            let rel = p.strip_prefix(root).unwrap().display().to_string();
+            let exec = m.permissions().mode() & 0o111 != 0;
+            if m.is_dir() {
+                out.push((rel, 'd', false, Vec::new()));
+                todo.push(p);
+            } else {
+                out.push((rel, 'f', exec, std::fs::read(&p).unwrap()));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+#[test]
+fn a_large_first_sync_arrives_whole_through_archives_side_by_side() {
+    let _turn = turn();
+    let args = default_args(testbed());
+    let a = try_start_agent_env(
+        &args,
+        &[("BERTH_LOG", "info,berth_core::sync::tarball=debug")],
+    )
+    .unwrap_or_else(|(code, err)| panic!("berth-agent failed (exit {code}): {err}"));
+    let t = Tree::new("tw-split");
+    // 12 MiB in four large files among 600 small ones, nested folders, an
+    // executable, empty folders: past the size that splits the archive
+    for i in 0..600 {
+        t.write(
+            &format!("src/m{}/n{}/f{i}.txt", i % 7, i % 3),
+            &format!("{i}\n").repeat(i % 50 + 1),
+        );
+    }
+    for i in 0..4u64 {
+        let p = t.0.as_path().join(format!("assets/b{i}.bin"));
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(&p, noise(i + 1, 3 << 20)).unwrap();
+    }
+    t.write("bin/tool", "#!/bin/sh\necho tool\n");
+    use std::os::unix::fs::PermissionsExt;
+    let tool = t.0.as_path().join("bin/tool");
+    std::fs::set_permissions(&tool, std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::create_dir_all(t.0.as_path().join("empty/inner")).unwrap();
+    let name = unique("tw-split");
+    sleeper(&a.host, &name, &t.bind("/app"));
+    // it went as two archives
+    let log = plain(&a.stderr());
+    assert!(
+        log.lines()
+            .any(|l| l.contains("first sync as archives") && l.contains("archives=2")),
+        "{log}"
+    );
+    // the replica (the test bed's remote is this machine) holds exactly the
+    // local tree, and the container sees it
+    let m = mount_of(a.port(), t.0.as_path()).expect("no mount");
+    let replica = std::path::PathBuf::from(m["remote"].as_str().unwrap());
+    let want = listing(t.0.as_path());
+    // 607 files, 34 folders
+    assert_eq!(want.len(), 641, "the tree as made");
+    let got = listing(&replica);
+    let differ: Vec<&String> = want
+        .iter()
+        .filter(|e| !got.contains(e))
+        .chain(got.iter().filter(|e| !want.contains(e)))
+        .map(|e| &e.0)
+        .collect();
+    assert!(
+        differ.is_empty(),
+        "{} entries differ: {:?}",
+        differ.len(),
+        &differ[..differ.len().min(5)]
+    );
+    let out = exec_direct(
+        &name,
+        "cat /app/src/m3/n1/f10.txt; /app/bin/tool; ls -A /app/empty",
+    );
+    assert_eq!(out, format!("{}tool\ninner\n", "10\n".repeat(11)));
+    // nothing came back and nothing conflicted: both sides agree on it all
+    std::thread::sleep(Duration::from_secs(2));
+    let m = mount_of(a.port(), t.0.as_path()).expect("no mount");
+    assert_eq!(m["fetched_files"], 0, "{m}");
+    assert_eq!(m["conflicts"], serde_json::json!([]), "{m}");
+    assert_eq!(m["state"], "watching", "{m}");
+    let _ = docker_at(&a.host, &["rm", "-f", &name]);
+}

@@ -97,3 +97,21 @@ pub fn signal(a: &AgentProc, sig: &str) {
         .unwrap();
     assert!(st.success());
 }
+
+/// `text` without its terminal colour codes.
+pub fn plain(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c == '\x1b' {
+            for e in chars.by_ref() {
+                if e == 'm' {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}

@@ -20,7 +20,8 @@ use serde_json::Value;
 use tokio::sync::mpsc;
 
 use super::binds::{replica_path, LocalKind, SyncSource};
-use super::manager::{Replica, SyncManager, MOUNTS_LABEL};
+use super::manager::{SyncManager, User, MOUNTS_LABEL};
+use super::mount::{Mount, Replica};
 use super::reconcile::SyncMode;
 use super::remote_scan;
 use super::replica::{self, Write};
@@ -64,25 +65,26 @@ impl SyncManager {
     /// replicas this agent does not know yet (it restarted).
     pub(super) async fn attach(self: &Arc<Self>, id: &str, paths: &[PathBuf]) {
         for path in paths {
-            let known = self.replicas.lock().await.get(path).cloned();
-            let rep = match known {
-                Some(r) => r,
-                None => match self.readopt(path).await {
-                    Ok(r) => r,
-                    Err(e) => {
-                        tracing::warn!("cannot re-adopt the replica of {}: {e}", path.display());
-                        continue;
-                    }
-                },
-            };
-            if let Ok(mut c) = rep.containers.lock() {
-                c.insert(id.to_string());
+            {
+                let mut all = self.replicas.lock().await;
+                if let Some((_, usage)) = all.get_mut(path) {
+                    usage.attach(id);
+                    self.publish(&all);
+                    continue;
+                }
             }
-            rep.attached_once.store(true, Ordering::Relaxed);
+            // attached as it becomes known
+            if let Err(e) = self.readopt(path, id).await {
+                tracing::warn!("cannot re-adopt the replica of {}: {e}", path.display());
+            }
         }
     }
 
-    async fn readopt(self: &Arc<Self>, path: &PathBuf) -> Result<Arc<Replica>, SyncError> {
+    async fn readopt(
+        self: &Arc<Self>,
+        path: &PathBuf,
+        id: &str,
+    ) -> Result<Arc<Replica>, SyncError> {
         let kind = match std::fs::metadata(path) {
             Ok(m) if m.is_file() => LocalKind::File,
             Ok(_) => LocalKind::Dir,
@@ -99,7 +101,7 @@ impl SyncManager {
             kind,
             replica: replica_path(&root, path),
         };
-        self.adopt(source, false).await
+        self.adopt(source, User::Container(id)).await
     }
 
     /// Container `id` is gone: replicas it was the last user of retire.
@@ -107,15 +109,8 @@ impl SyncManager {
         let mut retiring = Vec::new();
         {
             let mut all = self.replicas.lock().await;
-            all.retain(|_, rep| {
-                let now_unused = rep
-                    .containers
-                    .lock()
-                    .map(|mut c| c.remove(id) && c.is_empty())
-                    .unwrap_or(false);
-                // a create being prepared with it keeps it
-                let preparing = rep.preparing.load(Ordering::Acquire) > 0;
-                if now_unused && !preparing && rep.attached_once.load(Ordering::Relaxed) {
+            all.retain(|_, (rep, usage)| {
+                if usage.detach(id) {
                     retiring.push(rep.clone());
                     return false;
                 }
@@ -128,18 +123,23 @@ impl SyncManager {
         }
     }
 
-    /// Stops the replica's watcher and, unless kept, removes it remotely.
-    /// A two-way replica first has a last round, so what its containers
-    /// wrote is in the local folder before the replica goes.
+    /// Has the replica's task stop watching and, unless kept, remove it
+    /// remotely; a create for the same source waits at the gate meanwhile.
     pub(super) async fn retire(&self, rep: &Replica) {
         let gate = self.gate(&rep.source.local);
         let _retiring = gate.lock().await;
-        if let Ok(mut w) = rep.watcher.lock() {
-            w.take();
-        }
+        rep.retire().await;
         rep.stop.cancel();
+    }
+
+    /// Run by the mount's task: a two-way replica first has a last round,
+    /// so what its containers wrote is in the local folder before the
+    /// replica goes; then it is removed unless the policy keeps it or it
+    /// holds what the local folder lacks.
+    pub(super) async fn retire_mount(&self, m: &mut Mount) {
+        let rep = m.rep.clone();
         if rep.mode == SyncMode::TwoWay {
-            if let Err(e) = self.sync_now(rep).await {
+            if let Err(e) = self.sync_now(m).await {
                 tracing::warn!(
                     "the last sync of {} before removing its replica failed: {e}",
                     rep.source.local.display()
@@ -153,16 +153,16 @@ impl SyncManager {
             );
             return;
         }
-        let manifest = rep.manifest.lock().await.clone();
+        let manifest = &m.manifest;
         let result = async {
             let (sftp, _) = self.sftp().await?;
             // what a container wrote there is not in the local folder:
             // removing it would lose it, so such a replica is kept
             let held = remote_scan::as_recorded(
                 remote_scan::scan(&sftp, &rep.source.replica).await?,
-                &manifest,
+                manifest,
             );
-            let blockers = remote_scan::retire_blockers(&held, &manifest);
+            let blockers = remote_scan::retire_blockers(&held, manifest);
             if !blockers.is_empty() {
                 return Err(SyncError::Kept {
                     replica: rep.source.replica.clone(),
@@ -213,12 +213,7 @@ impl SyncManager {
     async fn attached_ids(&self) -> Vec<String> {
         let all = self.replicas.lock().await;
         all.values()
-            .flat_map(|r| {
-                r.containers
-                    .lock()
-                    .map(|c| c.iter().cloned().collect::<Vec<_>>())
-                    .unwrap_or_default()
-            })
+            .flat_map(|(_, usage)| usage.containers().cloned())
             .collect()
     }
 
@@ -269,7 +264,7 @@ impl SyncManager {
         // once per agent: what no label names was orphaned while no agent ran
         if root.is_some() && !self.gc_done.swap(true, Ordering::AcqRel) {
             // replicas known here stay too (one made for a create under way)
-            for rep in self.replicas.lock().await.values() {
+            for (rep, _) in self.replicas.lock().await.values() {
                 if let Some((_, name)) = rep.source.replica.rsplit_once('/') {
                     in_use.insert(name.to_string());
                 }

@@ -10,7 +10,6 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use russh_sftp::client::SftpSession;
@@ -19,10 +18,11 @@ use tokio_util::sync::CancellationToken;
 
 use super::ancestor::AncestorStore;
 use super::binds::{plan_binds, BindOptions, LocalKind, SyncSource};
-use super::progress::Progress;
+use super::mount::Replica;
 use super::reconcile::SyncMode;
 use super::replica;
-use super::tree::{self, Manifest};
+use super::tree;
+use super::usage::{Answer, Usage};
 use super::watch::FirstLook;
 use super::SyncError;
 use crate::ssh::channel_io::ExecReport;
@@ -50,80 +50,6 @@ pub struct SyncOptions {
     pub mode: super::reconcile::SyncMode,
 }
 
-/// One synced source and its state, for status and the watcher.
-pub(super) struct Replica {
-    pub(super) source: SyncSource,
-    /// How it syncs, fixed when it is made.
-    pub(super) mode: SyncMode,
-    /// One-way: the tree as the replica holds it after the last completed
-    /// sync. Two-way: the tree both sides last agreed on (the ancestor).
-    /// Held for a whole round, so rounds never overlap.
-    pub(super) manifest: tokio::sync::Mutex<Manifest>,
-    pub(super) state: Mutex<ReplicaState>,
-    /// Asks its task for a round now (a container of it stopped).
-    pub(super) nudge: tokio::sync::Notify,
-    /// Ends its task (retired, or the manager shut down).
-    pub(super) stop: CancellationToken,
-    /// Creates prepared with it whose answer has not come back yet.
-    pub(super) preparing: AtomicUsize,
-    /// Files and bytes of the sync under way, and changes waiting for the next.
-    pub(super) progress: Arc<Progress>,
-    /// The paths the watcher reported since a round last took them.
-    pub(super) dirty: Arc<Mutex<super::scope::Dirty>>,
-    /// Two-way: rounds over part of the tree changed the ancestor since the
-    /// replica's own manifest was last written (the next whole round does).
-    pub(super) remote_manifest_stale: std::sync::atomic::AtomicBool,
-    /// When the replica's manifest was last written by a one-way round
-    /// over changed paths (they write it at most every few seconds).
-    pub(super) manifest_written: Mutex<Option<std::time::Instant>>,
-    /// Containers using it (ids), from the create events and the label.
-    pub(super) containers: Mutex<std::collections::HashSet<String>>,
-    /// Set once a container used it: only then may its last one retire it
-    /// (a replica is made before its container exists).
-    pub(super) attached_once: std::sync::atomic::AtomicBool,
-    /// Keeps the file watcher alive; dropped with the replica.
-    pub(super) watcher: Mutex<
-        Option<
-            notify_debouncer_full::Debouncer<
-                notify::RecommendedWatcher,
-                notify_debouncer_full::NoCache,
-            >,
-        >,
-    >,
-}
-
-/// What the status shows of a replica; written by its rounds.
-#[derive(Debug, Clone, Default)]
-pub(super) struct ReplicaState {
-    pub(super) phase: &'static str,
-    pub(super) error: Option<String>,
-    pub(super) files: u64,
-    pub(super) bytes: u64,
-    pub(super) last_sync_unix: u64,
-    pub(super) syncs: u64,
-    pub(super) uploaded_files: u64,
-    /// Files brought back from the replica (two-way).
-    pub(super) fetched_files: u64,
-    /// The newest conflicts, oldest first.
-    pub(super) conflicts: Vec<ConflictSeen>,
-    /// What the last round read: `changes` (the watcher's paths) or `all`,
-    /// and how many entries (both sides together, in two-way mode).
-    pub(super) last_scope: &'static str,
-    pub(super) last_scanned: u64,
-}
-
-/// A conflict a round resolved by keeping both versions.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub(super) struct ConflictSeen {
-    /// Where both sides changed it; the winner's version is there.
-    pub(super) path: String,
-    /// Where the other version is, on both sides.
-    pub(super) kept_as: String,
-    /// `local` or `remote`: whose version stayed at `path`.
-    pub(super) winner: String,
-    pub(super) at_unix: u64,
-}
-
 pub struct SyncManager {
     pub(super) ssh: Arc<SshSession>,
     pub(super) upstream: Upstream,
@@ -143,11 +69,23 @@ pub struct SyncManager {
     gates: Mutex<HashMap<PathBuf, Arc<tokio::sync::Mutex<()>>>>,
     /// The SFTP session and the resolved mounts root, opened on first use.
     sftp: tokio::sync::Mutex<Option<(Arc<SftpSession>, String, ExecReport)>>,
-    pub(super) replicas: tokio::sync::Mutex<HashMap<PathBuf, Arc<Replica>>>,
-    pub(super) view: Mutex<Vec<Arc<Replica>>>,
+    /// Every replica known here, and who uses it (changed only under this lock).
+    pub(super) replicas: tokio::sync::Mutex<HashMap<PathBuf, (Arc<Replica>, Usage)>>,
+    /// What the status lists: each replica and the containers using it, as
+    /// of the last change of the map.
+    pub(super) view: Mutex<Vec<(Arc<Replica>, Vec<String>)>>,
     pub(super) shutdown: CancellationToken,
     /// The orphan sweep ran (once per agent, at its first reconcile).
     pub(super) gc_done: std::sync::atomic::AtomicBool,
+}
+
+/// Who a replica is adopted for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum User<'a> {
+    /// A create being prepared with it.
+    Create,
+    /// A container that uses it (found by a listing or an event).
+    Container(&'a str),
 }
 
 /// The replicas a create body was rewritten to use. Tell it whether the
@@ -174,8 +112,9 @@ impl PreparedMounts {
     /// on (before the client hears back, so a quick `rm` finds it attached).
     pub async fn created(mut self, id: &str) {
         let paths = std::mem::take(&mut self.paths);
-        self.manager.create_answered(paths.clone(), true).await;
-        self.manager.attach(id, &paths).await;
+        self.manager
+            .create_answered(paths, Answer::Created(id))
+            .await;
     }
 }
 
@@ -186,9 +125,13 @@ impl Drop for PreparedMounts {
         }
         let manager = self.manager.clone();
         let paths = std::mem::take(&mut self.paths);
-        let created = self.outcome.unwrap_or(true);
+        let answer = match self.outcome {
+            Some(false) => Answer::Refused,
+            // created without an id, or never answered: it may exist
+            _ => Answer::Unknown,
+        };
         if let Ok(rt) = tokio::runtime::Handle::try_current() {
-            rt.spawn(async move { manager.create_answered(paths, created).await });
+            rt.spawn(async move { manager.create_answered(paths, answer).await });
         }
     }
 }
@@ -295,35 +238,23 @@ impl SyncManager {
         Ok(Some((body, prepared)))
     }
 
-    /// A create using `paths` was answered: a replica made for a rejected
+    /// A create using `paths` was answered: a replica made for a refused
     /// create that nothing else uses is retired (it would linger otherwise).
-    async fn create_answered(&self, paths: Vec<PathBuf>, created: bool) {
+    async fn create_answered(&self, paths: Vec<PathBuf>, answer: Answer<'_>) {
         let mut retiring = Vec::new();
         {
             let mut all = self.replicas.lock().await;
             for p in &paths {
-                let Some(rep) = all.get(p) else { continue };
-                let was = rep
-                    .preparing
-                    .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1))
-                    .unwrap_or(0);
-                if created {
-                    // its container exists now, even if its create event is
-                    // still queued: a refused create elsewhere must not retire it
-                    rep.attached_once.store(true, Ordering::Release);
+                let Some((_, usage)) = all.get_mut(p) else {
                     continue;
-                }
-                let left = was.saturating_sub(1);
-                let unused = rep.containers.lock().map(|c| c.is_empty()).unwrap_or(false);
-                if left == 0 && unused && !rep.attached_once.load(Ordering::Acquire) {
-                    if let Some(rep) = all.remove(p) {
+                };
+                if usage.answered(answer) {
+                    if let Some((rep, _)) = all.remove(p) {
                         retiring.push(rep);
                     }
                 }
             }
-            if !retiring.is_empty() {
-                self.publish(&all);
-            }
+            self.publish(&all);
         }
         for rep in retiring {
             self.retire(&rep).await;
@@ -331,49 +262,67 @@ impl SyncManager {
     }
 
     /// Brings the source's replica up to date, creating it and its watcher
-    /// on first use.
+    /// on first use. Counts a create prepared with it, so nothing can
+    /// retire it until that create is answered.
     async fn ensure(self: &Arc<Self>, source: SyncSource) -> Result<(), SyncError> {
         // counted under the lock that finds it, so nothing can retire it
         // between the lookup and this create's answer
-        let existing = self.replicas.lock().await.get(&source.local).map(|rep| {
-            rep.preparing.fetch_add(1, Ordering::AcqRel);
-            rep.clone()
-        });
-        match existing {
-            Some(rep) => {
-                let synced = self.sync_now(&rep).await.map(drop);
-                if synced.is_err() {
-                    rep.preparing.fetch_sub(1, Ordering::AcqRel);
-                }
-                synced
-            }
+        match self.prepare_with(&source.local).await {
+            Some(rep) => self.synced_for_create(&source.local, &rep).await,
             // counted as it becomes known, before anyone could retire it
-            None => self.adopt(source, true).await.map(drop),
+            None => self.adopt(source, User::Create).await.map(drop),
         }
     }
 
+    /// The known replica of `local`, counted as used by a create being
+    /// prepared.
+    async fn prepare_with(&self, local: &Path) -> Option<Arc<Replica>> {
+        let mut all = self.replicas.lock().await;
+        let (rep, usage) = all.get_mut(local)?;
+        usage.prepare();
+        Some(rep.clone())
+    }
+
+    /// A whole round of `rep` for a create; a failure ends that create's
+    /// claim on it.
+    async fn synced_for_create(&self, local: &Path, rep: &Replica) -> Result<(), SyncError> {
+        let synced = rep.sync().await.map(drop);
+        if synced.is_err() {
+            if let Some((_, usage)) = self.replicas.lock().await.get_mut(local) {
+                usage.prepare_failed();
+            }
+        }
+        synced
+    }
+
     /// Makes a replica known: reads the manifest the remote kept, syncs the
-    /// difference, starts watching.
+    /// difference, starts watching. `user` is counted as using it in the
+    /// same step that makes it known, so nothing retires it in between.
     pub(super) async fn adopt(
         self: &Arc<Self>,
         source: SyncSource,
-        for_create: bool,
+        user: User<'_>,
     ) -> Result<Arc<Replica>, SyncError> {
+        let for_create = user == User::Create;
         let gate = self.gate(&source.local);
         let _made = gate.lock().await;
         // another create made it while this one waited at the gate
-        let made = self.replicas.lock().await.get(&source.local).map(|rep| {
-            if for_create {
-                rep.preparing.fetch_add(1, Ordering::AcqRel);
+        let made = match user {
+            User::Create => self.prepare_with(&source.local).await,
+            User::Container(id) => {
+                let mut all = self.replicas.lock().await;
+                all.get_mut(&source.local).map(|(rep, usage)| {
+                    usage.attach(id);
+                    rep.clone()
+                })
             }
-            rep.clone()
-        });
+        };
         if let Some(rep) = made {
-            let synced = self.sync_now(&rep).await.map(drop);
-            if synced.is_err() && for_create {
-                rep.preparing.fetch_sub(1, Ordering::AcqRel);
+            match for_create {
+                true => self.synced_for_create(&source.local, &rep).await?,
+                false => rep.sync().await.map(drop)?,
             }
-            return synced.map(|()| rep);
+            return Ok(rep);
         }
         let (sftp, _) = self.sftp().await?;
         let mode = self.opts.mode;
@@ -384,32 +333,13 @@ impl SyncManager {
             // never the replica's word: it would decide what counts as deleted
             SyncMode::TwoWay => self.ancestors.load(&source.replica),
         };
-        let rep = Arc::new(Replica {
-            source: source.clone(),
-            mode,
-            nudge: tokio::sync::Notify::new(),
-            stop: self.shutdown.child_token(),
-            manifest: tokio::sync::Mutex::new(known),
-            state: Mutex::new(ReplicaState {
-                phase: "initial sync",
-                ..Default::default()
-            }),
-            preparing: Default::default(),
-            progress: Default::default(),
-            dirty: Default::default(),
-            remote_manifest_stale: Default::default(),
-            manifest_written: Default::default(),
-            containers: Default::default(),
-            attached_once: Default::default(),
-            watcher: Mutex::new(None),
-        });
         // where the polls' first look at what changed on the replica starts:
         // before this round, or, for a replica made for this create (no
-        // container can have written to it yet), after it, taken by the
-        // watch task, off the create's path
-        let looks = rep.mode == SyncMode::TwoWay && rep.source.kind == LocalKind::Dir;
-        let fresh = for_create && rep.manifest.lock().await.is_empty();
-        let seen = match (looks, fresh) {
+        // container can have written to it yet), after it, taken by its
+        // task, off the create's path
+        let looks = mode == SyncMode::TwoWay && source.kind == LocalKind::Dir;
+        let fresh = for_create && known.is_empty();
+        let first = match (looks, fresh) {
             (false, _) => FirstLook::Whole,
             (true, true) => FirstLook::AfterFirstSync,
             (true, false) => match super::remote_changes::now(&self.ssh, &self.shell).await {
@@ -417,13 +347,22 @@ impl SyncManager {
                 None => FirstLook::Whole,
             },
         };
-        let first = self.sync_now(&rep).await?;
-        self.start_watching(&rep, first.cost(), seen);
-        let mut all = self.replicas.lock().await;
-        let rep = all.entry(source.local.clone()).or_insert(rep).clone();
-        if for_create {
-            rep.preparing.fetch_add(1, Ordering::AcqRel);
+        let stop = self.shutdown.child_token();
+        let (rep, mount) = Replica::new(source.clone(), mode, known, stop);
+        self.spawn_mount(mount, first);
+        if let Err(e) = rep.sync().await {
+            rep.stop.cancel();
+            return Err(e);
         }
+        let mut all = self.replicas.lock().await;
+        let (rep, usage) = all
+            .entry(source.local.clone())
+            .or_insert_with(|| (rep, Usage::default()));
+        match user {
+            User::Create => usage.prepare(),
+            User::Container(id) => usage.attach(id),
+        }
+        let rep = rep.clone();
         self.publish(&all);
         Ok(rep)
     }
@@ -437,22 +376,13 @@ impl SyncManager {
         }
     }
 
-    pub(super) fn publish(&self, all: &HashMap<PathBuf, Arc<Replica>>) {
+    pub(super) fn publish(&self, all: &HashMap<PathBuf, (Arc<Replica>, Usage)>) {
+        let listed = all
+            .values()
+            .map(|(rep, usage)| (rep.clone(), usage.containers().cloned().collect()))
+            .collect();
         if let Ok(mut v) = self.view.lock() {
-            *v = all.values().cloned().collect();
-        }
-    }
-
-    pub(super) fn set_phase(&self, rep: &Replica, phase: &'static str) {
-        if let Ok(mut st) = rep.state.lock() {
-            st.phase = phase;
-        }
-    }
-
-    pub(super) fn record_error(&self, rep: &Replica, e: &SyncError) {
-        if let Ok(mut st) = rep.state.lock() {
-            st.phase = "error";
-            st.error = Some(e.to_string());
+            *v = listed;
         }
     }
 
@@ -470,24 +400,15 @@ impl SyncManager {
         let view = self.view.lock().map(|v| v.clone()).unwrap_or_default();
         Value::Array(
             view.iter()
-                .map(|r| {
-                    let st = r.state.lock().map(|s| s.clone()).unwrap_or_default();
-                    let mut containers: Vec<String> = r
-                        .containers
-                        .lock()
-                        .map(|c| c.iter().cloned().collect())
-                        .unwrap_or_default();
-                    containers.sort();
+                .map(|(r, containers)| {
+                    let st = r.status.borrow().clone();
                     json!({
                         "local": r.source.local.display().to_string(),
                         "remote": r.source.replica,
                         "mode": r.mode,
                         "fetched_files": st.fetched_files,
                         "conflicts": st.conflicts,
-                        "last_round": match st.last_scope {
-                            "" => Value::Null,
-                            scope => json!({"scope": scope, "scanned": st.last_scanned}),
-                        },
+                        "last_round": st.last_round,
                         "containers": containers,
                         "state": st.phase,
                         "progress": r.progress.to_json(),

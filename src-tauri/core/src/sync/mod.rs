@@ -2,7 +2,9 @@
 //! over SFTP (on the existing SSH session) to a replica on the remote, the
 //! mount is rewritten to the replica, and local changes keep flowing to it,
 //! one way, local wins. `binds` and `tree` decide (pure); `replica` carries
-//! the operations out over SFTP; `manager` owns replicas and their watchers.
+//! the operations out over SFTP; `manager` knows the replicas and who uses
+//! them (`usage`); each mount's state is owned by its task (`mount`,
+//! `mount_task`).
 
 pub mod ancestor;
 pub mod binds;
@@ -15,6 +17,8 @@ pub mod local_file;
 #[cfg(target_os = "linux")]
 pub mod local_write;
 pub mod manager;
+pub mod mount;
+mod mount_task;
 pub(crate) mod one_way_scoped;
 pub mod placer;
 pub mod progress;
@@ -36,6 +40,7 @@ pub mod two_way;
 pub mod two_way_scoped;
 pub mod untrusted;
 pub mod upload;
+pub mod usage;
 pub mod verify;
 mod watch;
 
@@ -95,6 +100,11 @@ pub enum SyncError {
         #[source]
         source: std::io::Error,
     },
+
+    /// The mount's task ended (Berth is shutting down, or it retired)
+    /// before the round asked for ran.
+    #[error("the sync of {local} stopped before this round ran; try again")]
+    Stopped { local: std::path::PathBuf },
 
     #[error("SSH session unavailable for sync: {0}")]
     Ssh(#[from] crate::ssh::SshError),

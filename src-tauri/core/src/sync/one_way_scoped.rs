@@ -10,12 +10,12 @@
 //! than [`MASS_DELETE_MIN_ENTRIES`] entries (the whole-tree safety rules
 //! then judge it).
 
-use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use super::manager::{Replica, SyncManager};
+use super::manager::SyncManager;
+use super::mount::{Mount, Phase};
 use super::scope::Paths;
-use super::tree::{self, Exclusions, Manifest, Op, MASS_DELETE_MIN_ENTRIES};
+use super::tree::{self, Exclusions, Op, MASS_DELETE_MIN_ENTRIES};
 use super::{replica, verify, SyncError};
 
 /// How stale the replica's manifest may grow while rounds over changed
@@ -31,20 +31,19 @@ pub(super) struct Sent {
 }
 
 impl SyncManager {
-    /// One one-way round over `scope` of the folder replica `rep`, whose
-    /// manifest (locked by the caller) is `manifest`.
+    /// One one-way round over `scope` of the folder mount `m`.
     pub(super) async fn one_way_scoped(
         &self,
-        rep: &Replica,
-        manifest: &mut Manifest,
+        m: &mut Mount,
         rules: &Exclusions,
         scope: &Paths,
     ) -> Result<Option<Sent>, SyncError> {
+        let rep = m.rep.clone();
         let src = &rep.source;
         let Some((local, used)) = tree::scan_scope_blocking(&src.local, rules, scope).await? else {
             return Ok(None);
         };
-        let mut part = used.restrict(manifest);
+        let mut part = used.restrict(&m.manifest);
         if !used.above_are_dirs(&part) && !used.is_empty() {
             return Ok(None);
         }
@@ -70,7 +69,7 @@ impl SyncManager {
         } else {
             let (sftp, _) = self.sftp().await?;
             rep.progress.begin(&ops);
-            self.set_phase(rep, "syncing");
+            m.set_phase(Phase::Syncing);
             let what = format!("syncing {}", src.local.display());
             let (applied, err) = rep
                 .progress
@@ -92,11 +91,10 @@ impl SyncManager {
             // exactly what took effect, so that the retry redoes the rest
             tree::after_ops(&part, &local, &ops, &applied.done)
         };
-        if !used.splice(manifest, now).is_empty() {
-            rep.remote_manifest_stale.store(true, Ordering::Relaxed);
+        if !used.splice(&mut m.manifest, now).is_empty() {
+            m.manifest_stale = true;
         }
-        self.write_manifest_when_due(rep, manifest, failed.is_some())
-            .await;
+        self.write_manifest_when_due(m, failed.is_some()).await;
         match failed {
             Some(e) => Err(e),
             None => Ok(Some(sent)),
@@ -105,36 +103,28 @@ impl SyncManager {
 
     /// Writes the replica's manifest if rounds over changed paths left it
     /// stale (the watch loop calls this [`MANIFEST_EVERY`] after them).
-    pub(super) async fn flush_manifest(&self, rep: &Replica) {
-        let manifest = rep.manifest.lock().await;
-        self.write_manifest_when_due(rep, &manifest, true).await;
+    pub(super) async fn flush_manifest(&self, m: &mut Mount) {
+        self.write_manifest_when_due(m, true).await;
     }
 
     /// Writes the replica's manifest when rounds over changed paths left it
     /// stale for [`MANIFEST_EVERY`] (or `now`).
-    async fn write_manifest_when_due(&self, rep: &Replica, manifest: &Manifest, now: bool) {
-        if !rep.remote_manifest_stale.load(Ordering::Relaxed) {
-            return;
-        }
-        let due = rep
-            .manifest_written
-            .lock()
-            .map(|at| now || at.is_none_or(|t| t.elapsed() >= MANIFEST_EVERY))
-            .unwrap_or(true);
-        if !due {
+    async fn write_manifest_when_due(&self, m: &mut Mount, now: bool) {
+        let due = now
+            || m.manifest_written
+                .is_none_or(|t| t.elapsed() >= MANIFEST_EVERY);
+        if !m.manifest_stale || !due {
             return;
         }
         let Ok((sftp, _)) = self.sftp().await else {
             return;
         };
-        if replica::write_manifest(&sftp, &rep.source.replica, manifest)
+        if replica::write_manifest(&sftp, &m.rep.source.replica, &m.manifest)
             .await
             .is_ok()
         {
-            rep.remote_manifest_stale.store(false, Ordering::Relaxed);
-            if let Ok(mut at) = rep.manifest_written.lock() {
-                *at = Some(Instant::now());
-            }
+            m.manifest_stale = false;
+            m.manifest_written = Some(Instant::now());
         }
     }
 }

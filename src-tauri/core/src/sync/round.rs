@@ -1,15 +1,16 @@
 //! One sync round of a replica, in its mode: one-way (rescan the local
 //! tree, diff it against the manifest of what the replica holds, apply)
 //! or two-way (`two_way::round` against the ancestor kept on this machine).
-//! Either way the round holds the replica's manifest lock from scan to
-//! record, so rounds of one replica never overlap, and it leaves the
-//! replica's state (phase, error, counters, conflicts) for the status.
+//! Rounds run on the mount's own task (`mount_task`), which owns the
+//! manifest, so rounds of one replica never overlap; each publishes what
+//! the status shows (phase, error, counters, conflicts) as it goes.
 
 use std::path::Path;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use super::binds::LocalKind;
-use super::manager::{ConflictSeen, Replica, ReplicaState, SyncManager};
+use super::manager::SyncManager;
+use super::mount::{ConflictSeen, LastRound, Mount, MountStatus, Phase, RoundScope};
 use super::reconcile::SyncMode;
 use super::replica;
 use super::scope::{scope_of, Dirty, Scope};
@@ -17,7 +18,6 @@ use super::tarball;
 use super::tree::{self, Manifest};
 use super::verify;
 use super::SyncError;
-use std::sync::atomic::Ordering;
 
 /// A sync of a tree this large frees far more than it keeps (two manifests,
 /// the operations, the serialized manifest): hand that back to the system.
@@ -60,11 +60,8 @@ fn now_unix() -> u64 {
 }
 
 /// Takes the watcher's paths for the round about to scan.
-fn take_dirty(rep: &Replica) -> Dirty {
-    rep.dirty
-        .lock()
-        .map(|mut d| std::mem::take(&mut *d))
-        .unwrap_or_default()
+fn take_dirty(m: &mut Mount) -> Dirty {
+    std::mem::take(&mut m.dirty)
 }
 
 fn warn_unrecorded(local: &Path, e: &std::io::Error) {
@@ -74,7 +71,7 @@ fn warn_unrecorded(local: &Path, e: &std::io::Error) {
     );
 }
 
-fn count(st: &mut ReplicaState, tree: &Manifest) {
+fn count(st: &mut MountStatus, tree: &Manifest) {
     st.files = tree
         .values()
         .filter(|e| matches!(e, tree::EntryKind::File { .. }))
@@ -90,8 +87,8 @@ fn count(st: &mut ReplicaState, tree: &Manifest) {
 
 impl SyncManager {
     /// One whole round of `rep` in its mode.
-    pub(super) async fn sync_now(&self, rep: &Replica) -> Result<RoundReport, SyncError> {
-        self.sync_round(rep, false).await
+    pub(super) async fn sync_now(&self, m: &mut Mount) -> Result<RoundReport, SyncError> {
+        self.sync_round(m, false).await
     }
 
     /// One round of `rep` in its mode; `local_only`: nothing but the file
@@ -99,21 +96,18 @@ impl SyncManager {
     /// look at just those (see `scope`).
     pub(super) async fn sync_round(
         &self,
-        rep: &Replica,
+        m: &mut Mount,
         local_only: bool,
     ) -> Result<RoundReport, SyncError> {
         let started = Instant::now();
-        let result = match rep.mode {
+        let result = match m.rep.mode {
             #[cfg(target_os = "linux")]
-            SyncMode::TwoWay => self.two_way(rep, local_only).await,
+            SyncMode::TwoWay => self.two_way(m, local_only).await,
             // elsewhere two-way mounts sync one way (no local writer yet)
-            _ => self
-                .one_way(rep, local_only)
-                .await
-                .map(|scoped| RoundReport {
-                    scoped,
-                    ..RoundReport::default()
-                }),
+            _ => self.one_way(m, local_only).await.map(|scoped| RoundReport {
+                scoped,
+                ..RoundReport::default()
+            }),
         };
         result.map(|r| RoundReport {
             took: started.elapsed(),
@@ -123,9 +117,9 @@ impl SyncManager {
 
     /// Rescan (all of it, or the watcher's paths) → diff → apply → record.
     /// Says whether the round looked at the watcher's paths only.
-    async fn one_way(&self, rep: &Replica, local_only: bool) -> Result<bool, SyncError> {
-        let mut manifest = rep.manifest.lock().await;
-        let dirty = take_dirty(rep);
+    async fn one_way(&self, m: &mut Mount, local_only: bool) -> Result<bool, SyncError> {
+        let dirty = take_dirty(m);
+        let rep = m.rep.clone();
         let src = &rep.source;
         let (root, base) = match src.kind {
             LocalKind::Dir => (src.local.clone(), src.local.clone()),
@@ -142,35 +136,38 @@ impl SyncManager {
         rep.progress.take_pending();
         // a vanished root is refused before anything else looks at it
         if !root.exists() {
-            let err = tree::safety_check(false, &Manifest::new(), &manifest)
+            let err = tree::safety_check(false, &Manifest::new(), &m.manifest)
                 .map_err(|e| tree::with_local(e, &root));
             if let Err(e) = err {
-                self.record_error(rep, &e);
+                m.show_error(&e);
                 return Err(e);
             }
         }
-        let scope = match (local_only, manifest.is_empty(), src.kind) {
+        let scope = match (local_only, m.manifest.is_empty(), src.kind) {
             (true, false, LocalKind::Dir) => scope_of(&root, &dirty, rules.gitignore),
             _ => Scope::Full,
         };
         if let Scope::Paths(paths) = &scope {
-            match self.one_way_scoped(rep, &mut manifest, &rules, paths).await {
+            match self.one_way_scoped(m, &rules, paths).await {
                 Ok(Some(sent)) => {
-                    if let Ok(mut st) = rep.state.lock() {
-                        st.phase = "watching";
+                    let manifest = &m.manifest;
+                    m.status.send_modify(|st| {
+                        st.phase = Phase::Watching;
                         st.error = None;
-                        count(&mut st, &manifest);
+                        count(st, manifest);
                         st.syncs += 1;
                         st.uploaded_files += sent.files;
                         st.last_sync_unix = now_unix();
-                        st.last_scope = "changes";
-                        st.last_scanned = sent.scanned;
-                    }
+                        st.last_round = Some(LastRound {
+                            scope: RoundScope::Changes,
+                            scanned: sent.scanned,
+                        });
+                    });
                     return Ok(true);
                 }
                 Ok(None) => {}
                 Err(e) => {
-                    self.record_error(rep, &e);
+                    m.show_error(&e);
                     return Err(e);
                 }
             }
@@ -183,22 +180,25 @@ impl SyncManager {
                 path: root.clone(),
                 reason: e.to_string(),
             })?;
+        let manifest = &mut m.manifest;
+        let status = &m.status;
+        let stale = &mut m.manifest_stale;
         let result = async {
             let local = local?;
             // an excluded path is neither uploaded nor deleted: what the
             // replica holds there stays, unclaimed by its manifest
-            tree::forget_excluded(&mut manifest, &local, &root, &rules)?;
-            tree::safety_check(root.exists(), &local, &manifest)
+            tree::forget_excluded(manifest, &local, &root, &rules)?;
+            tree::safety_check(root.exists(), &local, manifest)
                 .map_err(|e| tree::with_local(e, &root))?;
             let first = manifest.is_empty();
-            let mut ops = tree::diff(&local, &manifest);
+            let mut ops = tree::diff(&local, manifest);
             if !first {
-                ops = verify::drop_unchanged(&self.ssh, &base, &src.replica, ops, &manifest).await;
+                ops = verify::drop_unchanged(&self.ssh, &base, &src.replica, ops, manifest).await;
             }
             let (sftp, _) = self.sftp().await?;
             rep.progress.begin(&ops);
             if !first && !ops.is_empty() {
-                self.set_phase(rep, "syncing");
+                super::mount::set_phase(status, Phase::Syncing);
             }
             let how = match src.kind {
                 LocalKind::Dir => replica::Write::Replace,
@@ -232,47 +232,45 @@ impl SyncManager {
                 .await;
             if let Some(e) = failed {
                 // keep exactly what took effect, so the retry redoes the rest
-                let partial = tree::after_ops(&manifest, &local, &ops, &applied.done);
+                let partial = tree::after_ops(manifest, &local, &ops, &applied.done);
                 let _ = replica::write_manifest(&sftp, &src.replica, &partial).await;
                 *manifest = partial;
                 return Err(e);
             }
             // also when only mtimes moved (verified unchanged): not re-checked next time
-            let stale = rep.remote_manifest_stale.load(Ordering::Relaxed);
-            if !ops.is_empty() || local != *manifest || stale {
+            if !ops.is_empty() || local != *manifest || *stale {
                 replica::write_manifest(&sftp, &src.replica, &local).await?;
-                rep.remote_manifest_stale.store(false, Ordering::Relaxed);
+                *stale = false;
             }
             Ok::<_, SyncError>((applied, local))
         }
         .await;
-        let mut st = rep.state.lock().map(|s| s.clone()).unwrap_or_default();
         let out = match result {
             Ok((applied, local)) => {
-                st.phase = "watching";
-                st.error = None;
-                count(&mut st, &local);
-                st.last_scope = "all";
-                st.last_scanned = local.len() as u64;
-                st.syncs += 1;
-                st.uploaded_files += applied.files;
-                st.last_sync_unix = now_unix();
+                m.status.send_modify(|st| {
+                    st.phase = Phase::Watching;
+                    st.error = None;
+                    count(st, &local);
+                    st.last_round = Some(LastRound {
+                        scope: RoundScope::All,
+                        scanned: local.len() as u64,
+                    });
+                    st.syncs += 1;
+                    st.uploaded_files += applied.files;
+                    st.last_sync_unix = now_unix();
+                });
                 let large = local.len() > TRIM_AFTER_ENTRIES;
-                *manifest = local;
+                m.manifest = local;
                 if large {
                     crate::mem::release_freed_memory();
                 }
                 Ok(())
             }
             Err(e) => {
-                st.phase = "error";
-                st.error = Some(e.to_string());
+                m.show_error(&e);
                 Err(e)
             }
         };
-        if let Ok(mut s) = rep.state.lock() {
-            *s = st;
-        }
         out.map(|()| false)
     }
 
@@ -280,18 +278,21 @@ impl SyncManager {
     /// against the ancestor → apply both ways → record the new ancestor
     /// here (and, after a whole round, what the replica holds beside it).
     #[cfg(target_os = "linux")]
-    async fn two_way(&self, rep: &Replica, local_only: bool) -> Result<RoundReport, SyncError> {
-        let mut ancestor = rep.manifest.lock().await;
-        rep.progress.take_pending();
+    async fn two_way(&self, m: &mut Mount, local_only: bool) -> Result<RoundReport, SyncError> {
+        m.rep.progress.take_pending();
         // taken before the scans: what changes during them is the next round's
-        let dirty = take_dirty(rep);
+        let dirty = take_dirty(m);
+        let rep = m.rep.clone();
         let src = &rep.source;
+        let ancestor = &mut m.manifest;
+        let status = &m.status;
+        let stale = &mut m.manifest_stale;
         let result = async {
             let (sftp, _) = self.sftp().await?;
             let first = ancestor.is_empty();
             let busy = || {
                 if !first {
-                    self.set_phase(rep, "syncing");
+                    super::mount::set_phase(status, Phase::Syncing);
                 }
             };
             let rules = self.exclusions();
@@ -312,21 +313,20 @@ impl SyncManager {
             };
             if let Scope::Paths(paths) = &scope {
                 if let Some((mut out, used)) =
-                    super::two_way_scoped::round(&ends, &ancestor, paths).await?
+                    super::two_way_scoped::round(&ends, ancestor, paths).await?
                 {
                     let part = std::mem::take(&mut out.agreed);
-                    let changes = used.splice(&mut ancestor, part);
+                    let changes = used.splice(ancestor, part);
                     if !changes.is_empty() {
-                        if let Err(e) = self.ancestors.record(&src.replica, &changes, &ancestor) {
+                        if let Err(e) = self.ancestors.record(&src.replica, &changes, ancestor) {
                             warn_unrecorded(&src.local, &e);
                         }
-                        rep.remote_manifest_stale.store(true, Ordering::Relaxed);
+                        *stale = true;
                     }
                     return Ok::<_, SyncError>(out);
                 }
             }
-            let mut out = super::two_way::round(&ends, &ancestor).await?;
-            let stale = rep.remote_manifest_stale.load(Ordering::Relaxed);
+            let mut out = super::two_way::round(&ends, ancestor).await?;
             let changed = out.agreed != *ancestor;
             // the journal keeps what rounds over changed paths agreed
             if changed {
@@ -335,14 +335,14 @@ impl SyncManager {
                     warn_unrecorded(&src.local, &e);
                 }
             }
-            if changed || stale {
+            if changed || *stale {
                 // for the replica's own checks (folder repair, the orphan
                 // sweep, a switch to one-way): what it holds now
                 if replica::write_manifest(&sftp, &src.replica, &out.agreed)
                     .await
                     .is_ok()
                 {
-                    rep.remote_manifest_stale.store(false, Ordering::Relaxed);
+                    *stale = false;
                 }
             }
             // an unchanged ancestor stays where it lies in memory: a poll that
@@ -354,7 +354,9 @@ impl SyncManager {
             Ok(out)
         }
         .await;
-        let mut st = rep.state.lock().map(|s| s.clone()).unwrap_or_default();
+        // one change of what the status shows for the whole round
+        let mut st = m.status.borrow().clone();
+        let ancestor = &m.manifest;
         let report = match result {
             Ok(out) => {
                 for c in &out.conflicts {
@@ -376,11 +378,16 @@ impl SyncManager {
                 st.conflicts.drain(..over);
                 st.uploaded_files += out.uploaded;
                 st.fetched_files += out.fetched;
-                st.last_scope = if out.scoped { "changes" } else { "all" };
-                st.last_scanned = out.scanned;
+                st.last_round = Some(LastRound {
+                    scope: match out.scoped {
+                        true => RoundScope::Changes,
+                        false => RoundScope::All,
+                    },
+                    scanned: out.scanned,
+                });
                 st.syncs += 1;
                 st.last_sync_unix = now_unix();
-                count(&mut st, &ancestor);
+                count(&mut st, ancestor);
                 let large = !out.scoped && ancestor.len() > TRIM_AFTER_ENTRIES;
                 let remote_changed = out.remote_changed();
                 let scoped = out.scoped;
@@ -390,12 +397,12 @@ impl SyncManager {
                 }
                 match out.failed {
                     Some(e) => {
-                        st.phase = "error";
+                        st.phase = Phase::Error;
                         st.error = Some(e.to_string());
                         Err(e)
                     }
                     None => {
-                        st.phase = "watching";
+                        st.phase = Phase::Watching;
                         st.error = None;
                         Ok(RoundReport {
                             remote_changed,
@@ -407,14 +414,12 @@ impl SyncManager {
                 }
             }
             Err(e) => {
-                st.phase = "error";
+                st.phase = Phase::Error;
                 st.error = Some(e.to_string());
                 Err(e)
             }
         };
-        if let Ok(mut s) = rep.state.lock() {
-            *s = st;
-        }
+        m.status.send_replace(st);
         report
     }
 }

@@ -239,6 +239,11 @@ pub async fn upload(
     progress: &Arc<Progress>,
 ) -> Result<(), TarFailure> {
     let parts = split(ops, STREAMS);
+    tracing::debug!(
+        replica = replica_dir,
+        archives = parts.len(),
+        "first sync as archives side by side"
+    );
     let sent = futures_util::future::join_all(
         parts
             .into_iter()

@@ -2,26 +2,25 @@
 //! (a file watcher), and, for two-way mounts, the remote side: a nudge when
 //! one of its containers stops or an exec in it ends ([`SyncManager::nudge`]),
 //! else a poll whose interval follows the cost of a scan ([`poll_interval`]).
-//! One task per replica runs its rounds one after another; it ends when the
-//! replica retires or the manager shuts down.
+//! The mount's task (`mount_task`) acts on them, one round at a time.
 
 use std::path::Path;
-use std::sync::Arc;
 use std::time::Duration;
 
 use notify::RecursiveMode;
+use notify_debouncer_full::{DebounceEventResult, Debouncer, NoCache};
 use tokio::sync::mpsc;
 
 use super::binds::LocalKind;
-use super::manager::{Replica, SyncManager};
-use super::one_way_scoped::MANIFEST_EVERY;
+use super::manager::SyncManager;
+use super::mount::Replica;
 use super::reconcile::SyncMode;
-use super::remote_changes::{self, RemoteTime};
-use std::sync::atomic::Ordering;
+use super::remote_changes::RemoteTime;
+use super::scope::Dirty;
 
 /// First and longest wait before a failed sync is tried again.
-const RETRY_FIRST: Duration = Duration::from_millis(200);
-const RETRY_MAX: Duration = Duration::from_secs(30);
+pub(super) const RETRY_FIRST: Duration = Duration::from_millis(200);
+pub(super) const RETRY_MAX: Duration = Duration::from_secs(30);
 
 /// How long the watcher waits for a burst of changes to settle.
 const DEBOUNCE: Duration = Duration::from_millis(30);
@@ -37,7 +36,7 @@ const POLL_ACTIVE: Duration = Duration::from_millis(250);
 /// lists only what changed (`remote_changes`), which cannot miss a change
 /// on a file system that keeps ctimes, and this bounds what one that does
 /// not could hide.
-const WHOLE_LOOK_EVERY: Duration = Duration::from_secs(300);
+pub(super) const WHOLE_LOOK_EVERY: Duration = Duration::from_secs(300);
 /// Rounds the poll stays close after a remote change.
 pub(super) const ACTIVE_ROUNDS: u32 = 4;
 
@@ -65,58 +64,48 @@ pub(super) enum FirstLook {
 }
 
 impl SyncManager {
-    /// Runs a round of every two-way replica container `id` uses, now: it
-    /// stopped, or an exec in it ended, so what it wrote is complete.
+    /// Nudges every two-way replica container `id` uses: it stopped, or an
+    /// exec in it ended, so what it wrote is complete.
     pub(super) async fn nudge(&self, id: &str) {
         let all = self.replicas.lock().await;
-        for rep in all.values() {
-            let uses = rep
-                .containers
-                .lock()
-                .map(|c| c.contains(id))
-                .unwrap_or(false);
-            if uses && rep.mode == SyncMode::TwoWay {
-                rep.nudge.notify_one();
+        for (rep, usage) in all.values() {
+            if usage.uses(id) && rep.mode == SyncMode::TwoWay {
+                rep.nudge();
             }
         }
     }
+}
 
-    /// Watches the source; each settled burst of changes, each nudge and
-    /// each poll (two-way) triggers one round. `first_round`: the cost of
-    /// the round that made the replica (the first poll waits accordingly).
-    /// `seen`: when the replica was last looked at whole (two-way), so the
-    /// first poll can list what changed since instead of reading it all.
-    pub(super) fn start_watching(
-        self: &Arc<Self>,
-        rep: &Arc<Replica>,
-        first_round: Duration,
-        seen: FirstLook,
-    ) {
-        let (tx, mut rx) = mpsc::unbounded_channel();
-        let (path, mode) = match rep.source.kind {
-            LocalKind::Dir => (rep.source.local.clone(), RecursiveMode::Recursive),
-            // editors replace a file by renaming over it: watch its directory
-            LocalKind::File => (
-                rep.source
-                    .local
-                    .parent()
-                    .map(Path::to_path_buf)
-                    .unwrap_or_default(),
-                RecursiveMode::NonRecursive,
-            ),
-        };
-        let pending = rep.progress.clone();
-        let dirty = rep.dirty.clone();
-        let debouncer = notify_debouncer_full::new_debouncer_opt::<
-            _,
-            notify::RecommendedWatcher,
-            notify_debouncer_full::NoCache,
-        >(
+/// The local side's changes, as the watcher's thread hands them to the
+/// mount's task.
+pub(super) type LocalChanges = mpsc::UnboundedReceiver<DebounceEventResult>;
+
+/// A watcher of `rep`'s source (recursive for a folder; a file's folder,
+/// as editors replace a file by renaming over it) sending each settled
+/// burst of changes; `None` when the system refuses one (said in the log).
+pub(super) fn local_watcher(
+    rep: &Replica,
+) -> Option<(Debouncer<notify::RecommendedWatcher, NoCache>, LocalChanges)> {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let (path, mode) = match rep.source.kind {
+        LocalKind::Dir => (rep.source.local.clone(), RecursiveMode::Recursive),
+        LocalKind::File => (
+            rep.source
+                .local
+                .parent()
+                .map(Path::to_path_buf)
+                .unwrap_or_default(),
+            RecursiveMode::NonRecursive,
+        ),
+    };
+    let pending = rep.progress.clone();
+    let debouncer =
+        notify_debouncer_full::new_debouncer_opt::<_, notify::RecommendedWatcher, NoCache>(
             DEBOUNCE,
             None,
-            move |res: notify_debouncer_full::DebounceEventResult| {
+            move |res: DebounceEventResult| {
                 // our own scans and uploads open files: reads are not changes
-                let changed = match &res {
+                let changed: u64 = match &res {
                     Ok(events) => events
                         .iter()
                         .filter(|e| !matches!(e.kind, notify::EventKind::Access(_)))
@@ -126,205 +115,40 @@ impl SyncManager {
                 };
                 if changed > 0 {
                     pending.add_pending(changed);
-                    if let Ok(mut d) = dirty.lock() {
-                        match &res {
-                            Ok(events) => {
-                                for e in events {
-                                    if e.need_rescan() {
-                                        d.lost();
-                                    } else if !matches!(e.kind, notify::EventKind::Access(_)) {
-                                        d.add(e.paths.iter().cloned());
-                                    }
-                                }
-                            }
-                            Err(_) => d.lost(),
-                        }
-                    }
                     let _ = tx.send(res);
                 }
             },
             // every batch leads to a rescan, so renames need no pairing: no file-id cache
-            notify_debouncer_full::NoCache,
+            NoCache,
             notify::Config::default(),
         );
-        let watching = match debouncer {
-            Ok(mut d) => match d.watch(&path, mode) {
-                Ok(()) => {
-                    // adding a watch walks the whole tree once: give back
-                    // what that walk allocated
-                    crate::mem::release_freed_memory();
-                    Some(d)
-                }
-                Err(e) => {
-                    tracing::warn!(
-                        "cannot watch {}: {e} (inotify limits?); local changes will sync on \
-                         the next create",
-                        path.display()
-                    );
-                    None
-                }
-            },
-            Err(e) => {
-                tracing::warn!(
-                    "cannot watch {}: {e}; local changes will sync on the next create",
-                    path.display()
-                );
-                None
-            }
-        };
-        let has_watcher = watching.is_some();
-        if let Ok(mut w) = rep.watcher.lock() {
-            *w = watching;
-        }
-        let two_way = rep.mode == SyncMode::TwoWay;
-        if !has_watcher && !two_way {
-            return;
-        }
-        let me = Arc::downgrade(self);
-        let rep = rep.clone();
-        let stop = rep.stop.clone();
-        let ssh = self.ssh.clone();
-        tokio::spawn(async move {
-            let mut warned = false;
-            // after a failed sync (a file deleted mid-scan, the remote briefly
-            // unreachable, a vanished root) try again without waiting for a change
-            let mut retry: Option<Duration> = None;
-            // what the last whole round took (the poll's are)
-            let mut last_round = first_round;
-            let mut active = 0u32;
-            // two-way: when the replica was last looked at whole (the
-            // remote's clock), so a poll lists only what changed since
-            let mut seen_at: Option<RemoteTime> = match seen {
-                FirstLook::Since(at) => Some(at),
-                FirstLook::Whole => None,
-                FirstLook::AfterFirstSync => match me.upgrade() {
-                    Some(me) => remote_changes::now(&me.ssh, &me.shell).await,
-                    None => return,
-                },
-            };
-            let mut whole_at = tokio::time::Instant::now();
-            // what such a poll cost (the poll's interval follows it)
-            let mut look_cost: Option<Duration> = None;
-            let folder = rep.source.kind == LocalKind::Dir;
-            loop {
-                let poll = poll_interval(look_cost.unwrap_or(last_round), active);
-                let stale = !two_way && rep.remote_manifest_stale.load(Ordering::Relaxed);
-                let mut flush = false;
-                let mut looked = false;
-                let batch = tokio::select! {
-                    _ = stop.cancelled() => break,
-                    _ = tokio::time::sleep(retry.unwrap_or_default()), if retry.is_some() => None,
-                    // changes made during an outage go out as soon as it ends
-                    _ = ssh.reconnected(), if retry.is_some() => None,
-                    _ = rep.nudge.notified(), if two_way => {
-                        looked = true;
-                        None
-                    }
-                    _ = tokio::time::sleep(poll), if two_way && retry.is_none() => {
-                        looked = true;
-                        None
-                    }
-                    b = rx.recv(), if has_watcher => match b { Some(b) => Some(b), None => break },
-                    // one-way rounds over changed paths leave the replica's
-                    // manifest stale for a while; the quiet after them ends it
-                    _ = tokio::time::sleep(MANIFEST_EVERY), if stale => {
-                        flush = true;
-                        None
-                    }
-                };
-                if flush {
-                    if let Some(me) = me.upgrade() {
-                        me.flush_manifest(&rep).await;
-                    }
-                    continue;
-                }
-                if let Some(Err(errors)) = &batch {
-                    if !warned {
-                        tracing::warn!(
-                            "watching {} fell behind ({errors:?}); rescanning",
-                            rep.source.local.display()
-                        );
-                        warned = true;
-                    }
-                }
-                // only the watcher's paths changed: a round over them suffices
-                let mut local_only = matches!(batch, Some(Ok(_)));
-                // coalesce whatever else arrived meanwhile
-                while rx.try_recv().is_ok() {}
-                let Some(me) = me.upgrade() else { break };
-                let mut whole_since = None;
-                if looked && retry.is_none() && folder {
-                    let due = whole_at.elapsed() >= WHOLE_LOOK_EVERY;
-                    if let Some(at) = seen_at.as_ref().filter(|_| !due) {
-                        let t = tokio::time::Instant::now();
-                        match me.replica_changes(&rep, at).await {
-                            Some((now, paths)) => {
-                                seen_at = Some(now);
-                                look_cost = Some(t.elapsed());
-                                if paths.is_empty() {
-                                    active = active.saturating_sub(1);
-                                    continue;
-                                }
-                                tracing::debug!(
-                                    replica = rep.source.replica,
-                                    paths = paths.len(),
-                                    "changed on the replica since the last look"
-                                );
-                                // rescanned on both sides, as the watcher's paths are
-                                if let Ok(mut d) = rep.dirty.lock() {
-                                    d.add(paths.iter().map(|p| rep.source.local.join(p)));
-                                }
-                                local_only = true;
-                            }
-                            None => seen_at = None,
-                        }
-                    }
-                }
-                if !local_only && two_way && folder {
-                    whole_since = remote_changes::now(&me.ssh, &me.shell).await;
-                }
-                match me.sync_round(&rep, local_only).await {
-                    Ok(report) => {
-                        retry = None;
-                        if !report.scoped {
-                            last_round = report.cost();
-                            look_cost = None;
-                            if whole_since.is_some() {
-                                seen_at = whole_since;
-                                whole_at = tokio::time::Instant::now();
-                            }
-                        }
-                        active = match (report.remote_changed, report.scoped) {
-                            (true, _) => ACTIVE_ROUNDS,
-                            // the close follow counts the replica's rounds
-                            (false, true) => active,
-                            (false, false) => active.saturating_sub(1),
-                        };
-                    }
-                    Err(e) => {
-                        seen_at = None;
-                        let next = retry.map_or(RETRY_FIRST, |d| (d * 2).min(RETRY_MAX));
-                        tracing::warn!(
-                            "sync of {} failed: {e}; retrying in {next:?}",
-                            rep.source.local.display()
-                        );
-                        retry = Some(next);
-                    }
-                }
-            }
-        });
-    }
+    let refused = |e: notify::Error| {
+        tracing::warn!(
+            "cannot watch {}: {e} (inotify limits?); local changes will sync on the next create",
+            path.display()
+        );
+    };
+    let mut d = debouncer.map_err(refused).ok()?;
+    d.watch(&path, mode).map_err(refused).ok()?;
+    // adding a watch walks the whole tree once: give back what that walk allocated
+    crate::mem::release_freed_memory();
+    Some((d, rx))
+}
 
-    /// What changed in `rep`'s replica since `at`, compared with its
-    /// ancestor: the remote's time now and the paths to rescan; `None` when
-    /// only a whole round can tell.
-    async fn replica_changes(
-        &self,
-        rep: &Replica,
-        at: &RemoteTime,
-    ) -> Option<(RemoteTime, std::collections::BTreeSet<String>)> {
-        let ancestor = rep.manifest.lock().await;
-        remote_changes::since(&self.ssh, &self.shell, &rep.source.replica, at, &ancestor).await
+/// Adds what one burst from the watcher changed to the paths the next
+/// round reads (all of them when the watcher lost track).
+pub(super) fn note(dirty: &mut Dirty, res: &DebounceEventResult) {
+    match res {
+        Ok(events) => {
+            for e in events {
+                if e.need_rescan() {
+                    dirty.lost();
+                } else if !matches!(e.kind, notify::EventKind::Access(_)) {
+                    dirty.add(e.paths.iter().cloned());
+                }
+            }
+        }
+        Err(_) => dirty.lost(),
     }
 }
 
