@@ -134,6 +134,30 @@ fn an_edit_rescans_only_what_changed_and_what_it_agreed_survives_a_kill() {
         "the poll listed more than what changed: {found}"
     );
 
+    // what a look found on the replica shows as pending until it is back
+    let mut most = 0;
+    let mut write = 0;
+    until(secs(30), "the 300 files never all came back", || {
+        // written while the agent looks, so some looks find part of them
+        if write < 300 {
+            let p = format!("{replica}/many/d7/big{write}.bin");
+            std::fs::write(p, vec![b'b'; 256 << 10]).unwrap();
+            write += 1;
+        }
+        let m = mount_of(a.port(), &t.0).unwrap();
+        most = most.max(m["pending_remote_changes"].as_u64().unwrap());
+        let back = t
+            .names("many/d7")
+            .iter()
+            .filter(|n| n.starts_with("big"))
+            .count();
+        back == 300 && m["pending_remote_changes"] == 0
+    });
+    assert!(
+        (1..=300).contains(&most),
+        "no status showed the replica's changes on their way back (at most {most})"
+    );
+
     // a file agreed in a round over changed paths, then the agent killed:
     // the next agent knows it was agreed, so the container deleting it
     // deletes it here too (were it forgotten, it would be sent back)

@@ -73,7 +73,7 @@ if (!window.__TAURI__) {
       ],
       mounts: [
         { local: "/home/dev/app/src", remote: "~/.cache/berth/mounts/9f2c41/home/dev/app/src", mode: "two-way", containers: ["3f9a8c2d1b7e4f60a1b2c3d4"],
-          state: "watching", error: null, files: 1284, bytes: 14_200_000, fetched_files: 27, last_round: { scope: "changes", scanned: 4 }, last_sync_unix: now() - 12, pending_changes: 3,
+          state: "watching", error: null, files: 1284, bytes: 14_200_000, fetched_files: 27, last_round: { scope: "changes", scanned: 4 }, last_sync_unix: now() - 12, pending_changes: 3, pending_remote_changes: 2,
           exclusions: [".berthignore", "--sync-ignore node_modules"],
           conflicts: [{ path: "notes.txt", kept_as: "notes.berth-conflict-remote-1a2b3c4d.txt", winner: "local", at_unix: conflictAt }],
           progress: { files_done: 1284, files_total: 1284, bytes_done: 14_200_000, bytes_total: 14_200_000, bytes_per_sec: 9_800_000 } },

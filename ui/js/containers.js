@@ -138,6 +138,16 @@ const MOUNT_MODE = {
   "one-way": ["One-way", "The remote mirrors this computer: what containers write there is overwritten, nothing comes back"],
 };
 
+// changes waiting in each direction: here for the remote, and on the remote for here
+function pendingText(m) {
+  const out = m.pending_changes || 0;
+  const back = m.pending_remote_changes || 0;
+  if (!out && !back) return "no pending changes";
+  return h("strong", { "data-testid": "pending" },
+    [out ? `${fmtCount(out, "change")} to send` : null, back ? `${fmtCount(back, "change")} to bring back` : null]
+      .filter(Boolean).join(", "));
+}
+
 function mountCard(m, names) {
   const p = m.progress;
   const inFirst = m.state === "initial sync" && p && p.files_total > 0;
@@ -162,7 +172,7 @@ function mountCard(m, names) {
       fmtCount(m.files || 0, "file"), " · ", fmtBytes(m.bytes),
       fetched ? [" · ", h("span", { "data-testid": "fetched-files" }, fmtCount(m.fetched_files || 0, "file"), " brought back from the remote")] : null,
       " · last sync ", fmtAgo(m.last_sync_unix),
-      " · ", m.pending_changes ? h("strong", {}, fmtCount(m.pending_changes, "pending change")) : "no pending changes"),
+      " · ", pendingText(m)),
     who ? h("p", { class: "detail small muted" }, "Used by ", who) : null,
     h("p", { class: "detail small muted", "data-testid": "exclusions" },
       (m.exclusions || []).length ? ["Excluded: ", ...m.exclusions.flatMap((x, i) => [i ? ", " : "", h("code", {}, x)])]

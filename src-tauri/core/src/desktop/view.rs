@@ -60,7 +60,8 @@ pub struct Forward {
 /// A connected remote's forwards and bind-mount syncs. Each mount is the
 /// sync's status object cut to the fields the window reads: `local, remote,
 /// mode, containers, state, error, files, bytes, fetched_files,
-/// last_sync_unix, pending_changes, progress, exclusions, conflicts`.
+/// last_sync_unix, pending_changes, pending_remote_changes, progress,
+/// exclusions, conflicts`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct Containers {
     pub forwards: Vec<Forward>,
@@ -91,7 +92,7 @@ impl SettingsView {
 /// The fields of a mount the window reads, in the order `ui/API.md` lists them.
 /// Picked by name so that the window's contract is this list, not whatever
 /// the agent's status happens to carry; a field an older agent lacks is null.
-const MOUNT_FIELDS: [&str; 14] = [
+const MOUNT_FIELDS: [&str; 15] = [
     "local",
     "remote",
     "mode",
@@ -103,6 +104,7 @@ const MOUNT_FIELDS: [&str; 14] = [
     "fetched_files",
     "last_sync_unix",
     "pending_changes",
+    "pending_remote_changes",
     "progress",
     "exclusions",
     "conflicts",
@@ -218,7 +220,7 @@ mod tests {
             "mounts": [{"local": "/src", "remote": "/r/src", "mode": "two-way", "containers": ["abc123"],
                         "state": "watching", "error": null, "files": 3, "bytes": 30, "syncs": 1,
                         "uploaded_files": 3, "fetched_files": 2, "last_sync_unix": 5,
-                        "pending_changes": 0, "progress": {"files_done": 3},
+                        "pending_changes": 0, "pending_remote_changes": 4, "progress": {"files_done": 3},
                         "exclusions": [".berthignore"],
                         "conflicts": [{"path": "notes.txt", "kept_as": "notes.berth-conflict-remote-1a2b3c4d.txt",
                                        "winner": "local", "at_unix": 7}]},
@@ -241,6 +243,10 @@ mod tests {
         let m = &c.mounts[0];
         assert_eq!(m["state"], "watching");
         assert_eq!(m["progress"]["files_done"], 3);
+        assert_eq!(
+            m["pending_remote_changes"], 4,
+            "both directions' pending changes"
+        );
         assert_eq!(m["exclusions"], json!([".berthignore"]));
         assert_eq!(
             (m["mode"].as_str(), m["fetched_files"].as_u64()),
@@ -268,7 +274,12 @@ mod tests {
         );
         // an older agent's mount: the new fields are there, as null
         let old = &c.mounts[1];
-        for k in ["mode", "fetched_files", "conflicts"] {
+        for k in [
+            "mode",
+            "fetched_files",
+            "conflicts",
+            "pending_remote_changes",
+        ] {
             assert_eq!(old.get(k), Some(&Value::Null), "{k}");
         }
         // an agent without forwarding or sync

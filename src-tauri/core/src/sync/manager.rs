@@ -413,6 +413,7 @@ impl SyncManager {
                         "state": st.phase,
                         "progress": r.progress.to_json(),
                         "pending_changes": r.progress.pending.load(std::sync::atomic::Ordering::Relaxed),
+                        "pending_remote_changes": st.pending_remote,
                         "error": st.error,
                         "files": st.files,
                         "bytes": st.bytes,

@@ -89,6 +89,10 @@ pub struct MountStatus {
     /// The newest conflicts, oldest first.
     pub conflicts: Vec<ConflictSeen>,
     pub last_round: Option<LastRound>,
+    /// Paths a look found changed on the replica that the round under way
+    /// brings back (two-way); 0 once it is done. Local changes waiting are
+    /// counted in `Progress::pending`.
+    pub pending_remote: u64,
 }
 
 /// What others ask of a mount's task.

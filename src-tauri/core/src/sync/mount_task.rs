@@ -197,6 +197,8 @@ async fn run(me: Weak<SyncManager>, mut m: Mount, first: FirstLook) {
                         // rescanned on both sides, as the watcher's paths are
                         let local_root = rep.source.local.clone();
                         m.dirty.add(paths.iter().map(|p| local_root.join(p)));
+                        m.status
+                            .send_modify(|s| s.pending_remote = paths.len() as u64);
                         local_only = true;
                     }
                     None => seen_at = None,
@@ -206,7 +208,11 @@ async fn run(me: Weak<SyncManager>, mut m: Mount, first: FirstLook) {
         if !local_only && two_way && folder {
             whole_since = remote_changes::now(&mgr.ssh, &mgr.shell).await;
         }
-        match mgr.sync_round(&mut m, local_only).await {
+        let done = mgr.sync_round(&mut m, local_only).await;
+        // what the look found is carried (or to be retried from a whole look)
+        m.status
+            .send_if_modified(|s| std::mem::take(&mut s.pending_remote) > 0);
+        match done {
             Ok(report) => {
                 retry = None;
                 if !report.scoped {
