@@ -158,10 +158,10 @@ impl SyncManager {
             let (sftp, _) = self.sftp().await?;
             // what a container wrote there is not in the local folder:
             // removing it would lose it, so such a replica is kept
-            let held = remote_scan::as_recorded(
-                remote_scan::scan(&sftp, &rep.source.replica).await?,
-                manifest,
-            );
+            let scanned =
+                super::remote_find::scan(&self.ssh, &self.shell, &sftp, &rep.source.replica)
+                    .await?;
+            let held = remote_scan::as_agreed(scanned, &[manifest]);
             let blockers = remote_scan::retire_blockers(&held, manifest);
             if !blockers.is_empty() {
                 return Err(SyncError::Kept {
@@ -170,27 +170,32 @@ impl SyncManager {
                     sample: blockers.into_iter().take(3).collect::<Vec<_>>().join(", "),
                 });
             }
-            let ops = tree::diff(&Manifest::new(), &held);
-            let (_, failed) = replica::apply(
-                Some((self.ssh.as_ref(), &self.shell)),
-                &sftp,
-                &rep.source.local,
-                &rep.source.replica,
-                &ops,
-                Write::Replace,
-                &rep.progress,
-            )
-            .await;
-            if let Some(e) = failed {
-                return Err(e);
-            }
             let dir = rep.source.replica.trim_end_matches('/');
+            // no container uses it any more and it holds only what Berth
+            // sent: one command removes it, else one entry at a time
+            if !self.remove_whole(dir).await {
+                let ops = tree::diff(&Manifest::new(), &held);
+                let (_, failed) = replica::apply(
+                    Some((self.ssh.as_ref(), &self.shell)),
+                    &sftp,
+                    &rep.source.local,
+                    &rep.source.replica,
+                    &ops,
+                    Write::Replace,
+                    &rep.progress,
+                )
+                .await;
+                if let Some(e) = failed {
+                    return Err(e);
+                }
+                sftp.remove_dir(dir.to_string())
+                    .await
+                    .map_err(|e| SyncError::remote(dir, e))?;
+            }
             let _ = sftp.remove_file(format!("{dir}.berth-manifest.json")).await;
             // empty after every round; what a failure left goes with the orphans
             let _ = sftp.remove_dir(super::placer::stage_of(dir)).await;
-            sftp.remove_dir(dir.to_string())
-                .await
-                .map_err(|e| SyncError::remote(dir, e))
+            Ok(())
         }
         .await;
         match result {
@@ -206,6 +211,30 @@ impl SyncManager {
                 "could not remove the replica of {}: {e}",
                 rep.source.local.display()
             ),
+        }
+    }
+
+    /// Removes the retired replica at `dir` with one `rm -rf` through the
+    /// remote shell; `false` when that did not remove it (no POSIX shell).
+    async fn remove_whole(&self, dir: &str) -> bool {
+        let Some(script) = remove_whole_command(dir) else {
+            return false;
+        };
+        let limits = super::remote_shell::Limits {
+            cap: 64 * 1024,
+            idle: REMOVE_TIME,
+            total: REMOVE_TIME,
+        };
+        match self.shell.run(&self.ssh, &script, limits).await {
+            Ok(ran) if ran.status == 0 => true,
+            Ok(ran) => {
+                tracing::debug!("rm -rf of {dir}: status {}: {}", ran.status, ran.stderr);
+                false
+            }
+            Err(e) => {
+                tracing::debug!("rm -rf of {dir}: {e}");
+                false
+            }
         }
     }
 
@@ -274,6 +303,25 @@ impl SyncManager {
         }
         Ok(())
     }
+}
+
+/// Longest wait for a retired replica's removal in one command.
+const REMOVE_TIME: Duration = Duration::from_secs(600);
+
+/// The command removing the replica at `dir` whole: from inside its folder
+/// in the mounts root (which no container sees), the one name, so no link
+/// above can redirect it; `rm -rf` removes links, never what they point
+/// to. `None` for a path that names no folder of its own.
+fn remove_whole_command(dir: &str) -> Option<String> {
+    let (parent, name) = dir.trim_end_matches('/').rsplit_once('/')?;
+    if name.is_empty() || name == "." || name == ".." || parent.is_empty() {
+        return None;
+    }
+    Some(format!(
+        "cd -P -- {} && rm -rf -- {}",
+        crate::ssh::sh_quote(parent),
+        crate::ssh::sh_quote(name)
+    ))
 }
 
 /// The manager follows container creation and removal. The work runs on a
@@ -355,5 +403,40 @@ impl EventSink for SyncEvents {
             let _ = self.tx.send(w);
         }
         Box::pin(async {})
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_whole_removal_names_one_folder_and_never_follows_a_link_inside() {
+        assert_eq!(remove_whole_command("/"), None);
+        assert_eq!(remove_whole_command("/top"), None);
+        assert_eq!(remove_whole_command("/m/.."), None);
+        let base = std::env::temp_dir().join(format!("berth-rmwhole-{}", std::process::id()));
+        let outside = base.join("outside");
+        let replica = base.join("mounts/it's a replica");
+        std::fs::create_dir_all(&outside).unwrap();
+        std::fs::write(outside.join("keep.txt"), "mine").unwrap();
+        std::fs::create_dir_all(replica.join("d")).unwrap();
+        std::fs::write(replica.join("d/f"), "sent").unwrap();
+        // a container left links to an outside folder and file behind
+        std::os::unix::fs::symlink(&outside, replica.join("d/link")).unwrap();
+        std::os::unix::fs::symlink(outside.join("keep.txt"), replica.join("file")).unwrap();
+        let script = remove_whole_command(replica.to_str().unwrap()).unwrap();
+        let st = std::process::Command::new("sh")
+            .args(["-c", &script])
+            .status()
+            .unwrap();
+        assert!(st.success());
+        assert!(!replica.exists());
+        assert!(base.join("mounts").is_dir(), "only the replica went");
+        assert_eq!(
+            std::fs::read_to_string(outside.join("keep.txt")).unwrap(),
+            "mine"
+        );
+        std::fs::remove_dir_all(&base).unwrap();
     }
 }
