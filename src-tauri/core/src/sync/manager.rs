@@ -1,12 +1,14 @@
-//! Owns the replicas of one remote: plans the bind mounts of a create,
-//! brings each replica up to date before the container is created (a half
-//! uploaded replica is never used), and keeps it in sync (`watch`, `round`).
-//! Containers sharing a source share one replica and one task.
+//! Knows the replicas of one remote and who uses them: plans the bind
+//! mounts of a create, has each replica brought up to date before the
+//! container is created (a half uploaded replica is never used), and
+//! starts the task that keeps it in sync (`mount_task`). Containers sharing
+//! a source share one replica and one task; when a replica retires is
+//! `usage`'s rule, judged under the map's lock.
 //!
-//! Every round rescans (the local tree; in two-way mode the replica too)
-//! and compares with the state of the last completed round, so bursts
-//! coalesce, order is always consistent, and a watcher that overflowed
-//! simply leads to the next full rescan.
+//! Every round rescans (the watcher's paths, or the whole local tree; in
+//! two-way mode the replica too) and compares with the state of the last
+//! completed round, so bursts coalesce, order is always consistent, and a
+//! watcher that overflowed simply leads to the next full rescan.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
