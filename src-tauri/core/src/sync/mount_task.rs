@@ -127,10 +127,7 @@ async fn run(me: Weak<SyncManager>, mut m: Mount, first: FirstLook) {
         match asked {
             Some(Ask::Sync(reply)) => {
                 let done = mgr.sync_now(&mut m).await;
-                retry = done
-                    .as_ref()
-                    .err()
-                    .map(|_| retry.map_or(RETRY_FIRST, |d| d));
+                retry = done.is_err().then(|| retry.unwrap_or(RETRY_FIRST));
                 let _ = reply.send(done);
                 continue;
             }
