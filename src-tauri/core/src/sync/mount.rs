@@ -95,6 +95,20 @@ pub struct MountStatus {
     pub pending_remote: u64,
 }
 
+impl MountStatus {
+    /// The round ended with `e`: shown until one succeeds.
+    pub(super) fn failed(&mut self, e: &SyncError) {
+        self.phase = Phase::Error;
+        self.error = Some(e.to_string());
+    }
+
+    /// The round succeeded: up to date, watching.
+    pub(super) fn settled(&mut self) {
+        self.phase = Phase::Watching;
+        self.error = None;
+    }
+}
+
 /// What others ask of a mount's task.
 pub(super) enum Ask {
     /// A whole round now; its outcome is sent back.
@@ -211,10 +225,7 @@ impl Mount {
 
     /// Shows `e` as the mount's state until a round succeeds.
     pub(super) fn show_error(&self, e: &SyncError) {
-        self.status.send_modify(|s| {
-            s.phase = Phase::Error;
-            s.error = Some(e.to_string());
-        });
+        self.status.send_modify(|s| s.failed(e));
     }
 }
 

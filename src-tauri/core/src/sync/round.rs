@@ -71,6 +71,22 @@ fn warn_unrecorded(local: &Path, e: &std::io::Error) {
     );
 }
 
+/// Counts a completed round in what the status shows: `tree` is what
+/// both sides hold after it, `scope` and `scanned` what it read.
+fn completed(
+    st: &mut MountStatus,
+    tree: &Manifest,
+    scope: RoundScope,
+    scanned: u64,
+    uploaded: u64,
+) {
+    count(st, tree);
+    st.last_round = Some(LastRound { scope, scanned });
+    st.syncs += 1;
+    st.uploaded_files += uploaded;
+    st.last_sync_unix = now_unix();
+}
+
 fn count(st: &mut MountStatus, tree: &Manifest) {
     st.files = tree
         .values()
@@ -152,16 +168,9 @@ impl SyncManager {
                 Ok(Some(sent)) => {
                     let manifest = &m.manifest;
                     m.status.send_modify(|st| {
-                        st.phase = Phase::Watching;
-                        st.error = None;
-                        count(st, manifest);
-                        st.syncs += 1;
-                        st.uploaded_files += sent.files;
-                        st.last_sync_unix = now_unix();
-                        st.last_round = Some(LastRound {
-                            scope: RoundScope::Changes,
-                            scanned: sent.scanned,
-                        });
+                        st.settled();
+                        let scope = RoundScope::Changes;
+                        completed(st, manifest, scope, sent.scanned, sent.files);
                     });
                     return Ok(true);
                 }
@@ -248,16 +257,9 @@ impl SyncManager {
         let out = match result {
             Ok((applied, local)) => {
                 m.status.send_modify(|st| {
-                    st.phase = Phase::Watching;
-                    st.error = None;
-                    count(st, &local);
-                    st.last_round = Some(LastRound {
-                        scope: RoundScope::All,
-                        scanned: local.len() as u64,
-                    });
-                    st.syncs += 1;
-                    st.uploaded_files += applied.files;
-                    st.last_sync_unix = now_unix();
+                    st.settled();
+                    let scanned = local.len() as u64;
+                    completed(st, &local, RoundScope::All, scanned, applied.files);
                 });
                 let large = local.len() > TRIM_AFTER_ENTRIES;
                 m.manifest = local;
@@ -376,18 +378,12 @@ impl SyncManager {
                 }
                 let over = st.conflicts.len().saturating_sub(CONFLICTS_KEPT);
                 st.conflicts.drain(..over);
-                st.uploaded_files += out.uploaded;
                 st.fetched_files += out.fetched;
-                st.last_round = Some(LastRound {
-                    scope: match out.scoped {
-                        true => RoundScope::Changes,
-                        false => RoundScope::All,
-                    },
-                    scanned: out.scanned,
-                });
-                st.syncs += 1;
-                st.last_sync_unix = now_unix();
-                count(&mut st, ancestor);
+                let scope = match out.scoped {
+                    true => RoundScope::Changes,
+                    false => RoundScope::All,
+                };
+                completed(&mut st, ancestor, scope, out.scanned, out.uploaded);
                 let large = !out.scoped && ancestor.len() > TRIM_AFTER_ENTRIES;
                 let remote_changed = out.remote_changed();
                 let scoped = out.scoped;
@@ -397,13 +393,11 @@ impl SyncManager {
                 }
                 match out.failed {
                     Some(e) => {
-                        st.phase = Phase::Error;
-                        st.error = Some(e.to_string());
+                        st.failed(&e);
                         Err(e)
                     }
                     None => {
-                        st.phase = Phase::Watching;
-                        st.error = None;
+                        st.settled();
                         Ok(RoundReport {
                             remote_changed,
                             scoped,
@@ -414,8 +408,7 @@ impl SyncManager {
                 }
             }
             Err(e) => {
-                st.phase = Phase::Error;
-                st.error = Some(e.to_string());
+                st.failed(&e);
                 Err(e)
             }
         };
