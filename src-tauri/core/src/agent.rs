@@ -18,6 +18,7 @@ use crate::proxy::{self, ProxyCtx};
 use crate::ssh::{
     AuthConfig, Credentials, HostKeyCheck, HostKeyPolicy, SshError, SshSession, SshTarget,
 };
+use crate::state::{AgentStatus, Changes};
 use crate::status::{DaemonInfo, Status};
 use crate::sync::manager::SyncOptions;
 use crate::sync::{SyncEvents, SyncManager};
@@ -85,6 +86,7 @@ impl Agent {
                 selected.upstream.clone(),
                 opts,
                 owned.clone(),
+                status.changes.clone(),
                 background.clone(),
             )
         });
@@ -94,6 +96,7 @@ impl Agent {
                 selected.upstream.clone(),
                 opts,
                 owned.clone(),
+                status.changes.clone(),
                 background.clone(),
             )
         });
@@ -116,6 +119,11 @@ impl Agent {
         );
         tokio::spawn(follow);
         tokio::spawn(crate::mem::trim_when_idle(background.clone()));
+        tokio::spawn(tell_session_changes(
+            ssh.clone(),
+            status.changes.clone(),
+            background.clone(),
+        ));
         let ctx = Arc::new(ProxyCtx {
             ssh,
             upstream: selected.upstream,
@@ -145,10 +153,16 @@ impl Agent {
         )
     }
 
-    /// The `GET /berth/v1/status` document: session, upstream, daemon,
-    /// counters, plus `forwards` and `mounts` when those are on.
-    pub fn snapshot(&self) -> serde_json::Value {
-        self.ctx.status_document()
+    /// What `GET /berth/v1/status` answers: session, upstream, daemon,
+    /// counters, plus forwards and mounts when those are on.
+    pub fn status(&self) -> AgentStatus {
+        self.ctx.status()
+    }
+
+    /// Bumped whenever something [`Self::status`] shows changes, the
+    /// session's state included (see [`crate::state::Changes`]).
+    pub fn changes(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.status.changes.subscribe()
     }
 
     /// Serves every listener until `shutdown`, then closes the SSH session.
@@ -167,6 +181,22 @@ impl Agent {
             tracing::warn!("listeners did not drain in {}s", STOP_TIMEOUT.as_secs());
         }
         self.ctx.ssh.close().await;
+    }
+}
+
+/// Bumps `changes` at each change of the session's state, until `stop`.
+async fn tell_session_changes(ssh: Arc<SshSession>, changes: Changes, stop: CancellationToken) {
+    let mut state = ssh.subscribe_state();
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => break,
+            r = state.changed() => {
+                if r.is_err() {
+                    break;
+                }
+                changes.bump();
+            }
+        }
     }
 }
 

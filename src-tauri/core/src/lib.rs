@@ -14,6 +14,7 @@ pub mod ports;
 pub mod proxy;
 pub mod remote;
 pub mod ssh;
+pub mod state;
 pub mod status;
 pub mod sync;
 pub mod upstream;

@@ -1,13 +1,16 @@
-//! What `GET /berth/v1/status` reports: the remote, the SSH session's state,
-//! the chosen upstream and why, the daemon's versions, uptime and counters.
+//! The agent's live state behind `GET /berth/v1/status`: the session, the
+//! chosen upstream and why, the daemon's versions, uptime and the proxy's
+//! counters. [`Status::agent_status`] reads them into the typed
+//! [`AgentStatus`] (`crate::state`); forwards and mounts are added by
+//! `ProxyCtx::status`.
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::Instant;
 
-use serde_json::json;
-
-use crate::ssh::{ConnState, SshSession};
+use crate::ssh::SshSession;
+pub use crate::state::DaemonInfo;
+use crate::state::{AgentStatus, Changes, Connection, RequestCounts, UpstreamStatus};
 use crate::upstream::Selected;
 
 /// Request counters, updated by the proxy.
@@ -20,14 +23,6 @@ pub struct Counters {
     pub client_connections: AtomicU64,
 }
 
-/// The remote daemon as preflight saw it.
-#[derive(Debug, Clone, Default)]
-pub struct DaemonInfo {
-    pub version: String,
-    pub api_version: String,
-    pub os: String,
-}
-
 /// Shared, read by the status endpoint and the UI.
 pub struct Status {
     pub ssh: Arc<SshSession>,
@@ -35,6 +30,9 @@ pub struct Status {
     pub daemon: DaemonInfo,
     pub started: Instant,
     pub counters: Counters,
+    /// Bumped by whatever changes what the status shows (session, forwards,
+    /// mounts; not the request counters, which change with every request).
+    pub changes: Changes,
 }
 
 impl Status {
@@ -45,52 +43,32 @@ impl Status {
             daemon,
             started: Instant::now(),
             counters: Counters::default(),
+            changes: Changes::new(),
         }
     }
 
-    /// The JSON document of `GET /berth/v1/status`.
-    pub fn snapshot(&self) -> serde_json::Value {
+    /// The agent's own part of the status (no forwards, no mounts).
+    pub fn agent_status(&self) -> AgentStatus {
         let c = &self.counters;
-        let connection = match self.ssh.state() {
-            ConnState::Connected { since, connects } => json!({
-                "state": "connected",
-                "connected_for_secs": since.elapsed().as_secs(),
-                "connects": connects,
-            }),
-            ConnState::Reconnecting {
-                attempt,
-                last_error,
-                next_at,
-            } => json!({
-                "state": "reconnecting",
-                "attempt": attempt,
-                "last_error": last_error,
-                "next_attempt_in_ms": next_at
-                    .saturating_duration_since(Instant::now())
-                    .as_millis() as u64,
-            }),
-            other => serde_json::to_value(other).unwrap_or_default(),
-        };
-        json!({
-            "remote": self.ssh.target().url(),
-            "connection": connection,
-            "upstream": {
-                "endpoint": self.selected.upstream.url(),
-                "reason": self.selected.reason,
+        let now = Instant::now();
+        AgentStatus {
+            remote: self.ssh.target().url(),
+            connection: Connection::of(&self.ssh.state(), now),
+            upstream: UpstreamStatus {
+                endpoint: self.selected.upstream.url(),
+                reason: self.selected.reason.clone(),
             },
-            "daemon": {
-                "version": self.daemon.version,
-                "api_version": self.daemon.api_version,
-                "os": self.daemon.os,
+            daemon: self.daemon.clone(),
+            uptime_secs: now.saturating_duration_since(self.started).as_secs(),
+            requests: RequestCounts {
+                total: c.requests.load(Relaxed),
+                in_flight: c.in_flight.load(Relaxed),
+                upgraded: c.upgrades.load(Relaxed),
+                upstream_errors: c.upstream_errors.load(Relaxed),
+                client_connections: c.client_connections.load(Relaxed),
             },
-            "uptime_secs": self.started.elapsed().as_secs(),
-            "requests": {
-                "total": c.requests.load(Relaxed),
-                "in_flight": c.in_flight.load(Relaxed),
-                "upgraded": c.upgrades.load(Relaxed),
-                "upstream_errors": c.upstream_errors.load(Relaxed),
-                "client_connections": c.client_connections.load(Relaxed),
-            },
-        })
+            forwards: None,
+            mounts: None,
+        }
     }
 }

@@ -91,6 +91,11 @@ impl Running {
         self.agent.status.daemon.version.clone()
     }
 
+    /// Cancelled when it stops (or is dropped).
+    pub fn stopped(&self) -> CancellationToken {
+        self.stop.clone()
+    }
+
     /// Stops serving, closes the session and waits (bounded) for it.
     pub async fn stop(&self) {
         self.stop.cancel();

@@ -5,8 +5,9 @@
 //! [`SettingsView`], and the conversion to the tray's [`menu::RemoteView`].
 //! Nothing here holds a secret: a keychain key appears as its id only.
 
-use serde::Serialize;
-use serde_json::Value;
+use serde::{Deserialize, Serialize};
+
+use crate::state::{AgentStatus, ForwardState, MountView};
 
 use super::config::{Remote, Settings};
 use super::menu;
@@ -39,7 +40,7 @@ pub struct RemoteView {
 }
 
 /// One forwarded port of a container.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Forward {
     /// The container's full id.
     pub container: String,
@@ -57,15 +58,12 @@ pub struct Forward {
     pub bytes: u64,
 }
 
-/// A connected remote's forwards and bind-mount syncs. Each mount is the
-/// sync's status object cut to the fields the window reads: `local, remote,
-/// mode, containers, state, error, files, bytes, fetched_files,
-/// last_sync_unix, pending_changes, pending_remote_changes, progress,
-/// exclusions, conflicts`.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+/// A connected remote's forwards and bind-mount syncs (`containers`).
+/// Mounts are the status's own [`MountView`]s.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Containers {
     pub forwards: Vec<Forward>,
-    pub mounts: Vec<Value>,
+    pub mounts: Vec<MountView>,
 }
 
 /// The app-wide settings the window shows (`get_settings`).
@@ -89,65 +87,36 @@ impl SettingsView {
     }
 }
 
-/// The fields of a mount the window reads, in the order `ui/API.md` lists them.
-/// Picked by name so that the window's contract is this list, not whatever
-/// the agent's status happens to carry; a field an older agent lacks is null.
-const MOUNT_FIELDS: [&str; 15] = [
-    "local",
-    "remote",
-    "mode",
-    "containers",
-    "state",
-    "error",
-    "files",
-    "bytes",
-    "fetched_files",
-    "last_sync_unix",
-    "pending_changes",
-    "pending_remote_changes",
-    "progress",
-    "exclusions",
-    "conflicts",
-];
-
-/// Converts an agent status document (`forwards` per container, `mounts`)
-/// into the window's shapes. Missing parts give empty lists.
-pub fn containers_from_status(status: &Value) -> Containers {
-    let mut forwards = Vec::new();
-    for c in status["forwards"].as_array().into_iter().flatten() {
-        let id = str_of(&c["id"]);
-        let name = str_of(&c["name"]).trim_start_matches('/').to_string();
-        for f in c["forwards"].as_array().into_iter().flatten() {
-            let state = if f["state"].as_str() == Some("failed") {
-                format!("failed: {}", str_of(&f["error"]))
-            } else {
-                "listening".to_string()
-            };
-            let n = |k: &str| f[k].as_u64().unwrap_or(0);
-            forwards.push(Forward {
-                container: id.clone(),
-                name: name.clone(),
-                local: local_name(&str_of(&f["local"])),
-                remote: str_of(&f["container_port"]),
-                state,
-                connections: n("open_connections"),
-                bytes: n("bytes_to_container") + n("bytes_from_container"),
-            });
-        }
-    }
-    let mounts = status["mounts"]
-        .as_array()
-        .into_iter()
+/// The window's shapes of an agent's forwards (one row per port, names
+/// without the leading `/`, local loopback as `localhost`) and its mounts.
+/// An agent without forwarding or sync gives empty lists.
+pub fn containers_from_status(status: &AgentStatus) -> Containers {
+    let forwards = status
+        .forwards
+        .iter()
         .flatten()
-        .map(|m| {
-            let mut o = serde_json::Map::new();
-            for k in MOUNT_FIELDS {
-                o.insert(k.to_string(), m.get(k).cloned().unwrap_or(Value::Null));
-            }
-            Value::Object(o)
+        .flat_map(|c| {
+            let name = c.name.trim_start_matches('/');
+            c.forwards.iter().map(move |f| Forward {
+                container: c.id.clone(),
+                name: name.to_string(),
+                local: local_name(&f.local),
+                remote: f.container_port.clone(),
+                state: match f.state {
+                    ForwardState::Failed => {
+                        format!("failed: {}", f.error.as_deref().unwrap_or_default())
+                    }
+                    ForwardState::Listening => "listening".to_string(),
+                },
+                connections: f.open_connections,
+                bytes: f.bytes_to_container + f.bytes_from_container,
+            })
         })
         .collect();
-    Containers { forwards, mounts }
+    Containers {
+        forwards,
+        mounts: status.mounts.clone().unwrap_or_default(),
+    }
 }
 
 /// `127.0.0.1:8080` / `[::1]:8080` → `localhost:8080`; others as they are.
@@ -158,10 +127,6 @@ pub fn local_name(addr: &str) -> String {
         }
     }
     addr.to_string()
-}
-
-fn str_of(v: &Value) -> String {
-    v.as_str().unwrap_or_default().to_string()
 }
 
 impl RemoteView {
@@ -205,27 +170,46 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    #[test]
-    fn converts_the_status_document() {
-        let status = json!({
+    /// A status document as an agent serves it, forwards and mounts on.
+    fn document() -> serde_json::Value {
+        json!({
+            "remote": "ssh://dev@box:22",
+            "connection": {"state": "connected", "connected_for_secs": 5, "connects": 1},
+            "upstream": {"endpoint": "unix:///var/run/docker.sock", "reason": "answered /_ping"},
+            "daemon": {"version": "20.10.24", "api_version": "1.41", "os": "linux"},
+            "uptime_secs": 6,
+            "requests": {"total": 1, "in_flight": 0, "upgraded": 0, "upstream_errors": 0, "client_connections": 1},
             "forwards": [{
                 "id": "abc123", "name": "/web",
                 "forwards": [
-                    {"local": "127.0.0.1:8080", "container_port": "80/tcp", "state": "listening",
-                     "error": null, "open_connections": 2, "bytes_to_container": 10, "bytes_from_container": 32},
-                    {"local": "0.0.0.0:9090", "container_port": "90/udp", "state": "failed",
-                     "error": "address in use", "open_connections": 0}
+                    {"local": "127.0.0.1:8080", "shown_as": "0.0.0.0:8080->80/tcp", "container_port": "80/tcp",
+                     "remote_port": 32768, "state": "listening", "error": null, "open_connections": 2,
+                     "total_connections": 3, "bytes_to_container": 10, "bytes_from_container": 32},
+                    {"local": "0.0.0.0:9090", "shown_as": "0.0.0.0:9090->90/tcp", "container_port": "90/tcp",
+                     "remote_port": 32769, "state": "failed", "error": "address in use", "open_connections": 0,
+                     "total_connections": 0, "bytes_to_container": 0, "bytes_from_container": 0}
                 ]
             }],
             "mounts": [{"local": "/src", "remote": "/r/src", "mode": "two-way", "containers": ["abc123"],
                         "state": "watching", "error": null, "files": 3, "bytes": 30, "syncs": 1,
                         "uploaded_files": 3, "fetched_files": 2, "last_sync_unix": 5,
-                        "pending_changes": 0, "pending_remote_changes": 4, "progress": {"files_done": 3},
+                        "last_round": {"scope": "changes", "scanned": 4},
+                        "pending_changes": 0, "pending_remote_changes": 4,
+                        "progress": {"files_done": 3, "files_total": 3, "bytes_done": 30, "bytes_total": 30, "bytes_per_sec": 9},
                         "exclusions": [".berthignore"],
                         "conflicts": [{"path": "notes.txt", "kept_as": "notes.berth-conflict-remote-1a2b3c4d.txt",
-                                       "winner": "local", "at_unix": 7}]},
-                       {"local": "/old", "remote": "/r/old", "state": "watching"}]
-        });
+                                       "winner": "local", "at_unix": 7}]}]
+        })
+    }
+
+    #[test]
+    fn converts_the_status_document() {
+        let status: AgentStatus = serde_json::from_value(document()).unwrap();
+        assert_eq!(
+            serde_json::to_value(&status).unwrap(),
+            document(),
+            "the typed status reads and writes the document unchanged"
+        );
         let c = containers_from_status(&status);
         assert_eq!(c.forwards.len(), 2);
         let f = &c.forwards[0];
@@ -240,50 +224,26 @@ mod tests {
         assert_eq!((f.connections, f.bytes), (2, 42));
         assert_eq!(c.forwards[1].state, "failed: address in use");
         assert_eq!(c.forwards[1].local, "0.0.0.0:9090");
-        let m = &c.mounts[0];
+        assert_eq!(
+            c.mounts,
+            status.mounts.clone().unwrap(),
+            "mounts reach the window whole"
+        );
+        let m = serde_json::to_value(&c.mounts[0]).unwrap();
         assert_eq!(m["state"], "watching");
-        assert_eq!(m["progress"]["files_done"], 3);
-        assert_eq!(
-            m["pending_remote_changes"], 4,
-            "both directions' pending changes"
-        );
-        assert_eq!(m["exclusions"], json!([".berthignore"]));
-        assert_eq!(
-            (m["mode"].as_str(), m["fetched_files"].as_u64()),
-            (Some("two-way"), Some(2))
-        );
-        assert_eq!(
-            m["conflicts"],
-            json!([{"path": "notes.txt", "kept_as": "notes.berth-conflict-remote-1a2b3c4d.txt",
-                    "winner": "local", "at_unix": 7}]),
-            "conflicts reach the window whole"
-        );
-        assert!(m.get("syncs").is_none(), "only the documented fields");
-        assert!(
-            m.get("uploaded_files").is_none(),
-            "only the documented fields"
-        );
-        let keys: Vec<&str> = m
-            .as_object()
-            .map(|o| o.keys().map(String::as_str).collect())
-            .unwrap_or_default();
-        assert_eq!(
-            keys.len(),
-            MOUNT_FIELDS.len(),
-            "every documented field, no other: {keys:?}"
-        );
-        // an older agent's mount: the new fields are there, as null
-        let old = &c.mounts[1];
-        for k in [
-            "mode",
-            "fetched_files",
-            "conflicts",
-            "pending_remote_changes",
-        ] {
-            assert_eq!(old.get(k), Some(&Value::Null), "{k}");
-        }
+        assert_eq!(m["pending_remote_changes"], 4);
         // an agent without forwarding or sync
-        assert_eq!(containers_from_status(&json!({})), Containers::default());
+        let bare = AgentStatus {
+            forwards: None,
+            mounts: None,
+            ..status
+        };
+        assert_eq!(containers_from_status(&bare), Containers::default());
+        let j = serde_json::to_value(&bare).unwrap();
+        assert!(
+            j.get("forwards").is_none() && j.get("mounts").is_none(),
+            "switched-off parts are absent, as before: {j}"
+        );
     }
 
     #[test]

@@ -10,7 +10,6 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 
-use serde_json::json;
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -18,6 +17,7 @@ use tokio_util::task::TaskTracker;
 use crate::ports::{shown_ip, LocalBinding, PortKey};
 use crate::ssh::channel_io::PIPE_BUF;
 use crate::ssh::SshSession;
+use crate::state::{Changes, ForwardState, ForwardStatus, ForwardedContainer};
 
 /// One local listener and what it carried.
 pub struct Forward {
@@ -48,6 +48,9 @@ pub struct Forwarder {
     view: Mutex<Vec<(String, String, Vec<Arc<Forward>>)>>,
     /// This machine's policy, checked at every bind whatever a record says.
     all_interfaces: bool,
+    /// The agent's change signal: bumped when listeners open or close and
+    /// when a connection starts or ends.
+    changes: Changes,
     shutdown: CancellationToken,
 }
 
@@ -59,10 +62,16 @@ pub fn listen_allowed(ip: IpAddr, all_interfaces: bool) -> bool {
 
 impl Forwarder {
     /// Listeners ride `ssh`; `all_interfaces` is the user's policy.
-    pub fn new(ssh: Arc<SshSession>, all_interfaces: bool, shutdown: CancellationToken) -> Self {
+    pub fn new(
+        ssh: Arc<SshSession>,
+        all_interfaces: bool,
+        changes: Changes,
+        shutdown: CancellationToken,
+    ) -> Self {
         Self {
             ssh,
             all_interfaces,
+            changes,
             containers: Default::default(),
             view: Default::default(),
             shutdown,
@@ -136,6 +145,7 @@ impl Forwarder {
                             ssh,
                             stop.clone(),
                             tasks.clone(),
+                            self.changes.clone(),
                         ));
                     }
                     forwards.push(fwd);
@@ -205,36 +215,46 @@ impl Forwarder {
                 .collect();
             v.sort_by(|a, b| a.1.cmp(&b.1));
         }
+        self.changes.bump();
     }
 
     /// Per container: each forward's local address, remote port, state,
-    /// connections and bytes (for `/berth/v1/status`).
-    pub fn snapshot(&self) -> serde_json::Value {
+    /// connections and bytes (the `forwards` of the status).
+    pub fn status(&self) -> Vec<ForwardedContainer> {
         let view = self.view.lock().map(|v| v.clone()).unwrap_or_default();
-        let containers: Vec<_> = view
-            .iter()
-            .map(|(id, name, forwards)| {
-                let fw: Vec<_> = forwards
-                    .iter()
-                    .map(|f| {
-                        json!({
-                            "local": SocketAddr::new(f.binding.listen_ip, f.binding.host_port).to_string(),
-                            "shown_as": format!("{}:{}->{}", shown_ip(&f.binding.requested_ip), f.binding.host_port, f.binding.container),
-                            "container_port": f.binding.container.to_string(),
-                            "remote_port": f.remote_port,
-                            "state": if f.failed.is_some() { "failed" } else { "listening" },
-                            "error": f.failed,
-                            "open_connections": f.open_connections.load(Relaxed),
-                            "total_connections": f.total_connections.load(Relaxed),
-                            "bytes_to_container": f.bytes_to_container.load(Relaxed),
-                            "bytes_from_container": f.bytes_from_container.load(Relaxed),
-                        })
-                    })
-                    .collect();
-                json!({ "id": id, "name": name, "forwards": fw })
+        view.iter()
+            .map(|(id, name, forwards)| ForwardedContainer {
+                id: id.clone(),
+                name: name.clone(),
+                forwards: forwards.iter().map(|f| f.status()).collect(),
             })
-            .collect();
-        serde_json::Value::Array(containers)
+            .collect()
+    }
+}
+
+impl Forward {
+    fn status(&self) -> ForwardStatus {
+        let b = &self.binding;
+        ForwardStatus {
+            local: SocketAddr::new(b.listen_ip, b.host_port).to_string(),
+            shown_as: format!(
+                "{}:{}->{}",
+                shown_ip(&b.requested_ip),
+                b.host_port,
+                b.container
+            ),
+            container_port: b.container.to_string(),
+            remote_port: self.remote_port,
+            state: match self.failed {
+                Some(_) => ForwardState::Failed,
+                None => ForwardState::Listening,
+            },
+            error: self.failed.clone(),
+            open_connections: self.open_connections.load(Relaxed),
+            total_connections: self.total_connections.load(Relaxed),
+            bytes_to_container: self.bytes_to_container.load(Relaxed),
+            bytes_from_container: self.bytes_from_container.load(Relaxed),
+        }
     }
 }
 
@@ -261,6 +281,7 @@ async fn accept_loop(
     ssh: Arc<SshSession>,
     stop: CancellationToken,
     tasks: TaskTracker,
+    changes: Changes,
 ) {
     loop {
         let accepted = tokio::select! {
@@ -270,7 +291,13 @@ async fn accept_loop(
         match accepted {
             Ok((sock, _)) => {
                 let _ = sock.set_nodelay(true);
-                tasks.spawn(carry(sock, fwd.clone(), ssh.clone(), stop.clone()));
+                tasks.spawn(carry(
+                    sock,
+                    fwd.clone(),
+                    ssh.clone(),
+                    stop.clone(),
+                    changes.clone(),
+                ));
             }
             Err(e) => {
                 tracing::warn!("accept failed: {e}");
@@ -286,9 +313,11 @@ async fn carry(
     fwd: Arc<Forward>,
     ssh: Arc<SshSession>,
     stop: CancellationToken,
+    changes: Changes,
 ) {
     fwd.open_connections.fetch_add(1, Relaxed);
     fwd.total_connections.fetch_add(1, Relaxed);
+    changes.bump();
     match ssh.open_tcp("127.0.0.1", fwd.remote_port).await {
         Ok(mut channel) => {
             tokio::select! {
@@ -307,6 +336,7 @@ async fn carry(
         ),
     }
     fwd.open_connections.fetch_sub(1, Relaxed);
+    changes.bump();
     crate::mem::note_connection_end();
 }
 

@@ -18,6 +18,7 @@ use tokio_util::sync::CancellationToken;
 use crate::owned::Owned;
 use crate::ports::PlanOptions;
 use crate::ssh::SshSession;
+use crate::state::Changes;
 use crate::upstream::Upstream;
 
 /// Port forwarding of one remote: the forwarder, its watcher, the options.
@@ -36,11 +37,13 @@ impl PortForwarding {
         upstream: Upstream,
         options: PlanOptions,
         owned: Arc<Owned>,
+        changes: Changes,
         shutdown: CancellationToken,
     ) -> Self {
         let forwarder = Arc::new(Forwarder::new(
             ssh.clone(),
             options.all_interfaces,
+            changes,
             shutdown,
         ));
         let watcher = Arc::new(Watcher::new(ssh, upstream, forwarder.clone(), owned));

@@ -100,7 +100,7 @@ async fn handle(
         );
     }
     if req.uri().path() == STATUS_PATH {
-        return json_ok(&ctx.status_document());
+        return json_ok(&ctx.status());
     }
     let counters = &ctx.status.counters;
     counters.requests.fetch_add(1, Relaxed);

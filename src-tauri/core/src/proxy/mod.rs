@@ -21,6 +21,7 @@ use std::sync::Arc;
 use crate::owned::Owned;
 use crate::portfwd::PortForwarding;
 use crate::ssh::SshSession;
+use crate::state::AgentStatus;
 use crate::status::Status;
 use crate::sync::SyncManager;
 use crate::upstream::Upstream;
@@ -41,14 +42,11 @@ pub struct ProxyCtx {
 impl ProxyCtx {
     /// The `GET /berth/v1/status` document: session, upstream, daemon,
     /// counters, plus `forwards` and `mounts` when those are on.
-    pub fn status_document(&self) -> serde_json::Value {
-        let mut status = self.status.snapshot();
-        if let Some(pf) = &self.ports {
-            status["forwards"] = pf.forwarder.snapshot();
+    pub fn status(&self) -> AgentStatus {
+        AgentStatus {
+            forwards: self.ports.as_ref().map(|pf| pf.forwarder.status()),
+            mounts: self.sync.as_ref().map(|s| s.status()),
+            ..self.status.agent_status()
         }
-        if let Some(sync) = &self.sync {
-            status["mounts"] = sync.snapshot();
-        }
-        status
     }
 }

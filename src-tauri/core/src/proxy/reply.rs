@@ -7,8 +7,10 @@ use http_body_util::{combinators::BoxBody, BodyExt, Full};
 /// The body type of every response the proxy returns.
 pub type ProxyBody = BoxBody<Bytes, hyper::Error>;
 
-fn json_response(status: StatusCode, value: &serde_json::Value) -> Response<ProxyBody> {
-    let body = Full::new(Bytes::from(value.to_string()))
+fn json_response(status: StatusCode, value: &impl serde::Serialize) -> Response<ProxyBody> {
+    // a typed value always serialises; an empty object rather than a panic
+    let text = serde_json::to_vec(value).unwrap_or_else(|_| b"{}".to_vec());
+    let body = Full::new(Bytes::from(text))
         .map_err(|never| match never {})
         .boxed();
     let mut resp = Response::new(body);
@@ -30,6 +32,6 @@ pub fn docker_error(status: StatusCode, message: impl std::fmt::Display) -> Resp
 }
 
 /// 200 with a JSON document.
-pub fn json_ok(value: &serde_json::Value) -> Response<ProxyBody> {
+pub fn json_ok(value: &impl serde::Serialize) -> Response<ProxyBody> {
     json_response(StatusCode::OK, value)
 }

@@ -29,6 +29,7 @@ use super::watch::FirstLook;
 use super::SyncError;
 use crate::ssh::channel_io::ExecReport;
 use crate::ssh::SshSession;
+use crate::state::{Changes, MountView};
 use crate::upstream::Upstream;
 
 /// The container label listing the local sources a container uses.
@@ -76,6 +77,8 @@ pub struct SyncManager {
     /// What the status lists: each replica and the containers using it, as
     /// of the last change of the map.
     pub(super) view: Mutex<Vec<(Arc<Replica>, Vec<String>)>>,
+    /// The agent's change signal (see [`crate::state::Changes`]).
+    changes: Changes,
     pub(super) shutdown: CancellationToken,
     /// The orphan sweep ran (once per agent, at its first reconcile).
     pub(super) gc_done: std::sync::atomic::AtomicBool,
@@ -144,6 +147,7 @@ impl SyncManager {
         upstream: Upstream,
         opts: SyncOptions,
         owned: Arc<crate::owned::Owned>,
+        changes: Changes,
         shutdown: CancellationToken,
     ) -> Arc<Self> {
         Arc::new(Self {
@@ -158,6 +162,7 @@ impl SyncManager {
             sftp: Default::default(),
             replicas: Default::default(),
             view: Default::default(),
+            changes,
             shutdown,
             gc_done: Default::default(),
         })
@@ -350,7 +355,7 @@ impl SyncManager {
             },
         };
         let stop = self.shutdown.child_token();
-        let (rep, mount) = Replica::new(source.clone(), mode, known, stop);
+        let (rep, mount) = Replica::new(source.clone(), mode, known, stop, self.changes.clone());
         self.spawn_mount(mount, first);
         if let Err(e) = rep.sync().await {
             rep.stop.cancel();
@@ -386,6 +391,7 @@ impl SyncManager {
         if let Ok(mut v) = self.view.lock() {
             *v = listed;
         }
+        self.changes.bump();
     }
 
     /// What scans of every replica leave out (nothing unless configured).
@@ -396,36 +402,37 @@ impl SyncManager {
         }
     }
 
-    /// Per mount: local path, remote path, files, bytes, state, last sync,
-    /// the exclusions in effect.
-    pub fn snapshot(&self) -> Value {
+    /// Every synced source: where, how, for whom, its phase, last round,
+    /// transfer and what waits (the `mounts` of the status).
+    pub fn status(&self) -> Vec<MountView> {
         let view = self.view.lock().map(|v| v.clone()).unwrap_or_default();
-        Value::Array(
-            view.iter()
-                .map(|(r, containers)| {
-                    let st = r.status.borrow().clone();
-                    json!({
-                        "local": r.source.local.display().to_string(),
-                        "remote": r.source.replica,
-                        "mode": r.mode,
-                        "fetched_files": st.fetched_files,
-                        "conflicts": st.conflicts,
-                        "last_round": st.last_round,
-                        "containers": containers,
-                        "state": st.phase,
-                        "progress": r.progress.to_json(),
-                        "pending_changes": r.progress.pending.load(std::sync::atomic::Ordering::Relaxed),
-                        "pending_remote_changes": st.pending_remote,
-                        "error": st.error,
-                        "files": st.files,
-                        "bytes": st.bytes,
-                        "syncs": st.syncs,
-                        "uploaded_files": st.uploaded_files,
-                        "last_sync_unix": st.last_sync_unix,
-                        "exclusions": self.exclusions().sources(&r.source.local),
-                    })
-                })
-                .collect(),
-        )
+        view.iter()
+            .map(|(r, containers)| {
+                let st = r.status.borrow().clone();
+                MountView {
+                    local: r.source.local.display().to_string(),
+                    remote: r.source.replica.clone(),
+                    mode: r.mode,
+                    fetched_files: st.fetched_files,
+                    conflicts: st.conflicts,
+                    last_round: st.last_round,
+                    containers: containers.clone(),
+                    state: st.phase,
+                    progress: r.progress.view(),
+                    pending_changes: r
+                        .progress
+                        .pending
+                        .load(std::sync::atomic::Ordering::Relaxed),
+                    pending_remote_changes: st.pending_remote,
+                    error: st.error,
+                    files: st.files,
+                    bytes: st.bytes,
+                    syncs: st.syncs,
+                    uploaded_files: st.uploaded_files,
+                    last_sync_unix: st.last_sync_unix,
+                    exclusions: self.exclusions().sources(&r.source.local),
+                }
+            })
+            .collect()
     }
 }

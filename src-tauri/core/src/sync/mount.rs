@@ -10,9 +10,11 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use serde::Serialize;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio_util::sync::CancellationToken;
+
+use crate::state::Changes;
+pub(crate) use crate::state::{ConflictSeen, LastRound, Phase, RoundScope};
 
 use super::binds::SyncSource;
 use super::progress::Progress;
@@ -21,54 +23,6 @@ use super::round::RoundReport;
 use super::scope::Dirty;
 use super::tree::Manifest;
 use super::SyncError;
-
-/// Where a mount is in its life, as the status names it.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
-pub enum Phase {
-    /// Its first round has not completed yet.
-    #[default]
-    #[serde(rename = "initial sync")]
-    InitialSync,
-    /// A round is carrying changes out.
-    #[serde(rename = "syncing")]
-    Syncing,
-    /// Up to date; the watcher and polls start the next round.
-    #[serde(rename = "watching")]
-    Watching,
-    /// The last round failed (`MountStatus::error` says why); it is retried.
-    #[serde(rename = "error")]
-    Error,
-}
-
-/// What a round read.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum RoundScope {
-    /// The watcher's (or a look's) paths only.
-    Changes,
-    /// Both whole trees (one in one-way mode).
-    All,
-}
-
-/// The last round's scope and how many entries it read.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-pub struct LastRound {
-    pub scope: RoundScope,
-    /// Entries read, both sides together in two-way mode.
-    pub scanned: u64,
-}
-
-/// A conflict a round resolved by keeping both versions.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct ConflictSeen {
-    /// Where both sides changed it; the winner's version is there.
-    pub path: String,
-    /// Where the other version is, on both sides.
-    pub kept_as: String,
-    /// `local` or `remote`: whose version stayed at `path`.
-    pub winner: String,
-    pub at_unix: u64,
-}
 
 /// What the status shows of a mount; published by its task after each
 /// change of phase and each round.
@@ -131,6 +85,9 @@ pub(super) struct Replica {
     pub(super) progress: Arc<Progress>,
     /// What the status shows, as its task last published it.
     pub(super) status: watch::Receiver<MountStatus>,
+    /// The agent's change signal: bumped with each status change and each
+    /// local change the watcher reports.
+    pub(super) changes: Changes,
     /// Ends its task (retired, or the manager shut down).
     pub(super) stop: CancellationToken,
     asks: mpsc::UnboundedSender<Ask>,
@@ -143,14 +100,16 @@ impl Replica {
         mode: SyncMode,
         known: Manifest,
         stop: CancellationToken,
+        changes: Changes,
     ) -> (Arc<Self>, Mount) {
-        let (status_tx, status) = watch::channel(MountStatus::default());
+        let (tx, status) = watch::channel(MountStatus::default());
         let (asks, asked) = mpsc::unbounded_channel();
         let rep = Arc::new(Self {
             source,
             mode,
             progress: Arc::default(),
             status,
+            changes: changes.clone(),
             stop,
             asks,
         });
@@ -160,7 +119,7 @@ impl Replica {
             dirty: Dirty::default(),
             manifest_stale: false,
             manifest_written: None,
-            status: status_tx,
+            status: StatusTx { tx, changes },
             asked,
         };
         (rep, mount)
@@ -213,7 +172,7 @@ pub(super) struct Mount {
     /// write it at most every few seconds).
     pub(super) manifest_written: Option<Instant>,
     /// Where its status is published.
-    pub(super) status: watch::Sender<MountStatus>,
+    pub(super) status: StatusTx,
     pub(super) asked: mpsc::UnboundedReceiver<Ask>,
 }
 
@@ -229,9 +188,42 @@ impl Mount {
     }
 }
 
+/// Where a mount's task publishes its status: the `watch` the manager
+/// reads, and the agent's [`Changes`], bumped with every change so that
+/// whoever shows the status learns of it without polling.
+pub(super) struct StatusTx {
+    tx: watch::Sender<MountStatus>,
+    changes: Changes,
+}
+
+impl StatusTx {
+    pub(super) fn send_modify(&self, f: impl FnOnce(&mut MountStatus)) {
+        self.tx.send_modify(f);
+        self.changes.bump();
+    }
+
+    /// Publishes (and wakes readers) only if `f` says it changed something.
+    pub(super) fn send_if_modified(&self, f: impl FnOnce(&mut MountStatus) -> bool) -> bool {
+        let changed = self.tx.send_if_modified(f);
+        if changed {
+            self.changes.bump();
+        }
+        changed
+    }
+
+    pub(super) fn send_replace(&self, st: MountStatus) {
+        self.tx.send_replace(st);
+        self.changes.bump();
+    }
+
+    pub(super) fn borrow(&self) -> watch::Ref<'_, MountStatus> {
+        self.tx.borrow()
+    }
+}
+
 /// Shows `phase` (for a round holding parts of its [`Mount`] apart);
 /// readers are woken only when it changes.
-pub(super) fn set_phase(status: &watch::Sender<MountStatus>, phase: Phase) {
+pub(super) fn set_phase(status: &StatusTx, phase: Phase) {
     status.send_if_modified(|s| {
         let changed = s.phase != phase;
         s.phase = phase;

@@ -4,7 +4,7 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use serde_json::{json, Value};
+use crate::state::TransferProgress;
 
 use super::tree::Op;
 
@@ -58,10 +58,9 @@ impl Progress {
         self.pending.fetch_add(paths, Ordering::Relaxed);
     }
 
-    /// `{"files_done", "files_total", "bytes_done", "bytes_total",
-    /// "bytes_per_sec"}`; the rate is the average since the sync began (0
-    /// before any byte).
-    pub fn to_json(&self) -> Value {
+    /// Files and bytes done of total; the rate is the average since the
+    /// sync began (0 before any byte).
+    pub fn view(&self) -> TransferProgress {
         let bytes_done = self.bytes_done.load(Ordering::Relaxed);
         let began = self.began_ms.load(Ordering::Relaxed);
         let ms = now_ms().saturating_sub(began).max(1);
@@ -70,13 +69,13 @@ impl Progress {
         } else {
             bytes_done * 1000 / ms
         };
-        json!({
-            "files_done": self.files_done.load(Ordering::Relaxed),
-            "files_total": self.files_total.load(Ordering::Relaxed),
-            "bytes_done": bytes_done,
-            "bytes_total": self.bytes_total.load(Ordering::Relaxed),
-            "bytes_per_sec": rate,
-        })
+        TransferProgress {
+            files_done: self.files_done.load(Ordering::Relaxed),
+            files_total: self.files_total.load(Ordering::Relaxed),
+            bytes_done,
+            bytes_total: self.bytes_total.load(Ordering::Relaxed),
+            bytes_per_sec: rate,
+        }
     }
 }
 
@@ -148,18 +147,22 @@ mod tests {
             Op::Remove("c".into()),
         ]);
         p.file_done(10);
-        let mut got = p.to_json();
-        let rate = got["bytes_per_sec"].take();
+        let got = p.view();
         assert_eq!(
-            got,
-            json!({"files_done": 1, "files_total": 2, "bytes_done": 10, "bytes_total": 15, "bytes_per_sec": null})
+            (
+                got.files_done,
+                got.files_total,
+                got.bytes_done,
+                got.bytes_total
+            ),
+            (1, 2, 10, 15)
         );
         // 10 bytes in the milliseconds since begin()
         assert!(
-            rate.as_u64().is_some_and(|r| r > 0 && r <= 10_000),
-            "{rate}"
+            got.bytes_per_sec > 0 && got.bytes_per_sec <= 10_000,
+            "{got:?}"
         );
-        assert_eq!(Progress::default().to_json()["bytes_per_sec"], 0);
+        assert_eq!(Progress::default().view().bytes_per_sec, 0);
         assert_eq!(
             line("first sync of /src", (1, 2), (5_000_000, 10_000_000), 2.0),
             "first sync of /src: 1/2 files, 5.0/10.0 MB, 2.5 MB/s"

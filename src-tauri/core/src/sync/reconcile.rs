@@ -73,7 +73,17 @@ pub const CONFLICT_WINNER: Side = Side::Local;
 const NAME_MAX: usize = 255;
 
 /// How a mount is synced (`one-way` / `two-way` in settings and flags).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Default,
+    serde::Serialize,
+    serde::Deserialize,
+    schemars::JsonSchema,
+)]
 #[serde(rename_all = "kebab-case")]
 pub enum SyncMode {
     /// The replica mirrors the local tree: local wins, remote changes are

@@ -99,6 +99,7 @@ pub(super) fn local_watcher(
         ),
     };
     let pending = rep.progress.clone();
+    let changes = rep.changes.clone();
     let debouncer =
         notify_debouncer_full::new_debouncer_opt::<_, notify::RecommendedWatcher, NoCache>(
             DEBOUNCE,
@@ -115,6 +116,7 @@ pub(super) fn local_watcher(
                 };
                 if changed > 0 {
                     pending.add_pending(changed);
+                    changes.bump();
                     let _ = tx.send(res);
                 }
             },

@@ -52,6 +52,7 @@ impl Controller {
             inner.slots.remove(name);
         }
         self.contexts.remove_context(name)?;
+        self.reread_context();
         self.bump();
         Ok(())
     }
@@ -114,6 +115,7 @@ impl Controller {
                 })?;
             }
         }
+        self.reread_context();
         self.bump();
         Ok(())
     }
@@ -180,6 +182,7 @@ impl Controller {
     pub(super) fn use_context_of(&self, remote: &Remote) -> Result<(), DesktopError> {
         let name = self.contexts.ensure_context(&remote.name, &remote.listen)?;
         let previous = self.contexts.use_context(&name)?;
+        self.reread_context();
         if !previous.as_deref().is_some_and(context::is_berth_context) {
             self.update_settings(|s| s.previous_context = previous)?;
         }

@@ -4,13 +4,14 @@
 //! never touches another. It persists edits and settings, switches the
 //! docker CLI's context, tests and trusts hosts, and tells the window and the
 //! tray what changed through [`Controller::subscribe`]: a counter bumped on
-//! every change of a remote's state, forwards or mounts (a poller compares
-//! the views every 200 ms). The app's Tauri commands are thin calls onto
-//! this; everything here is testable headless.
+//! every change of a remote's state, forwards or mounts, pushed by the
+//! agents and by a watch on the docker CLI's config (`changes`); nothing
+//! polls. The app's Tauri commands are thin calls onto this; everything
+//! here is testable headless.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::Duration;
 
@@ -26,11 +27,9 @@ use super::view::{self, ConnectionState, Containers, RemoteView, SettingsView};
 use super::{hostkeys, menu, sshimport, DesktopError};
 use crate::keys::{self, PublicKeyInfo, SecretStore};
 
+mod changes;
 mod lifecycle;
 mod manage;
-
-/// How often the poller compares the views for changes.
-const POLL: Duration = Duration::from_millis(200);
 
 /// What a [`Controller`] works on.
 #[derive(Clone)]
@@ -91,7 +90,10 @@ pub struct Controller {
     contexts: DockerContexts,
     inner: Mutex<Inner>,
     changed: watch::Sender<u64>,
-    poller: AtomicBool,
+    /// The docker CLI's current context as last read (`changes`).
+    context: Mutex<Option<String>>,
+    /// Watches the docker CLI's config directory once started.
+    context_watch: Mutex<Option<notify::RecommendedWatcher>>,
     usage: super::activity::Usage,
     attempts: AtomicU64,
     stop: CancellationToken,
@@ -117,7 +119,8 @@ impl Controller {
                 slots: HashMap::new(),
             }),
             changed,
-            poller: AtomicBool::new(false),
+            context: Mutex::new(None),
+            context_watch: Mutex::new(None),
             usage: super::activity::Usage::new(),
             attempts: AtomicU64::new(0),
             stop: CancellationToken::new(),
@@ -130,24 +133,18 @@ impl Controller {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Bumps the change counter.
-    fn bump(&self) {
-        self.changed.send_modify(|n| *n = n.wrapping_add(1));
-    }
-
-    /// A receiver whose value changes (within 250 ms) whenever a remote's
-    /// state, forwards or mounts change. Starts the poller if a tokio
-    /// runtime is current (it also starts at the first connect).
+    /// A receiver whose value changes (within about 50 ms) whenever a
+    /// remote's state, forwards or mounts change, or the docker CLI's
+    /// current context does. Starts watching the docker config.
     pub fn subscribe(&self) -> watch::Receiver<u64> {
-        if tokio::runtime::Handle::try_current().is_ok() {
-            self.ensure_poller();
-        }
+        self.watch_docker_config();
         self.changed.subscribe()
     }
 
     /// The config file's remotes with their state, in config order.
     pub fn views(&self) -> Vec<RemoteView> {
-        let current = self.contexts.current().ok().flatten();
+        self.watch_docker_config();
+        let current = self.current_context();
         let inner = self.lock();
         inner
             .config
@@ -178,7 +175,7 @@ impl Controller {
     /// A connected remote's forwards and mounts; `None` when not connected.
     pub fn containers(&self, name: &str) -> Option<Containers> {
         let running = self.lock().slots.get(name)?.running.clone()?;
-        Some(view::containers_from_status(&running.agent.snapshot()))
+        Some(view::containers_from_status(&running.agent.status()))
     }
 
     /// Connects the remote: state `connecting`, then `connected` or `error`
@@ -190,7 +187,7 @@ impl Controller {
         if self.stop.is_cancelled() {
             return Err(DesktopError::Cancelled(name.to_string()));
         }
-        self.ensure_poller();
+        self.watch_docker_config();
         let (remote, (id, token)) = {
             let mut inner = self.lock();
             let remote = inner
@@ -258,9 +255,11 @@ impl Controller {
                 (cancelled(), started.ok())
             }
             (Some(slot), Ok(running)) => {
+                let running = Arc::new(running);
+                self.follow(&running);
                 slot.state = Some(ConnectionState::Connected);
                 slot.attempt = None;
-                slot.running = Some(Arc::new(running));
+                slot.running = Some(running);
                 (Ok(()), None)
             }
             (Some(slot), Err(e)) => {
