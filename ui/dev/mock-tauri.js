@@ -73,17 +73,17 @@ if (!window.__TAURI__) {
       ],
       mounts: [
         { local: "/home/dev/app/src", remote: "~/.cache/berth/mounts/9f2c41/home/dev/app/src", mode: "two-way", containers: ["3f9a8c2d1b7e4f60a1b2c3d4"],
-          state: "watching", error: null, files: 1284, bytes: 14_200_000, fetched_files: 27, last_round: { scope: "changes", scanned: 4 }, last_sync_unix: now() - 12, pending_changes: 3, pending_remote_changes: 2,
+          state: "watching", error: null, files: 1284, bytes: 14_200_000, fetched_files: 27, last_round: { scope: "changes", scanned: 4 }, last_sync_unix: now() - 12, pending_changes: 3, pending_remote_changes: 2, syncs: 41, uploaded_files: 1290,
           exclusions: [".berthignore", "--sync-ignore node_modules"],
           conflicts: [{ path: "notes.txt", kept_as: "notes.berth-conflict-remote-1a2b3c4d.txt", winner: "local", at_unix: conflictAt }],
           progress: { files_done: 1284, files_total: 1284, bytes_done: 14_200_000, bytes_total: 14_200_000, bytes_per_sec: 9_800_000 } },
         { local: "/home/dev/app/data", remote: "~/.cache/berth/mounts/9f2c41/home/dev/app/data", mode: "one-way", containers: ["9b1e77aa02cd43e1f0e9d8c7"],
           state: dataDone ? "watching" : "initial sync", error: null, files: firstSync.files_done, bytes: firstSync.bytes_done, fetched_files: 0, last_round: dataDone ? { scope: "all", scanned: 5210 } : null,
-          last_sync_unix: dataDone ? now() - 2 : null, pending_changes: 0, exclusions: [], conflicts: [], progress: { ...firstSync } },
+          last_sync_unix: dataDone ? now() - 2 : 0, pending_changes: 0, pending_remote_changes: 0, syncs: dataDone ? 1 : 0, uploaded_files: firstSync.files_done, exclusions: [], conflicts: [], progress: { ...firstSync } },
         { local: "/home/dev/app/secrets", remote: "~/.cache/berth/mounts/9f2c41/home/dev/app/secrets", mode: "two-way", containers: ["3f9a8c2d1b7e4f60a1b2c3d4"],
           state: "error", error: "cannot read /home/dev/app/secrets/key.pem: permission denied: make it readable by you or add it to .berthignore",
           exclusions: [".gitignore (honoured)"], conflicts: [],
-          files: 3, bytes: 2048, fetched_files: 0, last_sync_unix: now() - 300, pending_changes: 1, progress: { files_done: 3, files_total: 3, bytes_done: 2048, bytes_total: 2048, bytes_per_sec: 41_000 } },
+          files: 3, bytes: 2048, fetched_files: 0, last_round: { scope: "all", scanned: 6 }, last_sync_unix: now() - 300, pending_changes: 1, pending_remote_changes: 0, syncs: 1, uploaded_files: 3, progress: { files_done: 3, files_total: 3, bytes_done: 2048, bytes_total: 2048, bytes_per_sec: 41_000 } },
       ],
     };
   };

@@ -47,7 +47,7 @@ pub struct Settings {
 }
 
 /// One remote Docker host reached over SSH.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Remote {
     /// Unique; also names the docker context `berth-<name>`.
     pub name: String,
@@ -96,7 +96,7 @@ pub struct Remote {
 }
 
 /// How a remote authenticates. None of the variants holds a secret.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(tag = "kind", rename_all = "kebab-case")]
 pub enum Auth {
     /// A key stored in the OS keychain under this id (the keychain holds the secret).
@@ -109,7 +109,7 @@ pub enum Auth {
 }
 
 /// Where the daemon listens, as seen from the remote.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(tag = "kind", rename_all = "kebab-case")]
 pub enum DockerEndpoint {
     /// Try the unix socket, then tcp 127.0.0.1:2375, then `docker system dial-stdio`.

@@ -17,6 +17,7 @@ pub mod hostkeys;
 pub mod menu;
 pub mod probe;
 mod run;
+pub mod schema;
 pub mod sshimport;
 pub mod view;
 

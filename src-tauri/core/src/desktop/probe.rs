@@ -25,7 +25,7 @@ use crate::upstream;
 const TCP_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Which check a [`Step`] reports.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum StepKind {
     Tcp,
@@ -37,7 +37,7 @@ pub enum StepKind {
 }
 
 /// One check's outcome, as `ui/API.md` spells a `Step`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct Step {
     pub step: StepKind,
     pub ok: bool,

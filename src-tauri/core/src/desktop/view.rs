@@ -13,7 +13,7 @@ use super::config::{Remote, Settings};
 use super::menu;
 
 /// A remote's connection, as `ui/API.md` spells it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum ConnectionState {
     Disconnected,
@@ -23,7 +23,7 @@ pub enum ConnectionState {
 }
 
 /// One remote as the window shows it: the config fields plus its state.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct RemoteView {
     /// The remote as configured (serialized flat, like `Remote` in `ui/API.md`).
     #[serde(flatten)]
@@ -67,7 +67,7 @@ pub struct Containers {
 }
 
 /// The app-wide settings the window shows (`get_settings`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct SettingsView {
     pub start_at_login: bool,
     /// The remote whose context is made the docker default when it connects.

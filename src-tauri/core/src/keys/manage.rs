@@ -33,7 +33,7 @@ const INDEX: &str = "index";
 static INDEX_LOCK: Mutex<()> = Mutex::new(());
 
 /// What the user sees of a key: everything public, nothing secret.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct PublicKeyInfo {
     /// The user-chosen key name.
     pub id: String,
