@@ -10,6 +10,7 @@
 use std::sync::Weak;
 use std::time::{Duration, Instant};
 
+use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use super::session::SshSession;
@@ -18,8 +19,6 @@ use super::session::SshSession;
 pub const FIRST_RETRY: Duration = Duration::from_millis(500);
 /// Longest wait between two attempts.
 pub const MAX_RETRY: Duration = Duration::from_secs(10);
-/// How often the supervisor looks at the session.
-const CHECK_EVERY: Duration = Duration::from_millis(250);
 
 /// Failed attempts in a row and when the next one may start.
 #[derive(Debug, Clone, Default)]
@@ -70,23 +69,53 @@ impl Backoff {
     }
 }
 
+/// What the supervisor waits for before it looks at the session again.
+pub(super) enum Look {
+    /// The session is down: dial after this wait (the backoff's).
+    Dial(Duration),
+    /// The session is up: its end.
+    Drop(super::session::SessionHandle),
+    /// A dial is under way: the state it ends in.
+    StateChange(watch::Receiver<super::session::ConnState>),
+    /// Closed for good.
+    Never,
+}
+
 /// Re-dials the session whenever it is down and the backoff allows, until
-/// `stop`. Holds the session weakly: it ends when the session is dropped.
+/// `stop`. Holds the session weakly (it ends when the session is dropped)
+/// and never polls: while the session is up it waits for it to end.
 pub(super) async fn supervise(session: Weak<SshSession>, stop: CancellationToken) {
     loop {
-        let wait = match session.upgrade() {
-            Some(s) => match s.needs_dial() {
-                Some(wait) => wait,
-                None => CHECK_EVERY,
-            },
+        let look = match session.upgrade() {
+            Some(s) => s.next_look(),
             None => return,
         };
-        tokio::select! {
-            _ = stop.cancelled() => return,
-            _ = tokio::time::sleep(wait.max(Duration::from_millis(10))) => {}
-        }
+        let dial = match look {
+            Look::Never => return,
+            Look::Dial(wait) => {
+                tokio::select! {
+                    _ = stop.cancelled() => return,
+                    _ = tokio::time::sleep(wait.max(Duration::from_millis(10))) => {}
+                }
+                true
+            }
+            Look::Drop(h) => {
+                tokio::select! {
+                    _ = stop.cancelled() => return,
+                    _ = h.closed() => {}
+                }
+                true
+            }
+            Look::StateChange(mut state) => {
+                tokio::select! {
+                    _ = stop.cancelled() => return,
+                    _ = state.changed() => {}
+                }
+                false
+            }
+        };
         let Some(s) = session.upgrade() else { return };
-        if s.needs_dial() == Some(Duration::ZERO) {
+        if dial && s.needs_dial_now() {
             // errors are recorded in the backoff and the state
             let _ = s.handle().await;
         }

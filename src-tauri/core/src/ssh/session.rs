@@ -55,6 +55,11 @@ impl SshTarget {
 pub struct SessionHandle(Arc<Handle<ClientHandler>>);
 
 impl SessionHandle {
+    /// Resolves when this session has ended.
+    pub(super) async fn closed(&self) {
+        self.0.closed().await
+    }
+
     /// Credits `bytes` consumed by the application back to the channel's
     /// window (never waits; see `window_adjust_on_read`).
     pub fn try_consumed(&self, id: ChannelId, bytes: u32) -> Result<(), russh::Error> {
@@ -141,22 +146,32 @@ impl SshSession {
         std::future::pending::<()>().await
     }
 
-    /// For the supervisor: `Some(wait)` when the session is down and may be
-    /// dialed after `wait`; `None` when it is up, being dialed, or closed.
-    pub(super) fn needs_dial(&self) -> Option<Duration> {
+    /// For the supervisor: what to wait for before it looks again.
+    pub(super) fn next_look(&self) -> reconnect::Look {
+        use reconnect::Look;
         if self.closed.load(Ordering::Acquire) {
-            return None;
+            return Look::Never;
         }
-        let live = self.live.try_lock().ok()?;
-        if live.as_ref().is_some_and(|h| !h.0.is_closed()) {
-            return None;
+        let Ok(live) = self.live.try_lock() else {
+            // a dial is under way: its outcome changes the state
+            return Look::StateChange(self.state.subscribe());
+        };
+        match live.as_ref() {
+            Some(h) if !h.0.is_closed() => Look::Drop(h.clone()),
+            _ => {
+                let wait = self
+                    .backoff
+                    .lock()
+                    .ok()
+                    .and_then(|b| b.remaining(Instant::now()));
+                Look::Dial(wait.unwrap_or(Duration::ZERO))
+            }
         }
-        let wait = self
-            .backoff
-            .lock()
-            .ok()
-            .and_then(|b| b.remaining(Instant::now()));
-        Some(wait.unwrap_or(Duration::ZERO))
+    }
+
+    /// For the supervisor: whether the session should be dialed now.
+    pub(super) fn needs_dial_now(&self) -> bool {
+        matches!(self.next_look(), reconnect::Look::Dial(w) if w.is_zero())
     }
 
     pub fn target(&self) -> &SshTarget {

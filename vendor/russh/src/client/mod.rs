@@ -341,6 +341,13 @@ impl<H: Handler> Handle<H> {
         self.sender.is_closed()
     }
 
+    /// [Berth] Resolves when the session has ended (its loop dropped the
+    /// receiving side), so a supervisor can wait for a drop instead of
+    /// polling [`Self::is_closed`].
+    pub async fn closed(&self) {
+        self.sender.closed().await
+    }
+
     /// Return the initial key-exchange context for OpenSSH agent session
     /// binding.
     ///
