@@ -8,4 +8,4 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash tests/testbed/testbed.sh up >/dev/null
 BERTH_GUI_PROFILE=release bash tests/gui/session.sh \
-  cargo test --locked --test gui -- --nocapture 2>&1 | grep -E '^(VALUE|RATIO)|^  |\[gui\]'
+  cargo test --locked --features e2e --test gui -- --nocapture 2>&1 | grep -E '^(VALUE|RATIO)|^  |\[gui\]'

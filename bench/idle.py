@@ -25,6 +25,7 @@ import time
 ENV = os.environ
 IDLE_SECS = float(ENV.get("IDLE_SECS", "60"))
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# built by bench/run.sh: cargo build --release -p berth-core --features keychain --bin berth-agent
 AGENT = os.path.join(ROOT, "target", "release", "berth-agent")
 
 

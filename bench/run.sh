@@ -36,7 +36,7 @@ command -v docker >/dev/null || die "docker CLI missing after testbed up"
 if [[ ${SKIP_BUILD:-0} != 1 ]]; then
   log "building the release agent (not part of the measured time)"
   t0=$SECONDS
-  (cd "$ROOT" && cargo build --release -p berth-core --bin berth-agent) >&2
+  (cd "$ROOT" && cargo build --release -p berth-core --features keychain --bin berth-agent) >&2
   log "build took $((SECONDS - t0)) s"
 fi
 [[ -x $ROOT/target/release/berth-agent ]] || die "no target/release/berth-agent"

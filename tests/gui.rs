@@ -420,7 +420,7 @@ fn gui_end_to_end() {
     if let Some(why) = session_missing() {
         let msg = format!(
             "\n\n######## GUI TEST SKIPPED: {why} ########\n\
-             run it as `bash tests/gui/session.sh cargo test --test gui` (tests/run.sh does)\n"
+             run it as `bash tests/gui/session.sh cargo test --features e2e --test gui` (tests/run.sh does)\n"
         );
         if std::env::var_os("CI").is_some() {
             panic!("{msg}(CI is set: the GUI tests must run)");

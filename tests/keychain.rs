@@ -1,5 +1,5 @@
 //! SSH keys in the real OS keychain: gnome-keyring's Secret Service in a
-//! private D-Bus session (tests/run.sh runs `cargo test` through
+//! private D-Bus session (tests/run.sh runs `cargo test --features e2e` through
 //! tests/testbed/with-keychain.sh). A key generated into the keychain, read
 //! back through a fresh store, authorizes an in-process `Agent` against the
 //! test bed's sshd and carries `docker version`, with no key file written
@@ -187,7 +187,7 @@ fn keychain_keys_authenticate_without_files_or_logs() {
     if std::env::var_os("DBUS_SESSION_BUS_ADDRESS").is_none() {
         let msg = "no D-Bus session bus (DBUS_SESSION_BUS_ADDRESS unset): run the tests \
                    through tests/run.sh, or `bash tests/testbed/with-keychain.sh cargo test \
-                   --test keychain`";
+                   --features e2e --test keychain`";
         assert!(
             std::env::var_os("CI").is_none(),
             "{msg}; CI must test the real keychain"

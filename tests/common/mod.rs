@@ -69,12 +69,14 @@ pub fn testbed() -> &'static Testbed {
     })
 }
 
-/// The agent binary, built on demand so `cargo test` alone is enough.
+/// The agent binary (with the keychain, as users build it), built on demand
+/// so `cargo test --features e2e` alone is enough.
 pub fn agent_bin() -> PathBuf {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
     BIN.get_or_init(|| {
         let status = Command::new(env!("CARGO"))
-            .args(["build", "-q", "-p", "berth-core", "--bin", "berth-agent"])
+            .args(["build", "-q", "-p", "berth-core", "--features", "keychain"])
+            .args(["--bin", "berth-agent"])
             .current_dir(repo_root())
             .status()
             .expect("cargo build berth-agent");

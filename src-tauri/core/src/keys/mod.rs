@@ -32,6 +32,10 @@ pub enum KeysError {
     )]
     NoKeychain { reason: String },
 
+    /// This build has no keychain at all (berth-core without its `keychain` feature).
+    #[error("this build has no keychain support; rebuild with --features keychain")]
+    NoKeychainBuilt,
+
     /// The keychain exists but is locked, or refused access.
     #[error("the OS keychain is locked or refused access ({reason}); unlock it and try again")]
     KeychainLocked { reason: String },
@@ -138,6 +142,7 @@ mod tests {
             KeysError::NoKeychain {
                 reason: "no bus".into(),
             },
+            KeysError::NoKeychainBuilt,
             KeysError::WrongPassphrase { key: "k".into() },
             KeysError::PassphraseNeeded { key: "k".into() },
             KeysError::NotFound { key: "k".into() },

@@ -2,6 +2,10 @@
 //! ([`KeyringStore`], on the `keyring` crate with the real backend of each OS)
 //! and an in-memory store for unit tests ([`MemoryStore`]).
 //!
+//! The keychain is behind the crate feature `keychain`. Without it
+//! [`KeyringStore`] still exists, but every call fails with
+//! [`KeysError::NoKeychainBuilt`].
+//!
 //! A store holds UTF-8 secrets under an *account* name within one *service*
 //! (Berth's is [`SERVICE`]). The methods are synchronous and may block:
 //! the Secret Service is a D-Bus round trip and an OS keychain may wait for
@@ -52,6 +56,9 @@ where
 
 /// The OS keychain: Secret Service (Linux), Keychain (macOS), Credential
 /// Manager (Windows), through the `keyring` crate's real backends.
+///
+/// Only with the crate feature `keychain`; without it every call returns
+/// [`KeysError::NoKeychainBuilt`].
 #[derive(Debug, Clone)]
 pub struct KeyringStore {
     service: String,
@@ -76,6 +83,7 @@ impl KeyringStore {
         }
     }
 
+    #[cfg(feature = "keychain")]
     fn entry(&self, account: &str) -> Result<keyring::Entry, KeysError> {
         keyring::Entry::new(&self.service, account).map_err(|e| map_error(account, e))
     }
@@ -87,6 +95,7 @@ impl KeyringStore {
     }
 }
 
+#[cfg(feature = "keychain")]
 impl SecretStore for KeyringStore {
     fn service(&self) -> &str {
         &self.service
@@ -124,6 +133,7 @@ impl SecretStore for KeyringStore {
     }
 }
 
+#[cfg(feature = "keychain")]
 /// One line, whatever the platform put into its message.
 fn one_line(s: impl std::fmt::Display) -> String {
     s.to_string()
@@ -132,6 +142,7 @@ fn one_line(s: impl std::fmt::Display) -> String {
         .join(" ")
 }
 
+#[cfg(feature = "keychain")]
 fn map_error(account: &str, e: keyring::Error) -> KeysError {
     match e {
         keyring::Error::PlatformFailure(e) => KeysError::NoKeychain {
@@ -157,6 +168,26 @@ fn map_error(account: &str, e: keyring::Error) -> KeysError {
         other => KeysError::Keychain {
             reason: one_line(other),
         },
+    }
+}
+
+/// A build without the `keychain` feature: no keychain to call.
+#[cfg(not(feature = "keychain"))]
+impl SecretStore for KeyringStore {
+    fn service(&self) -> &str {
+        &self.service
+    }
+
+    fn get(&self, _account: &str) -> Result<Option<Zeroizing<String>>, KeysError> {
+        Err(KeysError::NoKeychainBuilt)
+    }
+
+    fn set(&self, _account: &str, _secret: &str) -> Result<(), KeysError> {
+        Err(KeysError::NoKeychainBuilt)
+    }
+
+    fn delete(&self, _account: &str) -> Result<bool, KeysError> {
+        Err(KeysError::NoKeychainBuilt)
     }
 }
 
@@ -248,6 +279,19 @@ mod tests {
         assert_eq!(KeyringStore::with_service("t").service(), "t");
     }
 
+    #[cfg(not(feature = "keychain"))]
+    #[test]
+    fn without_the_feature_every_call_says_so() {
+        let s = KeyringStore::with_service("t");
+        assert!(matches!(s.get("a"), Err(KeysError::NoKeychainBuilt)));
+        assert!(matches!(s.set("a", "x"), Err(KeysError::NoKeychainBuilt)));
+        assert!(matches!(s.delete("a"), Err(KeysError::NoKeychainBuilt)));
+        assert!(matches!(s.probe(), Err(KeysError::NoKeychainBuilt)));
+        let msg = KeysError::NoKeychainBuilt.to_string();
+        assert!(msg.contains("--features keychain"), "{msg}");
+    }
+
+    #[cfg(feature = "keychain")]
     #[test]
     fn platform_errors_become_named_variants() {
         let e = map_error("a", keyring::Error::PlatformFailure("no\nbus".into()));
