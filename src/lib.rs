@@ -32,7 +32,10 @@ mod tests {
             .collect();
         assert_eq!(warnings, [E2E_OFF_HINT]);
         let on = build_script_lines(true);
-        assert!(on.iter().all(|l| !l.starts_with("cargo:warning=")), "{on:?}");
+        assert!(
+            on.iter().all(|l| !l.starts_with("cargo:warning=")),
+            "{on:?}"
+        );
         // both ways build.rs is rerun when it or this file changes
         for lines in [off, on] {
             assert!(lines.contains(&"cargo:rerun-if-changed=src/gate.rs".to_string()));
@@ -41,7 +44,10 @@ mod tests {
 
     #[test]
     fn the_hint_names_commands_that_exist() {
-        assert!(E2E_OFF_HINT.contains("`bash tests/run.sh`"), "{E2E_OFF_HINT}");
+        assert!(
+            E2E_OFF_HINT.contains("`bash tests/run.sh`"),
+            "{E2E_OFF_HINT}"
+        );
         assert!(E2E_OFF_HINT.contains("`cargo test --features e2e`"));
         assert!(root().join("tests/run.sh").is_file());
         let features = manifest()["features"].as_table().cloned().unwrap();
@@ -60,7 +66,8 @@ mod tests {
         let features = manifest()["features"].as_table().cloned().unwrap();
         let e2e = features["e2e"].as_array().unwrap();
         assert!(
-            e2e.iter().any(|f| f.as_str() == Some("berth-core/keychain")),
+            e2e.iter()
+                .any(|f| f.as_str() == Some("berth-core/keychain")),
             "{e2e:?}"
         );
     }

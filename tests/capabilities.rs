@@ -7,6 +7,10 @@
 //! `src-tauri/build.rs` (without that declaration Tauri would not check app
 //! commands against the capability at all).
 
+// Test code (helpers included, which clippy does not see as tests): a
+// panic is the failure report.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::collections::BTreeSet;
 use std::fs;
 use std::path::{Path, PathBuf};

@@ -1,6 +1,10 @@
 //! The real docker CLI through berth-agent behaves as against the daemon
 //! directly: each test runs the same command both ways where that makes sense.
 
+// Test code (helpers included, which clippy does not see as tests): a
+// panic is the failure report.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 use common::*;
 

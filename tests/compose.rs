@@ -1,6 +1,10 @@
 //! Debian's docker-compose (1.29, a docker-py client) through berth-agent:
 //! a two-service project comes up, is listed, logs, and goes down.
 
+// Test code (helpers included, which clippy does not see as tests): a
+// panic is the failure report.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 use common::*;
 

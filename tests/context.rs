@@ -4,6 +4,10 @@
 //! current, plain `docker` (no -H, no DOCKER_HOST) then goes through Berth,
 //! and restoring brings the user's context back with config.json intact.
 
+// Test code (helpers included, which clippy does not see as tests): a
+// panic is the failure report.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 use common::*;
 

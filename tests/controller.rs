@@ -7,6 +7,10 @@
 //! context switch with the real CLI, forwards seen through `containers()` and
 //! `subscribe()`, and shutdown recording what was connected.
 
+// Test code (helpers included, which clippy does not see as tests): a
+// panic is the failure report.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 use common::*;
 

@@ -2,6 +2,10 @@
 //! line naming the cause and the fix: at start (exit 1) or, once serving, as
 //! a Docker-style JSON error the docker CLI prints — never a hang.
 
+// Test code (helpers included, which clippy does not see as tests): a
+// panic is the failure report.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 use common::*;
 

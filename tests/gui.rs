@@ -9,6 +9,10 @@
 //! whole X screen) and the measured figures (metrics.json) go to
 //! `<target>/gui-artifacts/`.
 
+// Test code (helpers included, which clippy does not see as tests): a
+// panic is the failure report.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 #[path = "gui/webdriver.rs"]
 mod webdriver;

@@ -8,6 +8,10 @@
 //! Without a session bus the test fails when `CI` is set (CI must exercise
 //! the real keychain) and is skipped, saying so, otherwise.
 
+// Test code (helpers included, which clippy does not see as tests): a
+// panic is the failure report.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use std::io::Write;

@@ -3,6 +3,10 @@
 //! agent's memory bounded while they run, and given back afterwards.
 //! Prints the figures (requests, errors, RSS before / peak / after).
 
+// Test code (helpers included, which clippy does not see as tests): a
+// panic is the failure report.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 use common::*;
 

@@ -2,6 +2,10 @@
 //! one process, each on its own endpoint; one remote's outage or absence
 //! never touches another's traffic.
 
+// Test code (helpers included, which clippy does not see as tests): a
+// panic is the failure report.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 use common::*;
 

@@ -2,6 +2,10 @@
 //! the remote answers on this machine for exactly as long as the container
 //! runs, and what clients read back shows the local side.
 
+// Test code (helpers included, which clippy does not see as tests): a
+// panic is the failure report.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 use common::*;
 

@@ -2,6 +2,10 @@
 //! clear message while sshd is down, and the next request reconnects.
 //! Each test runs its own sshd, so stopping it disturbs no other test.
 
+// Test code (helpers included, which clippy does not see as tests): a
+// panic is the failure report.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 use common::*;
 

@@ -5,6 +5,10 @@
 //! against the real agent on the test bed and asserts the outcome the user
 //! is owed.
 
+// Test code (helpers included, which clippy does not see as tests): a
+// panic is the failure report.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 #[path = "security/labels.rs"]

@@ -1,6 +1,10 @@
 //! Bind-mount sync against the real test bed: `-v LOCAL:/app` shows the local
 //! files in the container on the remote, and local edits follow within moments.
 
+// Test code (helpers included, which clippy does not see as tests): a
+// panic is the failure report.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 use common::*;
 

@@ -5,6 +5,10 @@
 //! removed. (Two-way mode brings those writes back instead:
 //! tests/sync_two_way.rs.) Against the real test bed.
 
+// Test code (helpers included, which clippy does not see as tests): a
+// panic is the failure report.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 use common::*;
 

@@ -4,6 +4,10 @@
 //! paths left alone on both sides, and what such a round agreed known to
 //! the next agent after a SIGKILL.
 
+// Test code (helpers included, which clippy does not see as tests): a
+// panic is the failure report.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 use common::sync_helpers::*;
 use common::*;

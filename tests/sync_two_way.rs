@@ -8,6 +8,10 @@
 //! (SIGSTOP), edits the local folder and, straight through the daemon, the
 //! container, and lets the agent go on (SIGCONT).
 
+// Test code (helpers included, which clippy does not see as tests): a
+// panic is the failure report.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 use common::sync_helpers::*;
 use common::*;

@@ -2,6 +2,10 @@
 //! Windows-like remote is reached over tcp, dial-stdio works, and many
 //! concurrent clients all get answers.
 
+// Test code (helpers included, which clippy does not see as tests): a
+// panic is the failure report.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 use common::*;
 
@@ -38,7 +42,7 @@ fn stalled_readers_do_not_stall_other_requests() {
     ));
     std::thread::sleep(Duration::from_millis(500));
     // a `logs -f` follower and an exec whose output streams as fast as `yes` writes
-    let mut stalled = vec![
+    let mut stalled = [
         stalled_reader(&a.host, &["logs", "-f", &name]),
         stalled_reader(
             &a.host,

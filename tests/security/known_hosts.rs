@@ -272,13 +272,17 @@ fn a_key_of_another_type_is_a_changed_key_never_learned() {
     );
 }
 
+/// A host-certificate case: name, extra `ssh-keygen -s` arguments,
+/// known_hosts lines, accepted, why.
+type CertCase<'a> = (&'a str, Vec<&'a str>, Vec<String>, bool, &'a str);
+
 #[test]
 fn host_certificates_from_a_listed_ca() {
     let s = Scratch::new("kh-cert");
     let ca = s.keygen("ca", "ed25519");
     let other_ca = s.keygen("other_ca", "ed25519");
     let hk = host_key();
-    let cases: Vec<(&str, Vec<&str>, Vec<String>, bool, &str)> = vec![
+    let cases: Vec<CertCase> = vec![
         (
             "valid",
             vec!["-n", "127.0.0.1"],

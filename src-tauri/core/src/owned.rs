@@ -268,7 +268,7 @@ mod tests {
     use super::*;
 
     fn id(c: char) -> String {
-        std::iter::repeat(c).take(64).collect()
+        std::iter::repeat_n(c, 64).collect()
     }
 
     #[test]

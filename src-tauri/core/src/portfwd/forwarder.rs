@@ -40,12 +40,16 @@ struct ContainerForwards {
     tasks: TaskTracker,
 }
 
+/// One container in [`Forwarder`]'s status view: its id, its name and its
+/// forwards.
+type ViewEntry = (String, String, Vec<Arc<Forward>>);
+
 /// All forwards of one remote, keyed by full container id.
 pub struct Forwarder {
     ssh: Arc<SshSession>,
     containers: tokio::sync::Mutex<HashMap<String, ContainerForwards>>,
     /// Read by status without waiting on the async lock.
-    view: Mutex<Vec<(String, String, Vec<Arc<Forward>>)>>,
+    view: Mutex<Vec<ViewEntry>>,
     /// This machine's policy, checked at every bind whatever a record says.
     all_interfaces: bool,
     /// The agent's change signal: bumped when listeners open or close and

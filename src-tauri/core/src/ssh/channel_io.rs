@@ -101,7 +101,7 @@ impl ExecReport {
     pub fn summary(&self) -> Option<String> {
         let r = self.0.lock().ok()?;
         let text = String::from_utf8_lossy(&r.stderr);
-        let last = text.lines().map(str::trim).filter(|l| !l.is_empty()).last();
+        let last = text.lines().map(str::trim).rfind(|l| !l.is_empty());
         match (r.exit_status, last) {
             (None, None) => None,
             (Some(code), None) => Some(format!("exit {code}")),

@@ -472,15 +472,17 @@ impl SshSession {
 fn client_config() -> client::Config {
     use russh::cipher;
     use std::borrow::Cow;
-    let mut preferred = russh::Preferred::default();
-    // AES-GCM uses the CPU's AES instructions; chacha20 stays as a fallback.
-    preferred.cipher = Cow::Owned(vec![
-        cipher::AES_128_GCM,
-        cipher::AES_256_GCM,
-        cipher::CHACHA20_POLY1305,
-        cipher::AES_256_CTR,
-        cipher::AES_128_CTR,
-    ]);
+    let preferred = russh::Preferred {
+        // AES-GCM uses the CPU's AES instructions; chacha20 stays as a fallback.
+        cipher: Cow::Owned(vec![
+            cipher::AES_128_GCM,
+            cipher::AES_256_GCM,
+            cipher::CHACHA20_POLY1305,
+            cipher::AES_256_CTR,
+            cipher::AES_128_CTR,
+        ]),
+        ..russh::Preferred::default()
+    };
     client::Config {
         // a silent network is noticed within about 3 × 2 s
         keepalive_interval: Some(Duration::from_secs(2)),

@@ -137,7 +137,10 @@ fn open_beneath(base: &Path, rel: &str) -> io::Result<Option<File>> {
     File::open(path).map(Some)
 }
 
-#[cfg(all(test, unix))]
+// two attributes, not cfg(all(test, unix)): clippy sees only a plain
+// cfg(test) as test code (allow-unwrap-in-tests)
+#[cfg(test)]
+#[cfg(unix)]
 mod tests {
     use super::*;
     use std::io::Read;

@@ -2,7 +2,7 @@
 use tauri::menu::{CheckMenuItem, Menu, MenuItem, PredefinedMenuItem};
 use tauri::tray::TrayIconBuilder;
 
-fn main() {
+fn main() -> Result<(), tauri::Error> {
     tauri::Builder::default()
         .setup(|app| {
             let status = MenuItem::with_id(app, "status", "floor — idle", true, None::<&str>)?;
@@ -11,7 +11,10 @@ fn main() {
                 CheckMenuItem::with_id(app, "login", "Start at login", true, false, None::<&str>)?;
             let quit = MenuItem::with_id(app, "quit", "Quit", true, None::<&str>)?;
             let menu = Menu::with_items(app, &[&status, &sep, &login, &quit])?;
-            let icon = app.default_window_icon().cloned().expect("an icon");
+            let icon = app
+                .default_window_icon()
+                .cloned()
+                .ok_or("the floor app has no default window icon")?;
             TrayIconBuilder::with_id("floor")
                 .icon(icon)
                 .menu(&menu)
@@ -23,8 +26,7 @@ fn main() {
                 .build(app)?;
             Ok(())
         })
-        .build(tauri::generate_context!())
-        .expect("build the floor app")
+        .build(tauri::generate_context!())?
         .run(|_, e| {
             if let tauri::RunEvent::ExitRequested {
                 api, code: None, ..
@@ -33,4 +35,5 @@ fn main() {
                 api.prevent_exit()
             }
         });
+    Ok(())
 }

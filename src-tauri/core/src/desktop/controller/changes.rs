@@ -77,7 +77,7 @@ impl Controller {
         });
         let watched = std::fs::create_dir_all(&dir)
             .map_err(notify::Error::io)
-            .and_then(|()| watcher)
+            .and(watcher)
             .and_then(|mut w| w.watch(&dir, RecursiveMode::NonRecursive).map(|()| w));
         match watched {
             Ok(w) => *slot = Some(w),
