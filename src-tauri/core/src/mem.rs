@@ -51,7 +51,7 @@ pub fn tune_allocator() {
 }
 
 /// Releases freed memory once after each burst of connections, when no
-/// connection has ended for [`SETTLE`]; runs until `stop`.
+/// connection has ended for `SETTLE` (2 s); runs until `stop`.
 pub async fn trim_when_idle(stop: CancellationToken) {
     let mut seen = ENDED.load(Relaxed);
     let mut owed = false;

@@ -24,8 +24,13 @@ mod multi;
 #[derive(Parser, Debug)]
 #[command(name = "berth-agent", version)]
 struct Args {
-    /// ssh://USER@HOST[:PORT], or a Host alias from ~/.ssh/config.
-    #[arg(long, required_unless_present = "config", conflicts_with = "config")]
+    // (help given as a string: as a doc comment rustdoc reads `[:PORT]` as a link)
+    #[arg(
+        long,
+        required_unless_present = "config",
+        conflicts_with = "config",
+        help = "ssh://USER@HOST[:PORT], or a Host alias from ~/.ssh/config"
+    )]
     remote: Option<String>,
     /// Serve the remotes of the tray app's config file instead (each on its
     /// own endpoint, with its own SSH session); `-` for the default path.

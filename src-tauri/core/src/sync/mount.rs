@@ -1,5 +1,5 @@
-//! One synced mount: the handle everyone shares ([`Replica`]) and the state
-//! only its task touches ([`Mount`]). The task (`mount_task`) runs every
+//! One synced mount: the handle everyone shares (`Replica`) and the state
+//! only its task touches (`Mount`). The task (`mount_task`) runs every
 //! round of the mount, one after another: the ones its watcher, polls and
 //! nudges start, and the ones others ask for (a create that needs the
 //! replica current, the last round before retiring). So the manifest, the

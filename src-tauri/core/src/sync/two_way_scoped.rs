@@ -1,5 +1,5 @@
 //! A two-way round over the part of the tree the file watcher says
-//! changed ([`scope::Paths`]): both sides are read only there (the local
+//! changed ([`scope::Paths`](crate::sync::scope::Paths)): both sides are read only there (the local
 //! folders with `tree::scan_scope`, the replica with one scoped `find`),
 //! reconciled against the same part of the ancestor, and applied exactly
 //! as a whole round would (`two_way::carry_out`). What the round agreed on is

@@ -83,7 +83,7 @@ pub fn parse_sums(out: &str) -> HashMap<&str, &str> {
 }
 
 /// The remote commands hashing `names` inside `replica_dir`, each below
-/// [`MAX_COMMAND`] bytes, with the indices (into `names`) each one hashes.
+/// `MAX_COMMAND` (64 KiB) bytes, with the indices (into `names`) each one hashes.
 pub fn sum_commands(replica_dir: &str, names: &[&str]) -> Vec<(String, Vec<usize>)> {
     let head = format!("cd {} && sha256sum --", sh_quote(replica_dir));
     let mut commands = Vec::new();
