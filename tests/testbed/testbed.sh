@@ -31,7 +31,8 @@ ensure_pkgs() {  # ensure_pkgs "cmd-or-path:package" ...
 install_deps() {
   ensure_pkgs dockerd:docker.io docker:docker.io /usr/sbin/sshd:openssh-server ssh:openssh-client \
               ssh-keygen:openssh-client socat:socat docker-compose:docker-compose useradd:passwd \
-              pgrep:procps flock:util-linux timeout:coreutils
+              pgrep:procps flock:util-linux timeout:coreutils \
+              iptables:iptables
   # The keychain: berth-core's keyring crate talks to the Secret Service over
   # libdbus (headers and pkg-config to build); the tests run in a private
   # D-Bus session with gnome-keyring (tests/testbed/with-keychain.sh).

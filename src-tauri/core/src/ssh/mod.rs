@@ -6,6 +6,7 @@ pub mod channel_io;
 pub mod error;
 pub mod handler;
 pub mod known_hosts;
+pub mod liveness;
 pub mod reconnect;
 pub mod session;
 

@@ -1,7 +1,7 @@
 //! One persistent SSH session per remote, shared by every Docker request.
 //!
 //! Channels are opened on the live session. When it drops (a reset at once;
-//! a silent network within about 6 s, by keepalives), a supervisor re-dials with
+//! a silent network within about 6 s, by the kernel's keepalives: `liveness.rs`), a supervisor re-dials with
 //! capped exponential backoff (`reconnect.rs`), single flight, with the
 //! credentials loaded at start; meanwhile channel requests fail at once with
 //! the last error and the next attempt. Whoever rides on the session
@@ -290,6 +290,7 @@ impl SshSession {
             reason: e.to_string(),
         })?;
         let _ = tcp.set_nodelay(true);
+        super::liveness::watch(&tcp);
         // host key algorithms as known_hosts orders them, read at every dial (as OpenSSH does)
         let mut config = client_config();
         super::handler::offer_known_algorithms(&self.check, &mut config.preferred);
@@ -484,9 +485,10 @@ fn client_config() -> client::Config {
         ..russh::Preferred::default()
     };
     client::Config {
-        // a silent network is noticed within about 3 × 2 s
-        keepalive_interval: Some(Duration::from_secs(2)),
-        keepalive_max: 2,
+        // a silent network is the kernel's to notice (liveness.rs), which
+        // costs no wake-ups; this is for a server that hangs
+        keepalive_interval: Some(super::liveness::SSH_KEEPALIVE),
+        keepalive_max: super::liveness::SSH_KEEPALIVE_MAX,
         nodelay: true,
         window_size: CHANNEL_WINDOW,
         window_adjust_on_read: true,
