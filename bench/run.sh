@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # Berth performance benchmark. Usage: bash bench/run.sh [SECTIONS]   (see bench/README.md)
-#   SECTIONS: comma list of rss,ps,exec,ports,sync (default: all), e.g. `bash bench/run.sh ports`;
+#   SECTIONS: comma list of rss,ps,exec,ports,sync,idle (default: all), e.g. `bash bench/run.sh ports`;
 #   same as BENCH_SECTIONS=ports.
 # Knobs (env): PS_RUNS=60 EXEC_RUNS=5 EXEC_BYTES=268435456 CONC=100 SKIP_BUILD=0 SSHL_GCM=0
 #   PORTS_RUNS=5 PORTS_MIB=256 PORTS_OPEN_RUNS=100 PORTS_CLOSE_RUNS=30
 #   SYNC_ROUNDS=3 SYNC_RTT_ROUNDS=3 SYNC_RTT_MS=10 SYNC_FILES=2000 SYNC_MB=140 SYNC_READOPT_RUNS=3
 #   SYNC_EDITS=100 SYNC_MEM_FILES=100000 SYNC_MEM_TIMEOUT=180
+#   IDLE_SECS=60 IDLE_OLD_AGENT=path (an older build measured beside this one)
 set -euo pipefail
-BENCH_SECTIONS=${1:-${BENCH_SECTIONS:-rss,ps,exec,ports,sync}}
+BENCH_SECTIONS=${1:-${BENCH_SECTIONS:-rss,ps,exec,ports,sync,idle}}
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 BENCH=$ROOT/bench
@@ -142,6 +143,7 @@ export SSHURL_HOST="ssh://$SSH_USER@127.0.0.1:$SSH_PORT" SSH_PATH="$WORK/bin:$PA
 export BENCH_CONFIG="$WORK/docker-config"
 export BENCH_SECTIONS BENCH_WORK="$WORK" BENCH_ID=$$ BENCH_SSH_CONFIG="$WORK/ssh_config"
 export SSH_PORT SSH_USER TEST_IMAGE SSH_KEY KNOWN_HOSTS AGENT_BIN="$WORK/berth-agent"
+export SSH_WIN_PORT DOCKER_TCP DOCKER_SOCK
 export PS_RUNS=${PS_RUNS:-60} EXEC_RUNS=${EXEC_RUNS:-5} EXEC_BYTES=${EXEC_BYTES:-268435456} CONC=${CONC:-100}
 log "measuring: $BENCH_SECTIONS"
 python3 -u "$BENCH/bench.py"

@@ -4,7 +4,7 @@
 //! key → trust it → every step ok), connecting two remotes at once (the
 //! Linux-like one over the unix socket, the Windows-like one over docker's
 //! tcp endpoint), one remote failing without touching the others, the docker
-//! context switch with the real CLI, forwards seen through `containers()` and
+//! context switch with the real CLI (and one made outside Berth, announced), forwards seen through `containers()` and
 //! `subscribe()`, and shutdown recording what was connected.
 
 // Test code (helpers included, which clippy does not see as tests): a
@@ -286,6 +286,44 @@ async fn remotes_connect_side_by_side_and_fail_alone() {
     ctl.set_default_context(None).unwrap();
     assert_eq!(current_context(&docker_config), "mine");
     assert!(!ctl.view("lin").unwrap().default_context);
+
+    // switched outside Berth (`docker context use` in a terminal): the
+    // window hears of it from the docker config's watch, not by polling
+    rx.borrow_and_update();
+    ok(docker_cli(
+        &docker_config,
+        None,
+        &["context", "use", "berth-lin"],
+    ));
+    let switched = Instant::now();
+    let seen = async {
+        loop {
+            rx.changed().await.unwrap();
+            if ctl.view("lin").unwrap().default_context {
+                return switched.elapsed();
+            }
+        }
+    };
+    let seen = tokio::time::timeout(Duration::from_secs(2), seen)
+        .await
+        .expect("an outside `docker context use` was not announced within 2 s");
+    eprintln!("outside context switch announced after {seen:?}");
+    ok(docker_cli(
+        &docker_config,
+        None,
+        &["context", "use", "mine"],
+    ));
+    let back = async {
+        loop {
+            rx.changed().await.unwrap();
+            if !ctl.view("lin").unwrap().default_context {
+                return;
+            }
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(2), back)
+        .await
+        .expect("switching back outside Berth was not announced");
 
     // a published port: forwarded, seen in containers() and announced
     let name = unique("ctl-web");
