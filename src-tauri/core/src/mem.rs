@@ -2,22 +2,24 @@
 //! connections at once, a sync of 100,000 files) in its arenas, so without
 //! this the agent's RSS would stay at the peak of its busiest moment.
 //! Connections note their end here; a trimmer releases memory once activity
-//! has settled, never while it is still going on.
+//! has settled, never while it is still going on, and sleeps without a timer
+//! while nothing ends (an idle agent wakes for nothing).
 
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
 
+use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-/// Connections that ended, process-wide (the allocator is process-wide too).
-static ENDED: AtomicU64 = AtomicU64::new(0);
+/// Told of every connection end, process-wide (the allocator is process-wide
+/// too); a permit is kept when the trimmer is not waiting, so none is missed.
+static ENDED: Notify = Notify::const_new();
 
 /// How long activity must have settled before memory is released.
 const SETTLE: Duration = Duration::from_secs(2);
 
 /// A client or forwarded connection ended.
 pub fn note_connection_end() {
-    ENDED.fetch_add(1, Relaxed);
+    ENDED.notify_one();
 }
 
 /// Returns freed heap pages to the system now.
@@ -53,20 +55,19 @@ pub fn tune_allocator() {
 /// Releases freed memory once after each burst of connections, when no
 /// connection has ended for `SETTLE` (2 s); runs until `stop`.
 pub async fn trim_when_idle(stop: CancellationToken) {
-    let mut seen = ENDED.load(Relaxed);
-    let mut owed = false;
     loop {
         tokio::select! {
             _ = stop.cancelled() => return,
-            _ = tokio::time::sleep(SETTLE) => {}
+            _ = ENDED.notified() => {}
         }
-        let now = ENDED.load(Relaxed);
-        if now != seen {
-            seen = now;
-            owed = true;
-        } else if owed {
-            owed = false;
-            release_freed_memory();
+        // a burst: wait until it has been quiet for SETTLE
+        loop {
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                _ = ENDED.notified() => continue,
+                _ = tokio::time::sleep(SETTLE) => break,
+            }
         }
+        release_freed_memory();
     }
 }
