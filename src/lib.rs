@@ -5,6 +5,9 @@
 pub mod gate;
 
 #[cfg(test)]
+mod module_map;
+
+#[cfg(test)]
 mod tests {
     use std::collections::BTreeSet;
     use std::path::{Path, PathBuf};
