@@ -16,7 +16,9 @@ fn read(path: &str) -> String {
 /// The README's "How it works" section.
 fn map() -> String {
     let readme = read("README.md");
-    let start = readme.find("\n## How it works").expect("README has no How it works");
+    let start = readme
+        .find("\n## How it works")
+        .expect("README has no How it works");
     let rest = &readme[start + 1..];
     let end = rest[3..].find("\n## ").map_or(rest.len(), |i| i + 3);
     rest[..end].to_string()
@@ -63,7 +65,10 @@ fn every_top_level_engine_module_is_on_the_map() {
             missing.push(entry);
         }
     }
-    assert!(missing.is_empty(), "not in README How it works: {missing:?}");
+    assert!(
+        missing.is_empty(),
+        "not in README How it works: {missing:?}"
+    );
 }
 
 #[test]
@@ -80,7 +85,10 @@ fn every_file_the_docs_name_exists() {
             .into_iter()
             .filter(|f| !tree.contains(f))
             .collect();
-        assert!(gone.is_empty(), "{doc} names files that do not exist: {gone:?}");
+        assert!(
+            gone.is_empty(),
+            "{doc} names files that do not exist: {gone:?}"
+        );
     }
 }
 

@@ -18,15 +18,7 @@ use berth_core::desktop::activity::Activity;
 /// A command's result: errors are one line of text.
 pub type Res<T> = Result<T, String>;
 
-/// `e` as one line (an error's text never spans lines in the window).
-pub fn one_line(e: impl std::fmt::Display) -> String {
-    let s = e.to_string();
-    let mut line = s.split_whitespace().collect::<Vec<_>>().join(" ");
-    if line.is_empty() {
-        line = "unknown error".into();
-    }
-    line
-}
+pub use berth_core::one_line::one_line;
 
 #[tauri::command]
 pub fn list_remotes(state: State<'_, AppState>) -> Vec<RemoteView> {

@@ -6,6 +6,7 @@
 //! rebuilt on every change the bridge reports, unless it came out the same.
 
 use berth_core::desktop::menu::{self, MenuAction, MenuItem, TrayState};
+use berth_core::one_line::one_line;
 use tauri::image::Image;
 use tauri::menu::{CheckMenuItem, Menu, MenuItem as TauriItem, PredefinedMenuItem};
 use tauri::tray::TrayIconBuilder;
@@ -190,10 +191,6 @@ async fn toggle(app: &AppHandle, name: &str) {
         }
         None => tracing::warn!("tray: no remote named {name:?}"),
     }
-}
-
-fn one_line(e: impl std::fmt::Display) -> String {
-    commands::one_line(e)
 }
 
 #[cfg(test)]

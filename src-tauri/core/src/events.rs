@@ -5,18 +5,20 @@
 //! that happened while the stream was down is missed.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures_util::future::BoxFuture;
 use serde_json::{Map, Value};
 use tokio_util::sync::CancellationToken;
 
+use crate::backoff::Backoff;
 use crate::ssh::SshSession;
 use crate::upstream::client::{get_streaming, JsonLines};
 use crate::upstream::{Upstream, UpstreamError};
 
 /// Longest wait between two attempts to re-open the stream.
-const MAX_BACKOFF: Duration = Duration::from_secs(30);
+/// Re-subscription after a failed stream: 250 ms, doubling, at most 30 s.
+const RETRY: Backoff = Backoff::new(Duration::from_millis(250), Duration::from_secs(30));
 
 /// One container event, as the daemon reported it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -72,7 +74,7 @@ pub async fn run(
     if sinks.is_empty() {
         return;
     }
-    let mut backoff = Duration::from_millis(250);
+    let mut backoff = RETRY;
     loop {
         let round = async {
             let path = format!(
@@ -99,19 +101,23 @@ pub async fn run(
             r = round => match r {
                 Ok(()) => {
                     tracing::info!("the event stream ended; re-opening it");
-                    backoff = Duration::from_millis(250);
+                    backoff.succeeded();
                 }
                 Err(e) => {
-                    tracing::warn!("event stream: {e}; retrying in {backoff:?}");
-                    backoff = (backoff * 2).min(MAX_BACKOFF);
+                    let wait = backoff.failed(Instant::now(), e.to_string());
+                    tracing::warn!("event stream: {e}; retrying in {wait:?}");
                 }
             },
         }
-        // back at once when the session is: forwards and replicas catch up
+        // back at once when the session is: forwards and replicas catch up;
+        // otherwise never sooner than the first wait, even after a clean end
+        let wait = backoff
+            .remaining(Instant::now())
+            .unwrap_or(backoff.delay(1));
         tokio::select! {
             _ = shutdown.cancelled() => return,
-            _ = tokio::time::sleep(backoff) => {}
-            _ = ssh.reconnected() => backoff = Duration::from_millis(250),
+            _ = tokio::time::sleep(wait) => {}
+            _ = ssh.reconnected() => backoff.succeeded(),
         }
     }
 }

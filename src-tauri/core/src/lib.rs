@@ -3,11 +3,13 @@
 //! Docker daemon. The headless `berth-agent` and the tray app both use it.
 
 pub mod agent;
+pub mod backoff;
 pub mod desktop;
 pub mod events;
 pub mod keys;
 pub mod listen;
 pub mod mem;
+pub mod one_line;
 pub mod owned;
 pub mod portfwd;
 pub mod ports;

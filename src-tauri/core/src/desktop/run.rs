@@ -144,15 +144,7 @@ pub(crate) fn agent_message(e: &AgentError) -> String {
     }
 }
 
-/// A message on one line.
-pub(crate) fn one_line(e: &dyn std::fmt::Display) -> String {
-    e.to_string()
-        .lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty())
-        .collect::<Vec<_>>()
-        .join(" ")
-}
+pub(crate) use crate::one_line::one_line;
 
 #[cfg(test)]
 mod tests {
@@ -175,6 +167,6 @@ mod tests {
             tried: "publickey k".into(),
         });
         assert!(!agent_message(&e).contains("--identity"));
-        assert_eq!(one_line(&"a\n  b\n"), "a b");
+        assert_eq!(one_line("a\n  b\n"), "a b");
     }
 }

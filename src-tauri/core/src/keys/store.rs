@@ -134,13 +134,7 @@ impl SecretStore for KeyringStore {
 }
 
 #[cfg(feature = "keychain")]
-/// One line, whatever the platform put into its message.
-fn one_line(s: impl std::fmt::Display) -> String {
-    s.to_string()
-        .split_whitespace()
-        .collect::<Vec<_>>()
-        .join(" ")
-}
+use crate::one_line::one_line;
 
 #[cfg(feature = "keychain")]
 fn map_error(account: &str, e: keyring::Error) -> KeysError {

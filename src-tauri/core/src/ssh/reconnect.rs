@@ -8,10 +8,12 @@
 //! outage the Docker CLI gets a clear answer in milliseconds, never a hang.
 
 use std::sync::Weak;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
+
+pub use crate::backoff::Backoff;
 
 use super::session::SshSession;
 
@@ -20,53 +22,9 @@ pub const FIRST_RETRY: Duration = Duration::from_millis(500);
 /// Longest wait between two attempts.
 pub const MAX_RETRY: Duration = Duration::from_secs(10);
 
-/// Failed attempts in a row and when the next one may start.
-#[derive(Debug, Clone, Default)]
-pub struct Backoff {
-    failures: u32,
-    next_at: Option<Instant>,
-    last_error: Option<String>,
-}
-
-impl Backoff {
-    /// The wait after `failures` failed attempts in a row (≥ 1).
-    pub fn delay(failures: u32) -> Duration {
-        let doublings = failures.saturating_sub(1).min(16);
-        FIRST_RETRY.saturating_mul(1u32 << doublings).min(MAX_RETRY)
-    }
-
-    /// Records a failed attempt at `now`; returns the wait before the next.
-    pub fn failed(&mut self, now: Instant, error: String) -> Duration {
-        self.failures = self.failures.saturating_add(1);
-        let wait = Self::delay(self.failures);
-        self.next_at = Some(now + wait);
-        self.last_error = Some(error);
-        wait
-    }
-
-    /// The session is up again.
-    pub fn succeeded(&mut self) {
-        *self = Self::default();
-    }
-
-    /// How long an attempt must still wait at `now` (`None`: go ahead).
-    pub fn remaining(&self, now: Instant) -> Option<Duration> {
-        self.next_at
-            .and_then(|t| t.checked_duration_since(now))
-            .filter(|d| !d.is_zero())
-    }
-
-    pub fn failures(&self) -> u32 {
-        self.failures
-    }
-
-    pub fn last_error(&self) -> Option<&str> {
-        self.last_error.as_deref()
-    }
-
-    pub fn next_at(&self) -> Option<Instant> {
-        self.next_at
-    }
+/// The session's re-dial policy: 500 ms, doubling, at most 10 s.
+pub fn session_backoff() -> Backoff {
+    Backoff::new(FIRST_RETRY, MAX_RETRY)
 }
 
 /// What the supervisor waits for before it looks at the session again.
@@ -127,38 +85,10 @@ mod tests {
     use super::*;
 
     #[test]
-    fn waits_double_up_to_the_cap() {
-        let table = [
-            (1, 500),
-            (2, 1000),
-            (3, 2000),
-            (4, 4000),
-            (5, 8000),
-            (6, 10_000),
-            (50, 10_000),
-        ];
-        for (failures, ms) in table {
-            assert_eq!(
-                Backoff::delay(failures),
-                Duration::from_millis(ms),
-                "{failures}"
-            );
-        }
-    }
-
-    #[test]
-    fn gate_opens_after_the_wait_and_resets_on_success() {
-        let t0 = Instant::now();
-        let mut b = Backoff::default();
-        assert_eq!(b.remaining(t0), None);
-        assert_eq!(b.failed(t0, "refused".into()), FIRST_RETRY);
-        assert_eq!(b.remaining(t0), Some(FIRST_RETRY));
-        assert_eq!(b.remaining(t0 + FIRST_RETRY), None);
-        assert_eq!(b.failed(t0, "refused".into()), 2 * FIRST_RETRY);
-        assert_eq!(b.failures(), 2);
-        assert_eq!(b.last_error(), Some("refused"));
-        b.succeeded();
-        assert_eq!(b.failures(), 0);
-        assert_eq!(b.remaining(t0), None);
+    fn the_session_retries_from_half_a_second_up_to_ten() {
+        let b = session_backoff();
+        assert_eq!(b.delay(1), Duration::from_millis(500));
+        assert_eq!(b.delay(5), Duration::from_secs(8));
+        assert_eq!(b.delay(6), Duration::from_secs(10));
     }
 }

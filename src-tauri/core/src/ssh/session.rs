@@ -117,7 +117,7 @@ impl SshSession {
             live: tokio::sync::Mutex::new(None),
             state: watch::Sender::new(ConnState::Connecting),
             connects: Default::default(),
-            backoff: Default::default(),
+            backoff: Mutex::new(reconnect::session_backoff()),
             closed: AtomicBool::new(false),
             stop: CancellationToken::new(),
         });
@@ -213,7 +213,11 @@ impl SshSession {
             tracing::warn!(remote = %self.target.url(), "SSH session dropped; reconnecting");
         }
         *live = None;
-        let gate = self.backoff.lock().map(|b| b.clone()).unwrap_or_default();
+        let gate = self
+            .backoff
+            .lock()
+            .map(|b| b.clone())
+            .unwrap_or_else(|_| reconnect::session_backoff());
         if let Some(wait) = gate.remaining(Instant::now()) {
             return Err(SshError::Reconnecting {
                 last_error: gate.last_error().unwrap_or("the session dropped").into(),

@@ -27,6 +27,7 @@ use super::remote_scan;
 use super::replica::{self, Write};
 use super::tree::{self, Manifest};
 use super::SyncError;
+use crate::backoff::Backoff;
 use crate::events::{percent_encode, ContainerEvent, EventSink};
 use crate::upstream::client::get_json;
 use crate::upstream::UpstreamError;
@@ -307,6 +308,8 @@ impl SyncManager {
 
 /// Longest wait for a retired replica's removal in one command.
 const REMOVE_TIME: Duration = Duration::from_secs(600);
+/// Reconciling the synced mounts again after a failure: 500 ms, doubling, at most 10 s.
+const RECONCILE_RETRY: Backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(10));
 
 /// The command removing the replica at `dir` whole: from inside its folder
 /// in the mounts root (which no container sees), the one name, so no link
@@ -357,8 +360,9 @@ impl SyncEvents {
                     Work::Reconcile => {
                         // retried here (the stream does not see it fail), so
                         // detaches and re-adoptions are never lost
-                        let mut wait = Duration::from_millis(500);
+                        let mut backoff = RECONCILE_RETRY;
                         while let Err(e) = manager.reconcile_containers().await {
+                            let wait = backoff.failed(std::time::Instant::now(), e.to_string());
                             tracing::warn!(
                                 "cannot reconcile synced mounts: {e}; retrying in {wait:?}"
                             );
@@ -366,7 +370,6 @@ impl SyncEvents {
                                 _ = stop.cancelled() => return,
                                 _ = tokio::time::sleep(wait) => {}
                             }
-                            wait = (wait * 2).min(Duration::from_secs(10));
                         }
                     }
                     Work::Created(id, paths) => manager.attach(&id, &paths).await,

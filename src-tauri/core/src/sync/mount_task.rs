@@ -7,7 +7,7 @@
 //! retires or the manager shuts down.
 
 use std::sync::{Arc, Weak};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use super::manager::SyncManager;
 use super::mount::{Ask, Mount};
@@ -19,6 +19,7 @@ use super::watch::{
     local_watcher, note, poll_interval, FirstLook, ACTIVE_ROUNDS, RETRY_FIRST, RETRY_MAX,
     WHOLE_LOOK_EVERY,
 };
+use crate::backoff::Backoff;
 use crate::sync::binds::LocalKind;
 
 impl SyncManager {
@@ -78,7 +79,7 @@ async fn run(me: Weak<SyncManager>, mut m: Mount, first: FirstLook) {
     let mut warned = false;
     // after a failed round (a file deleted mid-scan, the remote briefly
     // unreachable, a vanished root) try again without waiting for a change
-    let mut retry: Option<Duration> = None;
+    let mut retry = Backoff::new(RETRY_FIRST, RETRY_MAX);
     // what the last whole round took (the poll's interval follows it)
     let mut last_round = first_round;
     let mut active = 0u32;
@@ -93,9 +94,10 @@ async fn run(me: Weak<SyncManager>, mut m: Mount, first: FirstLook) {
         let mut asked = None;
         let batch = tokio::select! {
             _ = stop.cancelled() => break,
-            _ = tokio::time::sleep(retry.unwrap_or_default()), if retry.is_some() => None,
+            _ = tokio::time::sleep(retry.remaining(Instant::now()).unwrap_or_default()),
+                if retry.is_failing() => None,
             // changes made during an outage go out as soon as it ends
-            _ = ssh.reconnected(), if retry.is_some() => None,
+            _ = ssh.reconnected(), if retry.is_failing() => None,
             a = m.asked.recv() => match a {
                 None => break,
                 Some(Ask::Nudge) if !two_way => continue,
@@ -108,7 +110,7 @@ async fn run(me: Weak<SyncManager>, mut m: Mount, first: FirstLook) {
                     None
                 }
             },
-            _ = tokio::time::sleep(poll), if two_way && retry.is_none() => {
+            _ = tokio::time::sleep(poll), if two_way && !retry.is_failing() => {
                 looked = true;
                 None
             }
@@ -127,7 +129,14 @@ async fn run(me: Weak<SyncManager>, mut m: Mount, first: FirstLook) {
         match asked {
             Some(Ask::Sync(reply)) => {
                 let done = mgr.sync_now(&mut m).await;
-                retry = done.is_err().then(|| retry.unwrap_or(RETRY_FIRST));
+                match &done {
+                    // the retry it had stands, or one starts
+                    Err(e) if !retry.is_failing() => {
+                        retry.failed(Instant::now(), e.to_string());
+                    }
+                    Err(_) => {}
+                    Ok(_) => retry.succeeded(),
+                }
                 let _ = reply.send(done);
                 continue;
             }
@@ -165,7 +174,7 @@ async fn run(me: Weak<SyncManager>, mut m: Mount, first: FirstLook) {
             }
         }
         let mut whole_since = None;
-        if looked && retry.is_none() && folder {
+        if looked && !retry.is_failing() && folder {
             let due = whole_at.elapsed() >= WHOLE_LOOK_EVERY;
             if let Some(at) = seen_at.as_ref().filter(|_| !due) {
                 let t = tokio::time::Instant::now();
@@ -211,7 +220,7 @@ async fn run(me: Weak<SyncManager>, mut m: Mount, first: FirstLook) {
             .send_if_modified(|s| std::mem::take(&mut s.pending_remote) > 0);
         match done {
             Ok(report) => {
-                retry = None;
+                retry.succeeded();
                 if !report.scoped {
                     last_round = report.cost();
                     look_cost = None;
@@ -229,12 +238,11 @@ async fn run(me: Weak<SyncManager>, mut m: Mount, first: FirstLook) {
             }
             Err(e) => {
                 seen_at = None;
-                let next = retry.map_or(RETRY_FIRST, |d| (d * 2).min(RETRY_MAX));
+                let next = retry.failed(Instant::now(), e.to_string());
                 tracing::warn!(
                     "sync of {} failed: {e}; retrying in {next:?}",
                     m.rep.source.local.display()
                 );
-                retry = Some(next);
             }
         }
     }
