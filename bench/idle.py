@@ -59,29 +59,24 @@ def idle_cost(pids):
     return n, cpu
 
 
-def config(dirpath, ports):
-    lin, win = ports
-    text = f"""
+def remote(name, ssh_port, docker, listen_port):
+    return f"""
 [[remote]]
-name = "lin"
+name = "{name}"
 host = "127.0.0.1"
-port = {ENV["SSH_PORT"]}
+port = {ssh_port}
 user = "{ENV["SSH_USER"]}"
 auth = {{ kind = "key-file", path = "{ENV["SSH_KEY"]}" }}
-docker = {{ kind = "unix", path = "{ENV["DOCKER_SOCK"]}" }}
-listen = "tcp://127.0.0.1:{lin}"
-sync = false
-
-[[remote]]
-name = "win"
-host = "127.0.0.1"
-port = {ENV["SSH_WIN_PORT"]}
-user = "{ENV["SSH_USER"]}"
-auth = {{ kind = "key-file", path = "{ENV["SSH_KEY"]}" }}
-docker = {{ kind = "tcp", addr = "{ENV["DOCKER_TCP"]}" }}
-listen = "tcp://127.0.0.1:{win}"
+docker = {docker}
+listen = "tcp://127.0.0.1:{listen_port}"
 sync = false
 """
+
+
+def config(dirpath, ports):
+    lin, win = ports
+    text = remote("lin", ENV["SSH_PORT"], f'{{ kind = "unix", path = "{ENV["DOCKER_SOCK"]}" }}', lin) + \
+        remote("win", ENV["SSH_WIN_PORT"], f'{{ kind = "tcp", addr = "{ENV["DOCKER_TCP"]}" }}', win)
     path = os.path.join(dirpath, "config.toml")
     with open(path, "w") as f:
         f.write(text)

@@ -199,15 +199,9 @@ fn iptables(op: &str, dir: &str, port: u16) {
     assert!(st.success(), "iptables {op} {dir} {port}");
 }
 
-#[test]
-fn a_silent_network_is_noticed_by_the_kernel_within_10s() {
-    let _tb = testbed();
-    let sshd = PrivateSshd::start("silent", |l| Some(l.to_string()));
-    let a = start_agent(&sshd.agent_args());
-    ok(docker_at(&a.host, &["ps"]));
-    // idle, then the network goes silent: only the kernel's keepalive
-    // probes (liveness.rs) can tell, since the SSH keepalive is a minute off
-    std::thread::sleep(Duration::from_secs(3));
+/// Blackholes `sshd`'s port; returns the hole and how long the agent took
+/// to see its session gone (at most 20 s).
+fn go_silent(sshd: &PrivateSshd, a: &AgentProc) -> (Blackhole, Duration) {
     let hole = Blackhole::start(sshd.port);
     let t0 = Instant::now();
     let noticed = wait_for(
@@ -218,6 +212,19 @@ fn a_silent_network_is_noticed_by_the_kernel_within_10s() {
             (st["connection"]["state"] != "connected").then(|| t0.elapsed())
         },
     );
+    (hole, noticed)
+}
+
+#[test]
+fn a_silent_network_is_noticed_by_the_kernel_within_10s() {
+    let _tb = testbed();
+    let sshd = PrivateSshd::start("silent", |l| Some(l.to_string()));
+    let a = start_agent(&sshd.agent_args());
+    ok(docker_at(&a.host, &["ps"]));
+    // idle, then the network goes silent: only the kernel's keepalive
+    // probes (liveness.rs) can tell, since the SSH keepalive is a minute off
+    std::thread::sleep(Duration::from_secs(3));
+    let (hole, noticed) = go_silent(&sshd, &a);
     eprintln!("silent network noticed after {noticed:?}");
     assert!(noticed <= Duration::from_secs(10), "{noticed:?}");
     // the network comes back: a new session takes over
@@ -247,16 +254,7 @@ fn a_silent_network_under_a_transfer_is_noticed_within_10s() {
         (out, t.elapsed())
     });
     std::thread::sleep(Duration::from_secs(2));
-    let hole = Blackhole::start(sshd.port);
-    let t0 = Instant::now();
-    let noticed = wait_for(
-        Duration::from_secs(20),
-        "the silent network noticed",
-        || {
-            let st = status(a.port());
-            (st["connection"]["state"] != "connected").then(|| t0.elapsed())
-        },
-    );
+    let (hole, noticed) = go_silent(&sshd, &a);
     eprintln!("silent network under a request noticed after {noticed:?}");
     assert!(noticed <= Duration::from_secs(10), "{noticed:?}");
     let (out, took) = ps.join().unwrap();
