@@ -16,7 +16,6 @@ use crate::ssh::SshSession;
 use crate::upstream::client::{get_streaming, JsonLines};
 use crate::upstream::{Upstream, UpstreamError};
 
-/// Longest wait between two attempts to re-open the stream.
 /// Re-subscription after a failed stream: 250 ms, doubling, at most 30 s.
 const RETRY: Backoff = Backoff::new(Duration::from_millis(250), Duration::from_secs(30));
 
