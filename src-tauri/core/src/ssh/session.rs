@@ -1,8 +1,9 @@
 //! One persistent SSH session per remote, shared by every Docker request.
 //!
 //! Channels are opened on the live session. When it drops (a reset at once;
-//! a silent network within about 6 s, by the kernel's keepalives: `liveness.rs`), a supervisor re-dials with
-//! capped exponential backoff (`reconnect.rs`), single flight, with the
+//! a silent network within about 6 s, by the kernel's keepalives:
+//! `liveness.rs`), a supervisor re-dials with capped exponential backoff
+//! (`reconnect.rs`), single flight, with the
 //! credentials loaded at start; meanwhile channel requests fail at once with
 //! the last error and the next attempt. Whoever rides on the session
 //! (events, forwards, sync) follows its state through [`SshSession::subscribe_state`].
