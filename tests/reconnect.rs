@@ -1,6 +1,8 @@
 //! The session dropping under a serving agent: requests fail fast with a
 //! clear message while sshd is down, and the next request reconnects.
-//! Each test runs its own sshd, so stopping it disturbs no other test.
+//! Each test runs its own sshd, so stopping it disturbs no other test; they
+//! take turns, since another test's agent would adopt and serve this test's
+//! forwarded ports while its session is down.
 
 // Test code (helpers included, which clippy does not see as tests): a
 // panic is the failure report.
@@ -13,6 +15,7 @@ use std::time::{Duration, Instant};
 
 #[test]
 fn sshd_gone_while_serving_fails_fast_then_reconnects() {
+    let _turn = turn();
     let _tb = testbed();
     let mut sshd = PrivateSshd::start("gone", |l| Some(l.to_string()));
     let a = start_agent(&sshd.agent_args());
@@ -62,6 +65,7 @@ fn wait_for<T>(limit: Duration, what: &str, mut f: impl FnMut() -> Option<T>) ->
 
 #[test]
 fn a_20s_outage_is_ridden_through_and_everything_comes_back() {
+    let _turn = turn();
     let tb = testbed();
     // its own sshd: stopping it disturbs no other test
     let mut sshd = PrivateSshd::start("outage", |l| Some(l.to_string()));
@@ -217,6 +221,7 @@ fn go_silent(sshd: &PrivateSshd, a: &AgentProc) -> (Blackhole, Duration) {
 
 #[test]
 fn a_silent_network_is_noticed_by_the_kernel_within_10s() {
+    let _turn = turn();
     let _tb = testbed();
     let sshd = PrivateSshd::start("silent", |l| Some(l.to_string()));
     let a = start_agent(&sshd.agent_args());
@@ -239,6 +244,7 @@ fn a_silent_network_is_noticed_by_the_kernel_within_10s() {
 
 #[test]
 fn a_silent_network_under_a_transfer_is_noticed_within_10s() {
+    let _turn = turn();
     let tb = testbed();
     let sshd = PrivateSshd::start("silent-busy", |l| Some(l.to_string()));
     let a = start_agent(&sshd.agent_args());
