@@ -377,8 +377,8 @@ async fn remotes_connect_side_by_side_and_fail_alone() {
     eprintln!("forward announced {after:?} after `docker run -d` returned");
     let f = forwards.iter().find(|f| f.name == name).unwrap();
     assert_eq!(
-        (f.remote.as_str(), f.state.as_str()),
-        ("80/tcp", "listening")
+        (f.remote.as_str(), f.state),
+        ("80/tcp", berth_core::state::ForwardState::Listening)
     );
     ok(cleanup);
     assert!(ctl.containers("win").unwrap().forwards.is_empty());

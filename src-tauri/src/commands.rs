@@ -20,6 +20,12 @@ pub type Res<T> = Result<T, String>;
 
 pub use berth_core::one_line::one_line;
 
+/// An engine error for the window: what happened, then the fix in the
+/// window's words.
+fn shown(e: berth_core::desktop::DesktopError) -> String {
+    berth_core::desktop::advice::explain(&e)
+}
+
 #[tauri::command]
 pub fn list_remotes(state: State<'_, AppState>) -> Vec<RemoteView> {
     state.controller.views()
@@ -34,26 +40,22 @@ pub fn save_remote(
     state
         .controller
         .save_remote(original.as_deref(), remote)
-        .map_err(one_line)
+        .map_err(shown)
 }
 
 #[tauri::command]
 pub async fn remove_remote(state: State<'_, AppState>, name: String) -> Res<()> {
-    state
-        .controller
-        .remove_remote(&name)
-        .await
-        .map_err(one_line)
+    state.controller.remove_remote(&name).await.map_err(shown)
 }
 
 #[tauri::command]
 pub fn import_ssh_config(state: State<'_, AppState>) -> Res<Vec<Remote>> {
-    state.controller.import_ssh_config().map_err(one_line)
+    state.controller.import_ssh_config().map_err(shown)
 }
 
 #[tauri::command]
 pub async fn connect(state: State<'_, AppState>, name: String) -> Res<()> {
-    state.controller.connect(&name).await.map_err(one_line)
+    state.controller.connect(&name).await.map_err(shown)
 }
 
 #[tauri::command]
@@ -78,12 +80,12 @@ pub async fn trust_host_key(
         .controller
         .trust_host_key(&host, port, &fingerprint)
         .await
-        .map_err(one_line)
+        .map_err(shown)
 }
 
 #[tauri::command]
 pub async fn list_keys(state: State<'_, AppState>) -> Res<Vec<PublicKeyInfo>> {
-    state.controller.list_keys().await.map_err(one_line)
+    state.controller.list_keys().await.map_err(shown)
 }
 
 #[tauri::command]
@@ -97,7 +99,7 @@ pub async fn generate_key(
         .controller
         .generate_key(&id, &comment)
         .await
-        .map_err(one_line)
+        .map_err(shown)
 }
 
 #[tauri::command]
@@ -114,12 +116,12 @@ pub async fn import_key(
         .controller
         .import_key(&id, &pem, pass.as_ref().map(|p| p.as_str()))
         .await
-        .map_err(one_line)
+        .map_err(shown)
 }
 
 #[tauri::command]
 pub async fn delete_key(state: State<'_, AppState>, id: String) -> Res<()> {
-    state.controller.delete_key(&id).await.map_err(one_line)
+    state.controller.delete_key(&id).await.map_err(shown)
 }
 
 #[tauri::command]
@@ -136,7 +138,7 @@ pub fn set_default_context(state: State<'_, AppState>, name: Option<String>) -> 
     state
         .controller
         .set_default_context(name.as_deref())
-        .map_err(one_line)
+        .map_err(shown)
 }
 
 #[tauri::command]
@@ -173,7 +175,7 @@ pub fn apply_start_at_login(app: &AppHandle, on: bool) -> Res<()> {
     app.state::<AppState>()
         .controller
         .set_start_at_login(on)
-        .map_err(one_line)
+        .map_err(shown)
 }
 
 #[tauri::command]

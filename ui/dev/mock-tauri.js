@@ -69,7 +69,7 @@ if (!window.__TAURI__) {
         { container: "3f9a8c2d1b7e4f60a1b2c3d4", name: "web", local: "localhost:8080", remote: "80/tcp", state: "listening", connections: 2, bytes: 1_284_000 },
         { container: "3f9a8c2d1b7e4f60a1b2c3d4", name: "web", local: "localhost:8443", remote: "443/tcp", state: "listening", connections: 0, bytes: 0 },
         { container: "9b1e77aa02cd43e1f0e9d8c7", name: "db", local: "localhost:5432", remote: "5432/tcp",
-          state: "failed: localhost:5432 is in use on this machine: stop the local service or publish another port (-p 5433:5432)", connections: 0, bytes: 0 },
+          state: "failed", error: "localhost:5432 is in use on this machine: stop the local service or publish another port (-p 5433:5432)", connections: 0, bytes: 0 },
       ],
       mounts: [
         { local: "/home/dev/app/src", remote: "~/.cache/berth/mounts/9f2c41/home/dev/app/src", mode: "two-way", containers: ["3f9a8c2d1b7e4f60a1b2c3d4"],

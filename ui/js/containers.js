@@ -128,7 +128,7 @@ function forwardRow(f, first, span) {
       }, f.local, " ↗") : h("code", {}, f.local),
       h("span", { class: "muted" }, " ↔ "), h("code", {}, f.remote)),
     h("td", {}, ok ? h("span", { class: "badge", "data-state": "connected" }, "listening")
-      : h("span", { class: "error-line small" }, f.state)),
+      : h("span", { class: "error-line small" }, `failed: ${f.error || "unknown error"}`)),
     h("td", { class: "num" }, String(f.connections ?? 0), f.bytes ? h("div", { class: "muted small" }, fmtBytes(f.bytes)) : null));
 }
 

@@ -10,6 +10,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::events::{self, EventSink};
+use crate::hint::Advice;
 use crate::listen::{ListenAddr, Listener};
 use crate::owned::{Owned, OwnedError, OwnedEvents};
 use crate::portfwd::PortForwarding;
@@ -48,10 +49,21 @@ pub enum AgentError {
     Ssh(#[from] SshError),
     #[error(transparent)]
     Upstream(#[from] UpstreamError),
-    #[error("{0}")]
-    Listen(String),
+    #[error(transparent)]
+    Listen(#[from] crate::listen::ListenError),
     #[error(transparent)]
     Owned(#[from] OwnedError),
+}
+
+impl Advice for AgentError {
+    fn hint(&self) -> Option<crate::hint::Hint> {
+        match self {
+            AgentError::Ssh(e) => e.hint(),
+            AgentError::Upstream(e) => e.hint(),
+            AgentError::Listen(e) => e.hint(),
+            AgentError::Owned(e) => e.hint(),
+        }
+    }
 }
 
 /// A connected remote, ready to serve.
@@ -204,7 +216,7 @@ async fn tell_session_changes(ssh: Arc<SshSession>, changes: Changes, stop: Canc
 pub async fn bind_all(addrs: &[ListenAddr]) -> Result<Vec<Listener>, AgentError> {
     let mut out = Vec::new();
     for a in addrs {
-        out.push(Listener::bind(a).await.map_err(AgentError::Listen)?);
+        out.push(Listener::bind(a).await?);
     }
     Ok(out)
 }

@@ -6,6 +6,7 @@ pub mod agent;
 pub mod backoff;
 pub mod desktop;
 pub mod events;
+pub mod hint;
 pub mod keys;
 pub mod listen;
 pub mod mem;

@@ -7,6 +7,8 @@ use std::path::{Path, PathBuf};
 
 use tokio::io::{AsyncRead, AsyncWrite};
 
+use crate::hint::{Advice, Hint};
+
 /// The default endpoint, as `DOCKER_HOST` spells it.
 pub const DEFAULT_LISTEN: &str = "tcp://127.0.0.1:23750";
 
@@ -25,35 +27,65 @@ impl std::fmt::Display for ListenAddr {
     }
 }
 
+/// Why a local endpoint cannot be used. A malformed one says the valid
+/// form in its message: the form is what was wrong.
+#[derive(Debug, thiserror::Error)]
+pub enum ListenError {
+    #[error("{given:?}: a unix socket needs an absolute path, like unix:///tmp/berth.sock")]
+    RelativeSocket { given: String },
+    #[error("{given:?}: use tcp://127.0.0.1:PORT or unix:///PATH")]
+    UnknownScheme { given: String },
+    #[error("{given:?}: {port:?} is not a port")]
+    BadPort { given: String, port: String },
+    #[error("{given:?}: give an address and port, like tcp://127.0.0.1:23750")]
+    BadAddress { given: String },
+    #[error(
+        "refusing to listen on {given}: it is not a loopback address, and the Docker API gives \
+         root on the remote to anyone who reaches it; use 127.0.0.1 or a unix:// socket"
+    )]
+    NotLoopback { given: String },
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: ListenAddr,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl Advice for ListenError {
+    fn hint(&self) -> Option<Hint> {
+        matches!(self, ListenError::Bind { .. }).then_some(Hint::PickAnotherEndpoint)
+    }
+}
+
 impl std::str::FromStr for ListenAddr {
-    type Err = String;
+    type Err = ListenError;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let given = || s.to_string();
         if let Some(path) = s.strip_prefix("unix://") {
             if !path.starts_with('/') {
-                return Err(format!(
-                    "{s:?}: a unix socket needs an absolute path, like unix:///tmp/berth.sock"
-                ));
+                return Err(ListenError::RelativeSocket { given: given() });
             }
             return Ok(ListenAddr::Unix(PathBuf::from(path)));
         }
         let Some(rest) = s.strip_prefix("tcp://") else {
-            return Err(format!("{s:?}: use tcp://127.0.0.1:PORT or unix:///PATH"));
+            return Err(ListenError::UnknownScheme { given: given() });
         };
         let rest = rest.trim_end_matches('/');
         let addr: SocketAddr = match rest.strip_prefix("localhost:") {
             Some(port) => SocketAddr::new(
                 IpAddr::V4(Ipv4Addr::LOCALHOST),
-                port.parse()
-                    .map_err(|_| format!("{s:?}: {port:?} is not a port"))?,
+                port.parse().map_err(|_| ListenError::BadPort {
+                    given: given(),
+                    port: port.to_string(),
+                })?,
             ),
-            None => rest.parse().map_err(|_| {
-                format!("{s:?}: give an address and port, like tcp://127.0.0.1:23750")
-            })?,
+            None => rest
+                .parse()
+                .map_err(|_| ListenError::BadAddress { given: given() })?,
         };
         if !addr.ip().is_loopback() {
-            return Err(format!(
-                "refusing to listen on {s}: it is not a loopback address, and the Docker API gives root on the remote to anyone who reaches it; use 127.0.0.1 or a unix:// socket"
-            ));
+            return Err(ListenError::NotLoopback { given: given() });
         }
         Ok(ListenAddr::Tcp(addr))
     }
@@ -74,21 +106,23 @@ impl Listener {
     /// Binds `addr`. A unix socket is never reachable by others, not even
     /// while it is created (see `bind_unix`); a stale socket file (nothing
     /// listening) is replaced, a symlink at its path is refused.
-    pub async fn bind(addr: &ListenAddr) -> Result<Self, String> {
+    pub async fn bind(addr: &ListenAddr) -> Result<Self, ListenError> {
+        let failed = |source| ListenError::Bind {
+            addr: addr.clone(),
+            source,
+        };
         match addr {
             ListenAddr::Tcp(a) => tokio::net::TcpListener::bind(a)
                 .await
                 .map(Listener::Tcp)
-                .map_err(|e| {
-                    format!("cannot listen on {addr}: {e}; pick another port with --listen")
-                }),
+                .map_err(failed),
             ListenAddr::Unix(p) => {
                 let l = bind_unix(p)
                     .and_then(|l| {
                         l.set_nonblocking(true)?;
                         tokio::net::UnixListener::from_std(l)
                     })
-                    .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+                    .map_err(failed)?;
                 Ok(Listener::Unix(l, p.clone()))
             }
         }
@@ -227,7 +261,7 @@ mod tests {
             ("unix:///tmp/b.sock", ListenAddr::Unix("/tmp/b.sock".into())),
         ];
         for (s, want) in ok {
-            assert_eq!(s.parse::<ListenAddr>(), Ok(want.clone()), "{s}");
+            assert_eq!(s.parse::<ListenAddr>().unwrap(), want.clone(), "{s}");
             assert_eq!(want.to_string(), s.replace("localhost", "127.0.0.1"));
         }
         for (bad, says) in [
@@ -238,7 +272,7 @@ mod tests {
             ("unix://rel.sock", "absolute path"),
             ("127.0.0.1:23750", "tcp://127.0.0.1:PORT"),
         ] {
-            let e = bad.parse::<ListenAddr>().unwrap_err();
+            let e = bad.parse::<ListenAddr>().unwrap_err().to_string();
             assert!(e.contains(says), "{bad}: {e}");
         }
     }
@@ -256,6 +290,7 @@ mod tests {
         assert!(Listener::bind(&ListenAddr::Unix(p.clone()))
             .await
             .unwrap_err()
+            .to_string()
             .contains("another process"));
         drop(l);
         assert!(!p.exists());
@@ -285,7 +320,8 @@ mod tests {
         std::os::unix::fs::symlink(&target, &p).unwrap();
         let e = Listener::bind(&ListenAddr::Unix(p.clone()))
             .await
-            .unwrap_err();
+            .unwrap_err()
+            .to_string();
         assert!(
             e.contains("symbolic link") && e.contains(&*p.to_string_lossy()),
             "{e}"
@@ -300,7 +336,8 @@ mod tests {
         std::fs::write(&p, "data").unwrap();
         let e = Listener::bind(&ListenAddr::Unix(p.clone()))
             .await
-            .unwrap_err();
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("not a socket"), "{e}");
         assert_eq!(std::fs::read_to_string(&p).unwrap(), "data");
         // no staging directory is left behind

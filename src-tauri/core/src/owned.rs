@@ -51,15 +51,24 @@ pub struct OwnedContainer {
 /// Why a record could not be kept.
 #[derive(Debug, thiserror::Error)]
 pub enum OwnedError {
-    #[error("cannot record container {id} in {dir}: {source}; check that this folder is writable")]
+    #[error("cannot record container {id} in {dir}: {source}")]
     Write {
         id: String,
         dir: PathBuf,
         #[source]
         source: std::io::Error,
     },
-    #[error("no data folder for Berth's records: set BERTH_DATA_DIR or HOME")]
+    #[error("no data folder for Berth's records")]
     NoDataDir,
+}
+
+impl crate::hint::Advice for OwnedError {
+    fn hint(&self) -> Option<crate::hint::Hint> {
+        Some(match self {
+            OwnedError::Write { .. } => crate::hint::Hint::WritableDataDir,
+            OwnedError::NoDataDir => crate::hint::Hint::SetDataDir,
+        })
+    }
 }
 
 /// The records of one remote daemon, in `<data>/owned/<daemon>/<id>.json`

@@ -4,7 +4,37 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::hint::{Advice, Hint};
 use crate::ssh::SshTarget;
+
+/// Why the remote given cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum RemoteError {
+    #[error("invalid remote {given:?}: {why}")]
+    Invalid { given: String, why: String },
+    #[error("cannot read {path}: {source}")]
+    ReadConfig {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot parse {path}: {source}")]
+    ParseConfig {
+        path: PathBuf,
+        #[source]
+        source: ssh2_config::SshParserError,
+    },
+}
+
+impl Advice for RemoteError {
+    fn hint(&self) -> Option<Hint> {
+        Some(match self {
+            RemoteError::Invalid { .. } => Hint::RemoteForm,
+            RemoteError::ReadConfig { .. } => Hint::CheckFilePermissions,
+            RemoteError::ParseConfig { .. } => Hint::FixSshConfig,
+        })
+    }
+}
 
 /// The remote as given on the command line, before ssh_config is consulted.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -24,9 +54,10 @@ pub struct ResolvedRemote {
 }
 
 /// Parses `ssh://[user@]host[:port]`, `[user@]host` or `[user@][v6]:port`-less aliases.
-pub fn parse_remote(s: &str) -> Result<RemoteSpec, String> {
-    let bad = |why: &str| {
-        format!("invalid remote {s:?}: {why}; use ssh://USER@HOST[:PORT] or a Host alias from ~/.ssh/config")
+pub fn parse_remote(s: &str) -> Result<RemoteSpec, RemoteError> {
+    let bad = |why: &str| RemoteError::Invalid {
+        given: s.to_string(),
+        why: why.to_string(),
     };
     let (is_url, rest) = match s.strip_prefix("ssh://") {
         Some(r) => (true, r.trim_end_matches('/')),
@@ -86,15 +117,17 @@ pub fn local_user() -> String {
 }
 
 /// Applies ssh_config (`config`, if it exists) to `spec`; explicit URL parts win.
-pub fn resolve(spec: &RemoteSpec, config: Option<&Path>) -> Result<ResolvedRemote, String> {
+pub fn resolve(spec: &RemoteSpec, config: Option<&Path>) -> Result<ResolvedRemote, RemoteError> {
     let mut host = spec.host.clone();
     let mut port = spec.port;
     let mut user = spec.user.clone();
     let mut identities = Vec::new();
     let mut known_hosts = None;
     if let Some(path) = config.filter(|p| p.exists()) {
-        let file = std::fs::File::open(path)
-            .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        let file = std::fs::File::open(path).map_err(|source| RemoteError::ReadConfig {
+            path: path.to_path_buf(),
+            source,
+        })?;
         let mut reader = std::io::BufReader::new(file);
         let cfg = ssh2_config::SshConfig::default()
             .parse(
@@ -102,7 +135,10 @@ pub fn resolve(spec: &RemoteSpec, config: Option<&Path>) -> Result<ResolvedRemot
                 ssh2_config::ParseRule::ALLOW_UNKNOWN_FIELDS
                     | ssh2_config::ParseRule::ALLOW_UNSUPPORTED_FIELDS,
             )
-            .map_err(|e| format!("cannot parse {}: {e}", path.display()))?;
+            .map_err(|source| RemoteError::ParseConfig {
+                path: path.to_path_buf(),
+                source,
+            })?;
         let params = cfg.query(&spec.host);
         if let Some(h) = params.host_name {
             host = h;
@@ -167,7 +203,7 @@ mod tests {
             ("ssh://a@b@host:1", spec(Some("a@b"), "host", Some(1))),
         ];
         for (s, want) in table {
-            assert_eq!(parse_remote(s), Ok(want), "{s}");
+            assert_eq!(parse_remote(s).unwrap(), want, "{s}");
         }
         for bad in [
             "",
@@ -180,7 +216,7 @@ mod tests {
             "a b",
             "ssh://[::1",
         ] {
-            let e = parse_remote(bad).unwrap_err();
+            let e = crate::hint::for_cli(&parse_remote(bad).unwrap_err());
             assert!(e.contains("ssh://USER@HOST"), "{bad}: {e}");
         }
     }

@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use berth_core::agent::{bind_all, Agent, AgentConfig};
+use berth_core::hint::Advice;
 use berth_core::listen::{ListenAddr, DEFAULT_LISTEN};
 use berth_core::ports::PlanOptions;
 use berth_core::remote::{expand_home, parse_remote, resolve};
@@ -132,16 +133,15 @@ fn main() -> ExitCode {
 async fn run(args: Args, passphrase: Option<Zeroizing<String>>) -> anyhow::Result<()> {
     if let Some(config) = &args.config {
         let path = match config.as_str() {
-            "-" => berth_core::desktop::config::config_path()?,
+            "-" => berth_core::desktop::config::config_path().map_err(said)?,
             p => expand_home(p),
         };
         let known_hosts = expand_home(&args.known_hosts);
         return multi::run(path, known_hosts, &args.only, wait_for_signal()).await;
     }
     let remote = args.remote.clone().unwrap_or_default();
-    let spec = parse_remote(&remote).map_err(anyhow::Error::msg)?;
-    let resolved =
-        resolve(&spec, Some(&expand_home(&args.ssh_config))).map_err(anyhow::Error::msg)?;
+    let spec = parse_remote(&remote).map_err(said)?;
+    let resolved = resolve(&spec, Some(&expand_home(&args.ssh_config))).map_err(said)?;
     let identities = if args.identities.is_empty() {
         resolved.identities.clone()
     } else {
@@ -156,7 +156,7 @@ async fn run(args: Args, passphrase: Option<Zeroizing<String>>) -> anyhow::Resul
         expand_home(&args.known_hosts)
     };
     let listen = if args.listen.is_empty() {
-        vec![DEFAULT_LISTEN.parse().map_err(anyhow::Error::msg)?]
+        vec![DEFAULT_LISTEN.parse().map_err(said)?]
     } else {
         args.listen.clone()
     };
@@ -183,9 +183,9 @@ async fn run(args: Args, passphrase: Option<Zeroizing<String>>) -> anyhow::Resul
             mode: args.sync_mode,
         }),
     };
-    let listeners = bind_all(&listen).await?;
+    let listeners = bind_all(&listen).await.map_err(said)?;
     let bound: Vec<ListenAddr> = listeners.iter().map(|l| l.local_addr()).collect();
-    let agent = Agent::connect(config).await?;
+    let agent = Agent::connect(config).await.map_err(said)?;
     println!("{}", agent.ready_line(&bound));
 
     let shutdown = CancellationToken::new();
@@ -196,6 +196,12 @@ async fn run(args: Args, passphrase: Option<Zeroizing<String>>) -> anyhow::Resul
     });
     agent.serve(listeners, shutdown).await;
     Ok(())
+}
+
+/// An engine error as this command says it: what happened, then the fix
+/// in the words of its flags.
+fn said(e: impl Advice) -> anyhow::Error {
+    anyhow::Error::msg(berth_core::hint::for_cli(&e))
 }
 
 /// The variable an encrypted key's passphrase may come from.

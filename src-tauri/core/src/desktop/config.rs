@@ -179,7 +179,7 @@ impl Config {
     pub fn save_to(&self, path: &Path) -> Result<(), DesktopError> {
         self.validate()?;
         let text =
-            toml::to_string_pretty(self).map_err(|e| DesktopError::ConfigEncode(e.to_string()))?;
+            toml::to_string_pretty(self).map_err(|e| DesktopError::ConfigEncode(e.into()))?;
         write_atomic(path, text.as_bytes(), 0o600)
     }
 
@@ -311,7 +311,9 @@ impl Remote {
         let addr: ListenAddr = self
             .listen
             .parse()
-            .map_err(|e: String| invalid(&self.name, "listen", &e))?;
+            .map_err(|e: crate::listen::ListenError| {
+                invalid(&self.name, "listen", &e.to_string())
+            })?;
         if matches!(&addr, ListenAddr::Tcp(a) if a.port() == 0) {
             return Err(invalid(&self.name, "listen", "needs a fixed port, not 0"));
         }

@@ -162,7 +162,7 @@ impl DockerContexts {
         docker.insert("Host".into(), Value::String(endpoint.to_string()));
         docker.entry("SkipTLSVerify").or_insert(Value::Bool(false));
         let data = serde_json::to_vec(&Value::Object(meta))
-            .map_err(|e| DesktopError::ConfigEncode(e.to_string()))?;
+            .map_err(|e| DesktopError::ConfigEncode(e.into()))?;
         write_atomic(&path, &data, 0o644)?;
         Ok(name)
     }
@@ -255,7 +255,7 @@ impl DockerContexts {
         let fmt = serde_json::ser::PrettyFormatter::with_indent(b"\t");
         let mut ser = serde_json::Serializer::with_formatter(&mut data, fmt);
         serde::Serialize::serialize(&Value::Object(cfg), &mut ser)
-            .map_err(|e| DesktopError::ConfigEncode(e.to_string()))?;
+            .map_err(|e| DesktopError::ConfigEncode(e.into()))?;
         write_atomic(&path, &data, mode)
     }
 }

@@ -21,6 +21,7 @@ use crate::ssh::handler::{
     HostKeyPolicy, HostKeyVerdict, Offered,
 };
 use crate::ssh::known_hosts::{self, same_type, HostKeys};
+use crate::ssh::SshError;
 
 /// How long reaching the server and reading its key may take.
 pub const SCAN_TIMEOUT: Duration = Duration::from_secs(10);
@@ -98,14 +99,19 @@ async fn scan_one(
     certs: Vec<Algorithm>,
 ) -> Result<Offered, DesktopError> {
     let addr = format!("{host}:{port}");
-    let unreachable = |reason: String| DesktopError::Unreachable {
+    let unreachable = |source| SshError::Unreachable {
         addr: addr.clone(),
-        reason,
+        source,
     };
     let tcp = tokio::time::timeout(SCAN_TIMEOUT, tokio::net::TcpStream::connect((host, port)))
         .await
-        .map_err(|_| unreachable("connection timed out".into()))?
-        .map_err(|e| unreachable(e.to_string()))?;
+        .map_err(|_| {
+            unreachable(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                "connection timed out",
+            ))
+        })?
+        .map_err(unreachable)?;
     let slot = Arc::new(Mutex::new(None));
     let mut config = russh::client::Config::default();
     config.preferred.key = keys.into();
@@ -113,15 +119,15 @@ async fn scan_one(
     let handshake = russh::client::connect_stream(Arc::new(config), tcp, Scanner(slot.clone()));
     let outcome = tokio::time::timeout(SCAN_TIMEOUT, handshake).await;
     let offered = slot.lock().ok().and_then(|mut s| s.take());
-    let not_ssh = |reason: String| DesktopError::NotSsh {
-        addr: addr.clone(),
-        reason,
-    };
     match (offered, outcome) {
         (Some(o), _) => Ok(o),
-        (None, Err(_)) => Err(not_ssh("no SSH answer in time".into())),
-        (None, Ok(Err(e))) => Err(not_ssh(e.to_string())),
-        (None, Ok(Ok(_))) => Err(not_ssh("the server offered no host key".into())),
+        (None, Err(_)) => Err(SshError::HandshakeTimeout {
+            addr,
+            secs: SCAN_TIMEOUT.as_secs(),
+        }
+        .into()),
+        (None, Ok(Err(source))) => Err(SshError::Handshake { addr, source }.into()),
+        (None, Ok(Ok(_))) => Err(SshError::NoUsableHostKey { addr }.into()),
     }
 }
 
@@ -176,15 +182,12 @@ pub fn check(
     scanned: &Scanned,
     known_hosts: &Path,
 ) -> Result<HostKeyStatus, DesktopError> {
-    let keys = HostKeys::load(known_hosts, host, port).map_err(|e| DesktopError::KnownHosts {
-        path: known_hosts.to_path_buf(),
-        reason: e.to_string().replace('\n', " "),
-    })?;
+    let keys = HostKeys::load(known_hosts, host, port)
+        .map_err(|source| SshError::KnownHostsFile { source })?;
     let offered = scanned
         .negotiated(&keys)
-        .ok_or_else(|| DesktopError::NotSsh {
+        .ok_or_else(|| SshError::NoUsableHostKey {
             addr: format!("{host}:{port}"),
-            reason: "the server offered no host key Berth can use".into(),
         })?;
     let key = offered.key();
     let fp = fingerprint(&key);
@@ -286,10 +289,8 @@ pub fn append(
     key: &PublicKey,
     known_hosts: &Path,
 ) -> Result<(), DesktopError> {
-    known_hosts::append(known_hosts, host, port, key).map_err(|e| DesktopError::KnownHosts {
-        path: known_hosts.to_path_buf(),
-        reason: e.to_string().replace('\n', " "),
-    })?;
+    known_hosts::append(known_hosts, host, port, key)
+        .map_err(|source| SshError::KnownHostsFile { source })?;
     tracing::info!(host, port, fingerprint = %fingerprint(key), "trusted host key, recorded in {}", known_hosts.display());
     Ok(())
 }
@@ -369,6 +370,9 @@ mod tests {
         let port = l.local_addr().unwrap().port();
         drop(l);
         let e = scan("127.0.0.1", port).await.unwrap_err();
-        assert!(matches!(e, DesktopError::Unreachable { .. }), "{e}");
+        assert!(
+            matches!(e, DesktopError::Ssh(SshError::Unreachable { .. })),
+            "{e}"
+        );
     }
 }

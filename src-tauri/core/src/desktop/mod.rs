@@ -9,6 +9,7 @@
 //! the engine by the keychain module (see [`engine`]).
 
 pub mod activity;
+pub mod advice;
 pub mod config;
 pub mod context;
 pub mod controller;
@@ -22,97 +23,94 @@ pub mod sshimport;
 pub mod view;
 
 use std::io::Write;
+
+use crate::hint::{Advice, Hint};
 use std::path::{Path, PathBuf};
 
 /// Everything that can go wrong in the desktop modules. Each message is one
-/// line naming the file, remote or field involved and what to do about it.
+/// line naming the file, remote or field involved; [`Advice::hint`] says
+/// what to do, and [`advice`] words it for the window.
 #[derive(Debug, thiserror::Error)]
 pub enum DesktopError {
     /// No OS config directory and no `BERTH_CONFIG`.
-    #[error("no config directory for this user; set BERTH_CONFIG to a file path")]
+    #[error("no config directory for this user")]
     NoConfigDir,
 
     /// No home directory to find `~/.docker` or `~/.ssh` in.
-    #[error("no home directory for this user; set HOME (or DOCKER_CONFIG)")]
+    #[error("no home directory for this user")]
     NoHome,
 
     /// A file could not be read, created, written or renamed.
-    #[error("cannot {action} {path}: {source}; check its permissions")]
+    #[error("cannot {action} {path}: {source}")]
     Io {
         action: &'static str,
         path: PathBuf,
+        #[source]
         source: std::io::Error,
     },
 
     /// Berth's config file is not valid TOML of the expected shape.
-    #[error("{path} is not a valid Berth config ({reason}); fix it or move it away")]
-    ConfigParse { path: PathBuf, reason: String },
+    #[error("{path} is not a valid Berth config ({reason})")]
+    ConfigParse {
+        path: PathBuf,
+        /// The parser's message (its one line, without the quoted snippet).
+        reason: String,
+    },
 
     /// The config could not be encoded (should not happen).
     #[error("cannot encode the config: {0}")]
-    ConfigEncode(String),
+    ConfigEncode(#[source] Box<dyn std::error::Error + Send + Sync>),
 
     /// One field of one remote is unusable.
     #[error("remote {remote:?}: {field} {reason}")]
     InvalidRemote {
         remote: String,
         field: &'static str,
+        /// What is wrong with the value, and what a valid one looks like.
         reason: String,
     },
 
     /// An edit or removal named a remote the config does not have.
-    #[error("no remote named {0:?}; add it first")]
+    #[error("no remote named {0:?}")]
     NoSuchRemote(String),
 
     /// A remote's key lives in the keychain; the key material must come from there.
-    #[error("remote {0:?} uses a keychain key; load it from the keychain first")]
+    #[error("remote {0:?} uses a keychain key")]
     NeedsKeychain(String),
 
     /// The docker CLI's `config.json` is not a JSON object; Berth never overwrites it.
-    #[error("{path} is not valid docker CLI config ({reason}); Berth left it untouched, fix it and retry")]
+    #[error("{path} is not valid docker CLI config ({reason}); Berth left it untouched")]
     DockerConfigMalformed { path: PathBuf, reason: String },
 
     /// A context's `meta.json` is not valid JSON; Berth never overwrites it.
-    #[error("{path} is not a valid docker context ({reason}); remove it with `docker context rm`")]
+    #[error("{path} is not a valid docker context ({reason})")]
     ContextMalformed { path: PathBuf, reason: String },
 
     /// A context to switch to does not exist.
-    #[error("no docker context named {0:?}; create it first (see `docker context ls`)")]
+    #[error("no docker context named {0:?}")]
     NoSuchContext(String),
 
     /// A name docker would refuse as a context name.
-    #[error("{0:?} is not a valid docker context name; use letters, digits, '_', '.', '+', '-'")]
+    #[error("{0:?} is not a valid docker context name")]
     BadContextName(String),
 
     /// An OpenSSH client config could not be parsed.
-    #[error("cannot parse {path}: {reason}; fix the file or import hosts by hand")]
+    #[error("cannot parse {path}: {reason}")]
     SshConfig { path: PathBuf, reason: String },
 
     /// A tray menu id that no menu item carries.
     #[error("unknown menu action {0:?}")]
     UnknownAction(String),
 
-    /// Nothing accepts TCP connections at a remote's SSH address.
-    #[error("cannot reach {addr}: {reason}; check the host and port, and that sshd runs there")]
-    Unreachable { addr: String, reason: String },
-
-    /// Something answers at the address, but not an SSH server.
-    #[error("{addr} does not speak SSH ({reason}); check the port")]
-    NotSsh { addr: String, reason: String },
-
-    /// A known_hosts file could not be read or appended to.
-    #[error("cannot use known_hosts {path}: {reason}; check the file and its permissions")]
-    KnownHosts { path: PathBuf, reason: String },
-
-    /// The server offers another key than the one known_hosts records for
-    /// it ([`crate::ssh::SshError::HostKeyChanged`], the engine's own wording).
+    /// Reaching a server, reading its host keys or known_hosts failed
+    /// (the engine's own errors).
     #[error(transparent)]
     Ssh(#[from] crate::ssh::SshError),
 
     /// Trusting a key: the server offers another fingerprint than the one shown.
     #[error(
         "{host_port} now offers host key {offered}, not the {shown} you were shown; \
-         nothing was trusted, test the connection again"
+         nothing was trusted"
     )]
     HostKeyMismatch {
         host_port: String,
@@ -120,21 +118,54 @@ pub enum DesktopError {
         offered: String,
     },
 
-    /// A keychain operation failed (the message names the fix).
+    /// A keychain operation failed.
     #[error(transparent)]
     Keys(#[from] crate::keys::KeysError),
 
-    /// Connecting a remote failed; `reason` is one line naming the fix.
-    #[error("remote {remote:?}: {reason}")]
-    Connect { remote: String, reason: String },
+    /// Connecting a remote failed.
+    #[error("remote {remote:?}: {source}")]
+    Connect {
+        remote: String,
+        /// Boxed: the engine's error is large, and this enum is every
+        /// desktop call's error.
+        #[source]
+        source: Box<crate::agent::AgentError>,
+    },
 
     /// A remote was disconnected while it was connecting.
     #[error("remote {0:?}: connecting was cancelled")]
     Cancelled(String),
 
     /// An operation needs a connected remote.
-    #[error("remote {0:?} is not connected; connect it first")]
+    #[error("remote {0:?} is not connected")]
     NotConnected(String),
+}
+
+impl Advice for DesktopError {
+    fn hint(&self) -> Option<Hint> {
+        use DesktopError::*;
+        Some(match self {
+            NoConfigDir => Hint::SetBerthConfig,
+            NoHome => Hint::SetHome,
+            Io { .. } => Hint::CheckFilePermissions,
+            ConfigParse { .. } => Hint::FixOrMoveFile,
+            NoSuchRemote(_) => Hint::AddRemoteFirst,
+            NeedsKeychain(_) => Hint::LoadFromKeychain,
+            DockerConfigMalformed { .. } => Hint::FixFileAndRetry,
+            ContextMalformed { .. } => Hint::RemoveContext,
+            NoSuchContext(_) => Hint::CreateContextFirst,
+            BadContextName(_) => Hint::ValidContextName,
+            SshConfig { .. } => Hint::FixSshConfig,
+            HostKeyMismatch { .. } => Hint::TestAgain,
+            NotConnected(_) => Hint::ConnectFirst,
+            Ssh(e) => return e.hint(),
+            Keys(e) => return e.hint(),
+            Connect { source, .. } => return source.hint(),
+            ConfigEncode(_) | InvalidRemote { .. } | UnknownAction(_) | Cancelled(_) => {
+                return None
+            }
+        })
+    }
 }
 
 impl DesktopError {
@@ -233,7 +264,7 @@ mod tests {
             DesktopError::UnknownAction("nope".into()),
         ];
         for e in errs {
-            let s = e.to_string();
+            let s = advice::explain(&e);
             assert!(!s.contains('\n') && !s.is_empty(), "{s}");
         }
     }

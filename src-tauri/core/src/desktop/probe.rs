@@ -14,11 +14,13 @@ use std::time::Duration;
 
 use serde::Serialize;
 
+use super::advice::fix_for;
 use super::config::Remote;
 use super::hostkeys::{self, HostKeyStatus};
-use super::run::{auth_for, one_line};
+use super::run::auth_for;
+use crate::hint::{what, Advice};
 use crate::keys::SecretStore;
-use crate::ssh::{Credentials, HostKeyCheck, HostKeyPolicy, SshError, SshSession};
+use crate::ssh::{Credentials, HostKeyCheck, HostKeyPolicy, SshSession};
 use crate::upstream;
 
 /// How long reaching sshd may take.
@@ -50,6 +52,11 @@ pub struct Step {
 }
 
 impl Step {
+    /// A failed check: what `e` says happened, and its fix (else `fallback`).
+    fn failed(step: StepKind, e: &(impl Advice + ?Sized), fallback: &str) -> Self {
+        Self::fail(step, what(e), fix_for(e, fallback))
+    }
+
     fn ok(step: StepKind, detail: impl Into<String>) -> Self {
         Self {
             step,
@@ -103,9 +110,9 @@ async fn run(
     let plan = match remote.engine_plan() {
         Ok(p) => p,
         Err(e) => {
-            return push(Step::fail(
+            return push(Step::failed(
                 StepKind::Tcp,
-                one_line(&e),
+                &e,
                 "correct the field and test again",
             ))
         }
@@ -138,7 +145,7 @@ async fn run(
         Err(e) => {
             return push(Step::fail(
                 StepKind::HostKey,
-                one_line(&e),
+                what(&e),
                 "check the port: it must be the remote's SSH server",
             ))
         }
@@ -169,7 +176,7 @@ async fn run(
                 known_hosts.display()
             ),
         ),
-        Err(e) => Step::fail(StepKind::HostKey, one_line(&e), "fix or move the known_hosts file"),
+        Err(e) => Step::fail(StepKind::HostKey, what(&e), "fix or move the known_hosts file"),
     };
     push(step)?;
 
@@ -177,9 +184,9 @@ async fn run(
     let auth = match auth_for(remote, store).await {
         Ok(a) => a,
         Err(e) => {
-            return push(Step::fail(
+            return push(Step::failed(
                 StepKind::Auth,
-                one_line(&e),
+                &e,
                 "pick another key for this remote",
             ))
         }
@@ -187,9 +194,9 @@ async fn run(
     let credentials = match Credentials::load(&auth) {
         Ok(c) => c,
         Err(e) => {
-            return push(Step::fail(
+            return push(Step::failed(
                 StepKind::Auth,
-                one_line(&e),
+                &e,
                 "pick another key file, or import it into the keychain (with its passphrase)",
             ))
         }
@@ -203,14 +210,11 @@ async fn run(
     let ssh = match SshSession::connect(plan.target.clone(), check, credentials).await {
         Ok(s) => s,
         Err(e) => {
-            let fix = match &e {
-                SshError::AuthFailed { .. } => format!(
-                    "add the key's authorized_keys line to ~{}/.ssh/authorized_keys on the remote, or pick another key",
-                    remote.user
-                ),
-                _ => "test again; if it persists, check the remote's sshd log".to_string(),
-            };
-            return push(Step::fail(StepKind::Auth, one_line(&e), fix));
+            return push(Step::failed(
+                StepKind::Auth,
+                &e,
+                "test again; if it persists, check the remote's sshd log",
+            ))
         }
     };
     let how = match &remote.auth {
@@ -238,7 +242,7 @@ async fn after_login(
     let docker_fix = "start Docker on the remote and let the user use it (docker group), or set the Docker endpoint";
     let selected = match upstream::select(spec, ssh).await {
         Ok(s) => s,
-        Err(e) => return push(Step::fail(StepKind::Docker, one_line(&e), docker_fix)),
+        Err(e) => return push(Step::failed(StepKind::Docker, &e, docker_fix)),
     };
     let version = match upstream::get_version(&selected.upstream, ssh).await {
         Ok((200, body)) => serde_json::from_slice::<serde_json::Value>(&body).ok(),
@@ -267,9 +271,10 @@ async fn after_login(
     }
     match crate::sync::replica::connect(ssh).await {
         Ok(_) => push(Step::ok(StepKind::Sftp, "the SFTP subsystem answers")),
+        // the step's own fix: it also offers switching sync off
         Err(e) => push(Step::fail(
             StepKind::Sftp,
-            one_line(&e),
+            what(&e),
             "enable `Subsystem sftp` in the remote's sshd_config, or switch sync off for this remote",
         )),
     }

@@ -1,9 +1,8 @@
 //! One connected remote of the tray app: its credentials loaded (a keychain
 //! key from the [`SecretStore`], else key files or the ssh-agent), its local
 //! endpoint bound, an [`Agent`] connected and serving in a task of its own
-//! until [`Running::stop`]. Errors come back as one line meant for the
-//! window: the engine's messages, with the fixes phrased for the app rather
-//! than for `berth-agent`'s flags.
+//! until [`Running::stop`]. Errors keep the engine's error as their cause;
+//! the window words its fix (`advice`).
 
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -16,7 +15,7 @@ use super::config::{Auth, Remote};
 use super::DesktopError;
 use crate::agent::{bind_all, Agent, AgentError};
 use crate::keys::{self, SecretStore};
-use crate::ssh::{AuthConfig, HostKeyPolicy, SshError};
+use crate::ssh::{AuthConfig, HostKeyPolicy};
 
 /// How long stopping waits for the agent to drain and close SSH.
 const STOP_TIMEOUT: Duration = Duration::from_secs(6);
@@ -53,9 +52,9 @@ pub(crate) async fn start(
     store: &Arc<dyn SecretStore>,
     known_hosts: &Path,
 ) -> Result<Running, DesktopError> {
-    let fail = |reason: String| DesktopError::Connect {
+    let fail = |source: AgentError| DesktopError::Connect {
         remote: remote.name.clone(),
-        reason,
+        source: Box::new(source),
     };
     let plan = remote.engine_plan()?;
     let listen = plan.listen.clone();
@@ -63,12 +62,8 @@ pub(crate) async fn start(
     let cfg = plan.into_agent_config(auth, known_hosts.to_path_buf(), HostKeyPolicy::Strict);
     let listeners = bind_all(std::slice::from_ref(&listen))
         .await
-        .map_err(|e| fail(format!("{}; pick another local endpoint", one_line(&e))))?;
-    let agent = Arc::new(
-        Agent::connect(cfg)
-            .await
-            .map_err(|e| fail(agent_message(&e)))?,
-    );
+        .map_err(fail)?;
+    let agent = Arc::new(Agent::connect(cfg).await.map_err(fail)?);
     let stop = CancellationToken::new();
     let serving = agent.clone();
     let token = stop.clone();
@@ -116,57 +111,5 @@ impl Running {
 impl Drop for Running {
     fn drop(&mut self) {
         self.stop.cancel();
-    }
-}
-
-/// The engine's error as one line, with fixes that fit the app.
-pub(crate) fn agent_message(e: &AgentError) -> String {
-    match e {
-        AgentError::Ssh(SshError::HostKeyUnknown {
-            host,
-            port,
-            fingerprint,
-            ..
-        }) => format!(
-            "host key of {host}:{port} is not known (fingerprint {fingerprint}); \
-             use Test connection to check it and trust it"
-        ),
-        AgentError::Ssh(SshError::AuthFailed { user, host, tried }) => format!(
-            "authentication as {user}@{host} failed (tried: {tried}); add the key's \
-             authorized_keys line to ~/.ssh/authorized_keys on the remote, or pick another key"
-        ),
-        AgentError::Ssh(SshError::Key { path, reason }) => format!(
-            "cannot use key {}: {reason}; pick another key file, or import it into the \
-             keychain (with its passphrase)",
-            path.display()
-        ),
-        other => one_line(other),
-    }
-}
-
-pub(crate) use crate::one_line::one_line;
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn messages_fit_the_app() {
-        let e = AgentError::Ssh(SshError::HostKeyUnknown {
-            host: "h".into(),
-            port: 2222,
-            fingerprint: "SHA256:x".into(),
-            known_hosts: "/k".into(),
-        });
-        let m = agent_message(&e);
-        assert!(m.contains("SHA256:x") && m.contains("trust it"), "{m}");
-        assert!(!m.contains("--host-key-policy"), "{m}");
-        let e = AgentError::Ssh(SshError::AuthFailed {
-            user: "u".into(),
-            host: "h".into(),
-            tried: "publickey k".into(),
-        });
-        assert!(!agent_message(&e).contains("--identity"));
-        assert_eq!(one_line("a\n  b\n"), "a b");
     }
 }

@@ -50,8 +50,11 @@ pub struct Forward {
     pub local: String,
     /// The container side, e.g. `80/tcp`.
     pub remote: String,
-    /// `listening` or `failed: <reason>`.
-    pub state: String,
+    /// Whether its local listener is open.
+    pub state: ForwardState,
+    /// Why the listener could not open (state `failed`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
     /// Connections open now.
     pub connections: u64,
     /// Bytes carried both ways so far.
@@ -102,12 +105,8 @@ pub fn containers_from_status(status: &AgentStatus) -> Containers {
                 name: name.to_string(),
                 local: local_name(&f.local),
                 remote: f.container_port.clone(),
-                state: match f.state {
-                    ForwardState::Failed => {
-                        format!("failed: {}", f.error.as_deref().unwrap_or_default())
-                    }
-                    ForwardState::Listening => "listening".to_string(),
-                },
+                state: f.state,
+                error: f.error.clone(),
                 connections: f.open_connections,
                 bytes: f.bytes_to_container + f.bytes_from_container,
             })
@@ -148,9 +147,11 @@ impl RemoteView {
                         container: f.name.clone(),
                         local: f.local.clone(),
                         remote: f.remote.clone(),
-                        state: match f.state.strip_prefix("failed: ") {
-                            Some(e) => menu::ForwardState::Failed(e.to_string()),
-                            None => menu::ForwardState::Listening,
+                        state: match f.state {
+                            ForwardState::Failed => menu::ForwardState::Failed(
+                                f.error.clone().unwrap_or_else(|| "unknown error".into()),
+                            ),
+                            ForwardState::Listening => menu::ForwardState::Listening,
                         },
                     })
                     .collect()
@@ -218,11 +219,14 @@ mod tests {
             ("abc123", "web", "localhost:8080")
         );
         assert_eq!(
-            (f.remote.as_str(), f.state.as_str()),
-            ("80/tcp", "listening")
+            (f.remote.as_str(), f.state),
+            ("80/tcp", ForwardState::Listening)
         );
         assert_eq!((f.connections, f.bytes), (2, 42));
-        assert_eq!(c.forwards[1].state, "failed: address in use");
+        assert_eq!(
+            (c.forwards[1].state, c.forwards[1].error.as_deref()),
+            (ForwardState::Failed, Some("address in use"))
+        );
         assert_eq!(c.forwards[1].local, "0.0.0.0:9090");
         assert_eq!(
             c.mounts,

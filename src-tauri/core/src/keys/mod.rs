@@ -14,82 +14,95 @@
 mod manage;
 mod store;
 
+use crate::hint::{Advice, Hint};
+
 pub use manage::{
     delete, generate_ed25519, import_private_key, list, load_for_auth, load_private_key,
     PublicKeyInfo,
 };
 pub use store::{blocking, KeyringStore, MemoryStore, SecretStore, SERVICE};
 
-/// Why a key operation failed. Each message is one line that names the cause
-/// and what the user can do about it.
+/// Why a key operation failed. Each message is one line that names the
+/// cause; [`Advice::hint`] says what the user can do about it.
 #[derive(Debug, thiserror::Error)]
 pub enum KeysError {
     /// No keychain answered (no Secret Service on the session bus, no bus at all …).
-    #[error(
-        "the OS keychain is not available ({reason}); on Linux start a Secret Service \
-         provider such as gnome-keyring or KeePassXC in your desktop session, on macOS and \
-         Windows log in to a desktop session"
-    )]
+    #[error("the OS keychain is not available ({reason})")]
     NoKeychain { reason: String },
 
     /// This build has no keychain at all (berth-core without its `keychain` feature).
-    #[error("this build has no keychain support; rebuild with --features keychain")]
+    #[error("this build has no keychain support")]
     NoKeychainBuilt,
 
     /// The keychain exists but is locked, or refused access.
-    #[error("the OS keychain is locked or refused access ({reason}); unlock it and try again")]
+    #[error("the OS keychain is locked or refused access ({reason})")]
     KeychainLocked { reason: String },
 
     /// Any other keychain failure.
-    #[error("the OS keychain failed: {reason}; try again, or restart the keychain service")]
+    #[error("the OS keychain failed: {reason}")]
     Keychain { reason: String },
 
     /// A key name the user typed is not usable.
-    #[error("invalid key name {id:?}: {reason}; use 1 to 64 printable characters")]
+    #[error("invalid key name {id:?}: {reason}")]
     InvalidId { id: String, reason: String },
 
     /// A key comment is not usable in an `authorized_keys` line.
-    #[error("invalid key comment: {reason}; use printable characters on one line")]
+    #[error("invalid key comment: {reason}")]
     InvalidComment { reason: String },
 
     /// Generating or importing would replace an existing key.
-    #[error("a key named {key:?} already exists; choose another name or delete that key first")]
+    #[error("a key named {key:?} already exists")]
     Exists { key: String },
 
     /// No key of that name is in the keychain.
-    #[error("no key named {key:?} in the keychain; generate or import it first")]
+    #[error("no key named {key:?} in the keychain")]
     NotFound { key: String },
 
     /// The imported text is not a private key Berth can read.
-    #[error(
-        "the text imported as {key:?} is not a usable private key ({reason}); paste the whole \
-         private key file (OpenSSH, PKCS#8 or PEM RSA), BEGIN and END lines included"
-    )]
+    #[error("the text imported as {key:?} is not a usable private key ({reason})")]
     NotAKey { key: String, reason: String },
 
     /// The imported key is encrypted and no passphrase was given.
-    #[error("the key imported as {key:?} is encrypted; enter its passphrase")]
+    #[error("the key imported as {key:?} is encrypted")]
     PassphraseNeeded { key: String },
 
     /// The passphrase does not decrypt the imported key.
-    #[error(
-        "wrong passphrase for the key imported as {key:?}; enter the passphrase it was saved with"
-    )]
+    #[error("wrong passphrase for the key imported as {key:?}")]
     WrongPassphrase { key: String },
 
     /// The keychain refused the entry's size (Windows limits a secret to 2560 bytes).
-    #[error(
-        "the keychain refused key {key:?} as too large ({reason}); use an ed25519 or ecdsa key"
-    )]
+    #[error("the keychain refused key {key:?} as too large ({reason})")]
     TooLarge { key: String, reason: String },
 
     /// What the keychain holds under a key name is damaged.
-    #[error("the keychain entry of key {key:?} is damaged ({reason}); delete the key and import it again")]
+    #[error("the keychain entry of key {key:?} is damaged ({reason})")]
     Corrupt { key: String, reason: String },
 
     /// Encoding a key failed, or a background task died.
     #[error("internal key handling error: {reason}")]
     Internal { reason: String },
+}
+
+impl Advice for KeysError {
+    fn hint(&self) -> Option<Hint> {
+        use KeysError::*;
+        Some(match self {
+            NoKeychain { .. } => Hint::StartKeychain,
+            NoKeychainBuilt => Hint::RebuildWithKeychain,
+            KeychainLocked { .. } => Hint::UnlockKeychain,
+            Keychain { .. } => Hint::RetryKeychain,
+            InvalidId { .. } => Hint::ValidKeyName,
+            InvalidComment { .. } => Hint::ValidKeyComment,
+            Exists { .. } => Hint::OtherKeyName,
+            NotFound { .. } => Hint::CreateKeyFirst,
+            NotAKey { .. } => Hint::PasteWholeKey,
+            PassphraseNeeded { .. } => Hint::EnterPassphrase,
+            WrongPassphrase { .. } => Hint::EnterSavedPassphrase,
+            TooLarge { .. } => Hint::UseSmallerKey,
+            Corrupt { .. } => Hint::ReimportKey,
+            Internal { .. } => return None,
+        })
+    }
 }
 
 /// The longest key name accepted (keychain UIs show it; keep it short).
@@ -152,7 +165,9 @@ mod tests {
             },
         ];
         for e in errors {
-            assert!(!e.to_string().contains('\n'), "{e}");
+            let line = crate::hint::for_cli(&e);
+            assert!(!line.contains('\n'), "{line}");
+            assert!(e.hint().is_some() && line.contains("; "), "{line}");
         }
     }
 }

@@ -290,7 +290,7 @@ mod tests {
     fn platform_errors_become_named_variants() {
         let e = map_error("a", keyring::Error::PlatformFailure("no\nbus".into()));
         assert!(matches!(&e, KeysError::NoKeychain { reason } if reason == "no bus"));
-        assert!(e.to_string().contains("gnome-keyring"));
+        assert!(crate::hint::for_cli(&e).contains("gnome-keyring"));
         let e = map_error("a", keyring::Error::NoStorageAccess("locked".into()));
         assert!(matches!(e, KeysError::KeychainLocked { .. }));
         let e = map_error("key/a", keyring::Error::TooLong("secret".into(), 2560));

@@ -9,15 +9,18 @@ pub mod key;
 pub mod plan;
 pub mod view;
 
+use crate::hint::{Advice, Hint};
 pub use key::{PortKey, PortRange, Proto};
 pub use plan::{
     plan_create, read_label, shown_ip, CreatePlan, LocalBinding, PlanOptions, PortsLabel,
     PORTS_LABEL,
 };
+
 pub use view::{remote_ports, rewrite_inspect, rewrite_list};
 
 /// Why a container's ports cannot be published locally. Each message is one
-/// line, in Docker's style, that names the offending value and the fix.
+/// line, in Docker's style, that names the offending value; the fix is
+/// [`Advice::hint`].
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PortError {
     /// A port key, host port or host address the user gave is malformed.
@@ -29,10 +32,7 @@ pub enum PortError {
     InvalidBody { field: String, reason: String },
 
     /// A UDP or SCTP port was published; SSH forwards TCP streams only.
-    #[error(
-        "berth cannot forward {port} yet: SSH carries TCP only; publish TCP ports, \
-         or run the client on the remote"
-    )]
+    #[error("berth cannot forward {port} yet: SSH carries TCP only")]
     UdpUnsupported { port: PortKey },
 
     /// The local port is taken (Docker's own wording; `ip` as Docker shows it).
@@ -40,16 +40,31 @@ pub enum PortError {
     PortAllocated { ip: String, port: u16 },
 
     /// Every port of a host range (or of the ephemeral range) is taken.
-    #[error("no free host port ({range}) on {ip}; free one, or publish another port or range")]
+    #[error("no free host port ({range}) on {ip}")]
     NoFreePort { ip: String, range: String },
 
     /// The local listener could not bind for another reason than "in use".
-    #[error("cannot listen on {addr}: {reason}; publish another host port or address")]
+    #[error("cannot listen on {addr}: {reason}")]
     BindFailed { addr: String, reason: String },
 
     /// The ports label could not be encoded (should not happen).
     #[error("cannot encode the {label} label: {reason}")]
     Label { label: &'static str, reason: String },
+}
+
+impl Advice for PortError {
+    fn hint(&self) -> Option<Hint> {
+        match self {
+            PortError::UdpUnsupported { .. } => Some(Hint::PublishTcp),
+            PortError::NoFreePort { .. } => Some(Hint::FreeOrAnotherPort),
+            PortError::BindFailed { .. } => Some(Hint::PublishAnotherPort),
+            // Docker's own wording, which scripts match: no fix appended
+            PortError::PortAllocated { .. } => None,
+            PortError::InvalidSpec { .. }
+            | PortError::InvalidBody { .. }
+            | PortError::Label { .. } => None,
+        }
+    }
 }
 
 #[cfg(test)]
@@ -83,7 +98,7 @@ mod tests {
             ),
         ];
         for (name, err, want) in table {
-            assert_eq!(err.to_string(), want, "{name}");
+            assert_eq!(crate::hint::for_cli(&err), want, "{name}");
             assert!(!want.contains('\n'), "{name}");
         }
     }

@@ -279,7 +279,7 @@ fn refuses_what_cannot_be_forwarded() {
     for (name, bindings, want) in table {
         let got = plan(create(bindings), &[], false, &[8000]).map(|p| p.bindings);
         assert_eq!(
-            got.map_err(|e| e.to_string()),
+            got.map_err(|e| crate::hint::for_cli(&e)),
             Err(want.to_string()),
             "{name}"
         );

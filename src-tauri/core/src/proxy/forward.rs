@@ -13,10 +13,31 @@ use hyper_util::rt::TokioIo;
 use tokio_util::sync::CancellationToken;
 
 use super::intercept::{self, Route};
-use super::reply::{docker_error, ProxyBody};
+use super::reply::{docker_error, docker_failure, ProxyBody};
 use super::ProxyCtx;
+use crate::hint::Advice;
 use crate::ports;
 use crate::ssh::channel_io::PIPE_BUF;
+
+/// Why no request could be sent to the remote daemon.
+#[derive(Debug, thiserror::Error)]
+pub enum UpstreamConnError {
+    #[error(transparent)]
+    Dial(#[from] crate::ssh::SshError),
+    #[error("HTTP handshake with the remote daemon failed: {0}")]
+    Handshake(#[source] hyper::Error),
+    #[error("the remote daemon closed the connection: {0}")]
+    Closed(#[source] hyper::Error),
+}
+
+impl Advice for UpstreamConnError {
+    fn hint(&self) -> Option<crate::hint::Hint> {
+        match self {
+            UpstreamConnError::Dial(e) => e.hint(),
+            UpstreamConnError::Handshake(_) | UpstreamConnError::Closed(_) => None,
+        }
+    }
+}
 
 /// The upstream half of one client connection.
 #[derive(Default)]
@@ -27,7 +48,10 @@ pub struct UpstreamConn {
 impl UpstreamConn {
     /// A ready sender: the kept one if the daemon still has it open, else a
     /// fresh channel and HTTP/1 handshake.
-    async fn ready(&mut self, ctx: &ProxyCtx) -> Result<&mut SendRequest<ProxyBody>, String> {
+    async fn ready(
+        &mut self,
+        ctx: &ProxyCtx,
+    ) -> Result<&mut SendRequest<ProxyBody>, UpstreamConnError> {
         if let Some(s) = self.sender.as_mut() {
             if s.ready().await.is_err() {
                 self.sender = None;
@@ -36,25 +60,18 @@ impl UpstreamConn {
         match &mut self.sender {
             Some(s) => Ok(s),
             fresh => {
-                let io = ctx
-                    .upstream
-                    .dial(&ctx.ssh)
-                    .await
-                    .map_err(|e| e.to_string())?;
+                let io = ctx.upstream.dial(&ctx.ssh).await?;
                 let (mut sender, conn) = hyper::client::conn::http1::Builder::new()
                     .preserve_header_case(true)
                     .handshake(TokioIo::new(io))
                     .await
-                    .map_err(|e| format!("HTTP handshake with the remote daemon failed: {e}"))?;
+                    .map_err(UpstreamConnError::Handshake)?;
                 tokio::spawn(async move {
                     if let Err(e) = conn.with_upgrades().await {
                         tracing::debug!("upstream connection ended: {e}");
                     }
                 });
-                sender
-                    .ready()
-                    .await
-                    .map_err(|e| format!("the remote daemon closed the connection: {e}"))?;
+                sender.ready().await.map_err(UpstreamConnError::Closed)?;
                 Ok(fresh.insert(sender))
             }
         }
@@ -92,7 +109,7 @@ pub async fn forward(
             ctx.status.counters.upstream_errors.fetch_add(1, Relaxed);
             // the path only: queries can carry secrets (build args)
             tracing::warn!("{} {}: {e}", req.method(), req.uri().path());
-            return docker_error(StatusCode::BAD_GATEWAY, e);
+            return docker_failure(StatusCode::BAD_GATEWAY, &e);
         }
     };
     let mut resp = match sender.send_request(req).await {

@@ -9,7 +9,7 @@ use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use serde_json::Value;
 
-use super::reply::{docker_error, ProxyBody};
+use super::reply::{docker_error, docker_failure, ProxyBody};
 use super::ProxyCtx;
 use crate::owned::Owned;
 use crate::portfwd::{PortForwarding, Reservations};
@@ -112,7 +112,7 @@ pub async fn rewrite_create(
                 mounts = Some(prepared);
             }
             Ok(None) => {}
-            Err(e) => return Err(docker_error(StatusCode::INTERNAL_SERVER_ERROR, e)),
+            Err(e) => return Err(docker_failure(StatusCode::INTERNAL_SERVER_ERROR, &e)),
         }
     }
     let bytes = serde_json::to_vec(&value).map(Bytes::from).unwrap_or(bytes);
@@ -222,7 +222,7 @@ async fn plan_ports(
                 | PortError::BindFailed { .. } => StatusCode::INTERNAL_SERVER_ERROR,
                 _ => StatusCode::BAD_REQUEST,
             };
-            Err(docker_error(status, e))
+            Err(docker_failure(status, &e))
         }
     }
 }

@@ -31,6 +31,15 @@ pub fn docker_error(status: StatusCode, message: impl std::fmt::Display) -> Resp
     )
 }
 
+/// [`docker_error`] for an engine error: what happened, then its fix in the
+/// CLI's words.
+pub fn docker_failure(
+    status: StatusCode,
+    e: &(impl crate::hint::Advice + ?Sized),
+) -> Response<ProxyBody> {
+    docker_error(status, crate::hint::for_cli(e))
+}
+
 /// 200 with a JSON document.
 pub fn json_ok(value: &impl serde::Serialize) -> Response<ProxyBody> {
     json_response(StatusCode::OK, value)

@@ -117,10 +117,10 @@ impl Credentials {
             match handle.authenticate_publickey(user, attempt).await {
                 Ok(AuthResult::Success) => return Ok(()),
                 Ok(AuthResult::Failure { .. }) => tried.push(format!("publickey {label}")),
-                Err(e) => {
+                Err(source) => {
                     return Err(SshError::Disconnected {
                         addr: host.to_string(),
-                        reason: e.to_string(),
+                        source,
                     })
                 }
             }
@@ -137,10 +137,7 @@ impl Credentials {
 }
 
 fn load_key(path: &Path, cfg: &AuthConfig) -> Result<PrivateKey, SshError> {
-    let err = |reason: String| SshError::Key {
-        path: path.to_path_buf(),
-        reason,
-    };
+    let path_buf = || path.to_path_buf();
     match russh::keys::load_secret_key(path, None) {
         Ok(k) => Ok(k),
         Err(russh::keys::Error::KeyIsEncrypted) => {
@@ -148,32 +145,35 @@ fn load_key(path: &Path, cfg: &AuthConfig) -> Result<PrivateKey, SshError> {
                 (Some(p), _) => p.clone(),
                 (None, true) => Zeroizing::new(
                     rpassword::prompt_password(format!("Passphrase for {}: ", path.display()))
-                        .map_err(|e| err(format!("cannot read the passphrase: {e}")))?,
+                        .map_err(|source| SshError::KeyPrompt {
+                            path: path_buf(),
+                            source,
+                        })?,
                 ),
-                (None, false) => {
-                    return Err(err(
-                        "the key is encrypted; set BERTH_KEY_PASSPHRASE or run on a terminal"
-                            .into(),
-                    ))
-                }
+                (None, false) => return Err(SshError::KeyEncrypted { path: path_buf() }),
             };
-            russh::keys::load_secret_key(path, Some(pass.as_str()))
-                .map_err(|e| err(format!("{e} (wrong passphrase?)")))
+            russh::keys::load_secret_key(path, Some(pass.as_str())).map_err(|source| {
+                SshError::KeyPassphraseWrong {
+                    path: path_buf(),
+                    source,
+                }
+            })
         }
-        Err(e) => Err(err(format!(
-            "{e}; expected an OpenSSH private key (ed25519, ecdsa or rsa)"
-        ))),
+        Err(source) => Err(SshError::Key {
+            path: path_buf(),
+            source,
+        }),
     }
 }
 
-async fn try_agent(handle: &mut Handle<ClientHandler>, user: &str) -> Result<bool, String> {
-    let mut agent = russh::keys::agent::client::AgentClient::connect_env()
-        .await
-        .map_err(|e| e.to_string())?;
-    let identities = agent
-        .request_identities()
-        .await
-        .map_err(|e| e.to_string())?;
+/// Whether a key of the ssh-agent was accepted; an error is the agent's
+/// (none running, or it failed), which the caller lists among the tries.
+async fn try_agent(
+    handle: &mut Handle<ClientHandler>,
+    user: &str,
+) -> Result<bool, russh::keys::Error> {
+    let mut agent = russh::keys::agent::client::AgentClient::connect_env().await?;
+    let identities = agent.request_identities().await?;
     for id in identities {
         let russh::keys::agent::AgentIdentity::PublicKey { key, .. } = id else {
             continue;

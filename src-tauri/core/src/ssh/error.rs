@@ -1,22 +1,35 @@
-//! Errors of the SSH subsystem, one variant per thing a user acts on.
+//! Errors of the SSH subsystem, one variant per thing a user acts on; the
+//! fix is a separate [`Hint`].
 
 use std::path::PathBuf;
 
+use crate::hint::{Advice, Hint};
+
 /// Why the SSH session could not be made or used. Each message is one line
-/// that names the cause and the fix.
+/// saying what happened and its cause; [`Advice::hint`] says what to do.
 #[derive(Debug, thiserror::Error)]
 pub enum SshError {
-    #[error("cannot reach {addr}: {reason}; check the host and port, and that sshd runs there")]
-    Unreachable { addr: String, reason: String },
+    #[error("cannot reach {addr}: {source}")]
+    Unreachable {
+        addr: String,
+        #[source]
+        source: std::io::Error,
+    },
 
-    #[error("SSH handshake with {addr} failed: {reason}")]
-    Handshake { addr: String, reason: String },
+    #[error("SSH handshake with {addr} failed: {source}")]
+    Handshake {
+        addr: String,
+        #[source]
+        source: russh::Error,
+    },
 
-    #[error(
-        "host key of {host} is not known (fingerprint {fingerprint}); verify it, \
-         then trust it with `ssh-keyscan -p {port} {host} >> {known_hosts}` or run with \
-         --host-key-policy accept-new"
-    )]
+    #[error("SSH handshake with {addr} failed: no answer in {secs} s")]
+    HandshakeTimeout { addr: String, secs: u64 },
+
+    #[error("{addr} offered no host key Berth can use")]
+    NoUsableHostKey { addr: String },
+
+    #[error("host key of {host} is not known (fingerprint {fingerprint})")]
     HostKeyUnknown {
         host: String,
         port: u16,
@@ -26,8 +39,7 @@ pub enum SshError {
 
     #[error(
         "HOST KEY CHANGED for {host_port}: {known_hosts} line {line} has {expected}, the server \
-         offered {offered}; someone may be intercepting the connection. If the change is \
-         expected, remove the old key with `ssh-keygen -R '{host_port}' -f {known_hosts}`"
+         offered {offered}; someone may be intercepting the connection"
     )]
     HostKeyChanged {
         host_port: String,
@@ -37,13 +49,8 @@ pub enum SshError {
         offered: String,
     },
 
-    #[error("cannot read known_hosts {path}: {reason}")]
-    KnownHosts { path: PathBuf, reason: String },
-
     #[error(
-        "host key {fingerprint} of {host_port} is marked @revoked in {known_hosts} line {line}; \
-         Berth never accepts it: get the server's new host key from its owner (remove that \
-         line only if the revocation was a mistake)"
+        "host key {fingerprint} of {host_port} is marked @revoked in {known_hosts} line {line}"
     )]
     HostKeyRevoked {
         host_port: String,
@@ -55,38 +62,65 @@ pub enum SshError {
 
     #[error(
         "host certificate of {host_port} is not valid: {reason} (its CA is trusted by \
-         {known_hosts} line {line}); ask the server's owner to re-issue it \
-         (`ssh-keygen -s CA -h -n HOST`), or record the server's plain host key"
+         {known_hosts} line {line})"
     )]
     HostCertificateRejected {
         host_port: String,
         known_hosts: PathBuf,
         line: usize,
+        /// Which rule of the CA the certificate breaks.
         reason: String,
     },
 
-    #[error("cannot use known_hosts: {source}; check the file and its permissions")]
+    #[error("cannot use known_hosts: {source}")]
     KnownHostsFile {
         #[source]
         source: super::known_hosts::KnownHostsError,
     },
 
-    #[error(
-        "authentication as {user}@{host} failed (tried: {tried}); add your public key to \
-         ~{user}/.ssh/authorized_keys on the remote, or pass --identity FILE"
-    )]
+    #[error("authentication as {user}@{host} failed (tried: {tried})")]
     AuthFailed {
         user: String,
         host: String,
         tried: String,
     },
 
-    #[error("cannot use key {path}: {reason}")]
-    Key { path: PathBuf, reason: String },
+    #[error("cannot use key {path}: {source}")]
+    Key {
+        path: PathBuf,
+        #[source]
+        source: russh::keys::Error,
+    },
 
-    #[error("SSH session to {addr} is down: {reason}")]
-    Disconnected { addr: String, reason: String },
+    #[error("cannot decrypt key {path}: {source} (wrong passphrase?)")]
+    KeyPassphraseWrong {
+        path: PathBuf,
+        #[source]
+        source: russh::keys::Error,
+    },
 
+    #[error("key {path} is encrypted and there is no way to ask for its passphrase")]
+    KeyEncrypted { path: PathBuf },
+
+    #[error("cannot read the passphrase of key {path}: {source}")]
+    KeyPrompt {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+
+    #[error("SSH session to {addr} is down: {source}")]
+    Disconnected {
+        addr: String,
+        #[source]
+        source: russh::Error,
+    },
+
+    #[error("SSH session to {addr} was closed")]
+    Closed { addr: String },
+
+    /// The session is down and the next dial waits for the backoff;
+    /// `last_error` is what the last dial said, with its hint as the CLI words.
     #[error("{last_error}; reconnecting (attempt {attempt} in {in_secs:.1} s)")]
     Reconnecting {
         last_error: String,
@@ -95,5 +129,50 @@ pub enum SshError {
     },
 
     #[error("the remote refused a channel to {target}: {reason}")]
-    ChannelRefused { target: String, reason: String },
+    ChannelRefused {
+        target: String,
+        /// The server's answer (its reason code, or none in time).
+        reason: String,
+    },
+}
+
+impl Advice for SshError {
+    fn hint(&self) -> Option<Hint> {
+        use SshError::*;
+        Some(match self {
+            Unreachable { .. } => Hint::CheckSshAddress,
+            Handshake { .. } | HandshakeTimeout { .. } | NoUsableHostKey { .. } => {
+                Hint::CheckSshPort
+            }
+            HostKeyUnknown {
+                host,
+                port,
+                known_hosts,
+                ..
+            } => Hint::TrustHostKey {
+                host: host.clone(),
+                port: *port,
+                known_hosts: known_hosts.clone(),
+            },
+            HostKeyChanged {
+                host_port,
+                known_hosts,
+                ..
+            } => Hint::RemoveChangedHostKey {
+                host_port: host_port.clone(),
+                known_hosts: known_hosts.clone(),
+            },
+            HostKeyRevoked { .. } => Hint::AskForNewHostKey,
+            HostCertificateRejected { .. } => Hint::ReissueHostCertificate,
+            KnownHostsFile { .. } => Hint::CheckFilePermissions,
+            AuthFailed { user, .. } => Hint::AuthorizeKey { user: user.clone() },
+            Key { .. } => Hint::UseAnotherKey,
+            KeyPassphraseWrong { .. } => Hint::EnterSavedPassphrase,
+            KeyEncrypted { .. } => Hint::GivePassphrase,
+            KeyPrompt { .. } => Hint::GivePassphrase,
+            Disconnected { .. } | Closed { .. } | Reconnecting { .. } | ChannelRefused { .. } => {
+                return None
+            }
+        })
+    }
 }

@@ -23,6 +23,7 @@ use super::auth::Credentials;
 use super::channel_io::ChannelIo;
 use super::error::SshError;
 use super::handler::{ClientHandler, HostKeyCheck};
+use crate::hint::{Advice, Hint};
 
 /// How long a TCP connect plus SSH handshake may take before we give up.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -80,11 +81,14 @@ pub enum ConnState {
     },
     Disconnected {
         last_error: String,
+        hint: Option<Hint>,
     },
     /// Down; the supervisor tries again at `next_at`.
     Reconnecting {
         attempt: u32,
+        /// What the last dial said (without the fix: that is `hint`).
         last_error: String,
+        hint: Option<Hint>,
         #[serde(skip)]
         next_at: Instant,
     },
@@ -194,18 +198,12 @@ impl SshSession {
     /// The live session, reconnecting if it dropped.
     pub async fn handle(&self) -> Result<SessionHandle, SshError> {
         if self.closed.load(Ordering::Acquire) {
-            return Err(SshError::Disconnected {
-                addr: self.addr(),
-                reason: "the session was closed".into(),
-            });
+            return Err(SshError::Closed { addr: self.addr() });
         }
         let mut live = self.live.lock().await;
         // again under the lock: `close` may have run while we waited for it
         if self.closed.load(Ordering::Acquire) {
-            return Err(SshError::Disconnected {
-                addr: self.addr(),
-                reason: "the session was closed".into(),
-            });
+            return Err(SshError::Closed { addr: self.addr() });
         }
         if let Some(h) = live.as_ref() {
             if !h.0.is_closed() {
@@ -232,6 +230,7 @@ impl SshSession {
                 ConnState::Reconnecting {
                     attempt: 1,
                     last_error: "the SSH session dropped".into(),
+                    hint: None,
                     next_at: Instant::now(),
                 }
             } else {
@@ -258,7 +257,8 @@ impl SshSession {
                 let now = Instant::now();
                 let (attempt, wait) = match self.backoff.lock() {
                     Ok(mut b) => {
-                        let wait = b.failed(now, e.to_string());
+                        // the CLI's words: the fail-fast answer to docker repeats it
+                        let wait = b.failed(now, crate::hint::for_cli(&e));
                         (b.failures(), wait)
                     }
                     Err(_) => (1, reconnect::FIRST_RETRY),
@@ -270,6 +270,7 @@ impl SshSession {
                 self.set_state(ConnState::Reconnecting {
                     attempt,
                     last_error: e.to_string(),
+                    hint: e.hint(),
                     next_at: now + wait,
                 });
                 Err(e)
@@ -288,11 +289,11 @@ impl SshSession {
         .await
         .map_err(|_| SshError::Unreachable {
             addr: addr.clone(),
-            reason: "connection timed out".into(),
+            source: std::io::Error::new(std::io::ErrorKind::TimedOut, "connection timed out"),
         })?
-        .map_err(|e| SshError::Unreachable {
+        .map_err(|source| SshError::Unreachable {
             addr: addr.clone(),
-            reason: e.to_string(),
+            source,
         })?;
         let _ = tcp.set_nodelay(true);
         super::liveness::watch(&tcp);
@@ -302,17 +303,14 @@ impl SshSession {
         let connecting = client::connect_stream(Arc::new(config), tcp, handler);
         let mut handle = match tokio::time::timeout(CONNECT_TIMEOUT, connecting).await {
             Err(_) => {
-                return Err(SshError::Handshake {
+                return Err(SshError::HandshakeTimeout {
                     addr,
-                    reason: "timed out".into(),
+                    secs: CONNECT_TIMEOUT.as_secs(),
                 })
             }
-            Ok(Err(e)) => {
+            Ok(Err(source)) => {
                 let refused = refusal.lock().ok().and_then(|mut r| r.take());
-                return Err(refused.unwrap_or(SshError::Handshake {
-                    addr,
-                    reason: e.to_string(),
-                }));
+                return Err(refused.unwrap_or(SshError::Handshake { addr, source }));
             }
             Ok(Ok(h)) => h,
         };
@@ -364,18 +362,15 @@ impl SshSession {
                             .await;
                     }
                 }
-                Err(e) => {
+                Err(source) => {
                     return Err(SshError::Disconnected {
                         addr: self.addr(),
-                        reason: e.to_string(),
+                        source,
                     })
                 }
             }
         }
-        Err(SshError::Disconnected {
-            addr: self.addr(),
-            reason: "reconnect failed".into(),
-        })
+        Err(SshError::Closed { addr: self.addr() })
     }
 
     /// A `direct-streamlocal` channel to a unix socket on the remote.

@@ -8,6 +8,7 @@ use std::time::Instant;
 use serde::{Deserialize, Serialize};
 
 use super::{ForwardedContainer, MountView};
+use crate::hint::Hint;
 use crate::ssh::ConnState;
 
 /// Everything `GET /berth/v1/status` answers, and what the window and the
@@ -51,11 +52,20 @@ pub enum Connection {
         connects: u64,
     },
     /// Down for good (closed, or the first dial failed).
-    Disconnected { last_error: String },
+    Disconnected {
+        last_error: String,
+        /// What to do about it (each frontend words it).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        hint: Option<Hint>,
+    },
     /// Down; the next dial is `next_attempt_in_ms` away.
     Reconnecting {
         attempt: u32,
+        /// What the last dial said.
         last_error: String,
+        /// What to do about it (each frontend words it).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        hint: Option<Hint>,
         next_attempt_in_ms: u64,
     },
 }
@@ -69,16 +79,19 @@ impl Connection {
                 connected_for_secs: now.saturating_duration_since(*since).as_secs(),
                 connects: *connects,
             },
-            ConnState::Disconnected { last_error } => Self::Disconnected {
+            ConnState::Disconnected { last_error, hint } => Self::Disconnected {
                 last_error: last_error.clone(),
+                hint: hint.clone(),
             },
             ConnState::Reconnecting {
                 attempt,
                 last_error,
+                hint,
                 next_at,
             } => Self::Reconnecting {
                 attempt: *attempt,
                 last_error: last_error.clone(),
+                hint: hint.clone(),
                 next_attempt_in_ms: u64::try_from(
                     next_at.saturating_duration_since(now).as_millis(),
                 )
@@ -136,6 +149,7 @@ mod tests {
             (
                 ConnState::Disconnected {
                     last_error: "refused".into(),
+                    hint: None,
                 },
                 r#"{"state":"disconnected","last_error":"refused"}"#,
             ),
@@ -143,14 +157,16 @@ mod tests {
                 ConnState::Reconnecting {
                     attempt: 3,
                     last_error: "reset".into(),
+                    hint: Some(Hint::CheckSshAddress),
                     next_at: now + Duration::from_millis(1500),
                 },
-                r#"{"state":"reconnecting","attempt":3,"last_error":"reset","next_attempt_in_ms":1500}"#,
+                r#"{"state":"reconnecting","attempt":3,"last_error":"reset","hint":{"kind":"check_ssh_address"},"next_attempt_in_ms":1500}"#,
             ),
             (
                 ConnState::Reconnecting {
                     attempt: 1,
                     last_error: "x".into(),
+                    hint: None,
                     next_at: now - Duration::from_secs(1),
                 },
                 r#"{"state":"reconnecting","attempt":1,"last_error":"x","next_attempt_in_ms":0}"#,

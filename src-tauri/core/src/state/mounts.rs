@@ -31,6 +31,9 @@ pub struct MountView {
     pub pending_remote_changes: u64,
     /// Why the last round failed (state `error`).
     pub error: Option<String>,
+    /// What to do about `error` (each frontend words it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hint: Option<crate::hint::Hint>,
     /// Files and bytes of the tree as last agreed.
     pub files: u64,
     pub bytes: u64,

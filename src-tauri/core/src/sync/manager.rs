@@ -425,6 +425,7 @@ impl SyncManager {
                         .load(std::sync::atomic::Ordering::Relaxed),
                     pending_remote_changes: st.pending_remote,
                     error: st.error,
+                    hint: st.hint,
                     files: st.files,
                     bytes: st.bytes,
                     syncs: st.syncs,

@@ -44,16 +44,19 @@ pub mod usage;
 pub mod verify;
 mod watch;
 
+use crate::hint::{Advice, Hint};
+
 pub use lifecycle::SyncEvents;
 pub use manager::SyncManager;
 
-/// Why a bind mount could not be synced; each message names the file and the fix.
+/// Why a bind mount could not be synced; each message names the file,
+/// [`Advice::hint`] the fix.
 #[derive(Debug, thiserror::Error)]
 pub enum SyncError {
     #[error("invalid bind mount {spec:?}: {reason}")]
     InvalidBind { spec: String, reason: String },
 
-    #[error("cannot read {path}: {reason}; check its permissions, or add it to .berthignore")]
+    #[error("cannot read {path}: {reason}")]
     Unreadable {
         path: std::path::PathBuf,
         reason: String,
@@ -65,24 +68,21 @@ pub enum SyncError {
         reason: String,
     },
 
-    #[error(
-        "the remote sshd offers no SFTP subsystem, which bind-mount sync needs; enable \
-         `Subsystem sftp internal-sftp` in its sshd_config ({reason})"
-    )]
+    #[error("the remote sshd offers no SFTP subsystem, which bind-mount sync needs ({reason})")]
     NoSftp { reason: String },
 
-    #[error("cannot write {path} on the remote: {reason}{hint}")]
+    #[error("cannot write {path} on the remote: {reason}")]
     Remote {
         path: String,
         reason: String,
         /// The fix, when the reason suggests one (full disk, permissions).
-        hint: String,
+        hint: Option<Hint>,
     },
 
     /// A replica was not removed: it holds what the local folder lacks.
     #[error(
         "kept the replica {replica} on the remote: it holds {count} entries the local folder \
-         lacks ({sample}), written there by a container; copy them out, then remove the replica"
+         lacks ({sample}), written there by a container"
     )]
     Kept {
         replica: String,
@@ -92,8 +92,8 @@ pub enum SyncError {
 
     /// Writing a change from the remote into the local folder failed.
     #[error(
-        "cannot write {path} on this machine: {source}; check its permissions (the change \
-         from the remote waits in the replica until it can be written)"
+        "cannot write {path} on this machine: {source} (the change from the remote waits in \
+         the replica until it can be written)"
     )]
     LocalWrite {
         path: std::path::PathBuf,
@@ -103,11 +103,27 @@ pub enum SyncError {
 
     /// The mount's task ended (Berth is shutting down, or it retired)
     /// before the round asked for ran.
-    #[error("the sync of {local} stopped before this round ran; try again")]
+    #[error("the sync of {local} stopped before this round ran")]
     Stopped { local: std::path::PathBuf },
 
     #[error("SSH session unavailable for sync: {0}")]
     Ssh(#[from] crate::ssh::SshError),
+}
+
+impl Advice for SyncError {
+    fn hint(&self) -> Option<Hint> {
+        use SyncError::*;
+        match self {
+            InvalidBind { .. } | Unsafe { .. } => None,
+            Unreadable { .. } => Some(Hint::PermissionsOrIgnore),
+            NoSftp { .. } => Some(Hint::EnableSftp),
+            Remote { hint, .. } => hint.clone(),
+            Kept { .. } => Some(Hint::CopyOutReplica),
+            LocalWrite { .. } => Some(Hint::CheckFilePermissions),
+            Stopped { .. } => Some(Hint::TryAgain),
+            Ssh(e) => e.hint(),
+        }
+    }
 }
 
 impl SyncError {
@@ -116,20 +132,20 @@ impl SyncError {
         let reason = reason.to_string();
         let lower = reason.to_lowercase();
         let hint = if lower.contains("permission") {
-            "; make the mounts root writable by the SSH user, or choose another mounts root"
+            Some(Hint::WritableMountsRoot)
         } else if ["space", "quota", "failure", "wrote only"]
             .iter()
             .any(|m| lower.contains(m))
         {
             // "wrote only N of M bytes": tar's word for a write the disk cut short
-            "; the remote disk may be full: free space there"
+            Some(Hint::FreeRemoteSpace)
         } else {
-            ""
+            None
         };
         SyncError::Remote {
             path: path.to_string(),
             reason,
-            hint: hint.to_string(),
+            hint,
         }
     }
 }

@@ -31,6 +31,8 @@ pub struct MountStatus {
     pub phase: Phase,
     /// Why the last round failed (with `Phase::Error`).
     pub error: Option<String>,
+    /// What to do about `error`.
+    pub hint: Option<crate::hint::Hint>,
     /// Files and bytes of the tree as last agreed.
     pub files: u64,
     pub bytes: u64,
@@ -53,13 +55,15 @@ impl MountStatus {
     /// The round ended with `e`: shown until one succeeds.
     pub(super) fn failed(&mut self, e: &SyncError) {
         self.phase = Phase::Error;
-        self.error = Some(e.to_string());
+        self.error = Some(crate::hint::what(e));
+        self.hint = crate::hint::Advice::hint(e);
     }
 
     /// The round succeeded: up to date, watching.
     pub(super) fn settled(&mut self) {
         self.phase = Phase::Watching;
         self.error = None;
+        self.hint = None;
     }
 }
 

@@ -279,16 +279,14 @@ pub async fn scan(
 fn unlisted(root: &str, line: &str) -> SyncError {
     // `SyncError::remote` would suggest fixing the mounts root, but here
     // a container wrote something the SSH user may not read
-    let hint = if line.to_lowercase().contains("permission") {
-        "; a container wrote it with an owner or mode the SSH user cannot read: \
-         make it readable to that user, e.g. `chmod -R a+rX` from inside the container"
-    } else {
-        ""
-    };
+    let hint = line
+        .to_lowercase()
+        .contains("permission")
+        .then_some(crate::hint::Hint::ReadableReplica);
     SyncError::Remote {
         path: root.to_string(),
         reason: format!("find could not list all of it: {line}"),
-        hint: hint.to_string(),
+        hint,
     }
 }
 
@@ -298,7 +296,7 @@ fn plain(root: &str, reason: String) -> SyncError {
     SyncError::Remote {
         path: root.to_string(),
         reason,
-        hint: String::new(),
+        hint: None,
     }
 }
 

@@ -108,7 +108,7 @@ mod tests {
     #[test]
     fn diagnoses() {
         let table = [
-            ("docker=yes\nsock=yes\naccess=no\nuser=bob", true, "permission denied on the remote socket /var/run/docker.sock; add bob to the docker group"),
+            ("docker=yes\nsock=yes\naccess=no\nuser=bob", true, "permission denied on the remote socket /var/run/docker.sock for bob; add bob to the docker group"),
             ("docker=no\nsock=no\nuser=bob", true, "docker is not installed on the remote"),
             ("docker=yes\nsock=no\nuser=bob", true, "no Docker daemon answers at /var/run/docker.sock"),
             ("docker=yes\nsock=yes\naccess=yes\nuser=bob", true, "the remote sshd refuses unix-socket forwarding"),
@@ -122,8 +122,8 @@ mod tests {
                 "root",
                 refused,
                 "x",
-            )
-            .to_string();
+            );
+            let msg = crate::hint::for_cli(&msg);
             assert!(msg.starts_with(want), "{out:?} gave {msg:?}");
             assert!(!msg.contains('\n'));
         }

@@ -19,7 +19,7 @@ pub async fn run(
     only: &[String],
     stop: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
-    let config = Config::load_from(&config_path)?;
+    let config = Config::load_from(&config_path).map_err(super::said)?;
     let names: Vec<String> = config
         .remotes
         .iter()
@@ -49,7 +49,8 @@ pub async fn run(
         store: Arc::new(KeyringStore::new()),
         known_hosts,
         docker_config: None,
-    })?;
+    })
+    .map_err(super::said)?;
     // all at once: a slow or dead remote does not delay the others
     let attempts = names.iter().map(|name| {
         let c = controller.clone();
@@ -68,7 +69,7 @@ pub async fn run(
                 let endpoint = view.and_then(|v| v.endpoint).unwrap_or_default();
                 println!("berth-agent: ready: {name} on {listen} via {endpoint}");
             }
-            Err(e) => println!("berth-agent: {name}: {e}"),
+            Err(e) => println!("berth-agent: {name}: {}", berth_core::hint::for_cli(&e)),
         }
     }
     // (no `shutdown` here or below: it would record the connected remotes

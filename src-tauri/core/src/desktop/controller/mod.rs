@@ -24,7 +24,7 @@ use super::context::{self, DockerContexts};
 use super::probe::{self, Step};
 use super::run::{self, Running};
 use super::view::{self, ConnectionState, Containers, RemoteView, SettingsView};
-use super::{hostkeys, menu, sshimport, DesktopError};
+use super::{advice, hostkeys, menu, sshimport, DesktopError};
 use crate::keys::{self, PublicKeyInfo, SecretStore};
 
 mod changes;
@@ -264,7 +264,7 @@ impl Controller {
             }
             (Some(slot), Err(e)) => {
                 slot.state = Some(ConnectionState::Error);
-                slot.error = Some(run::one_line(&e));
+                slot.error = Some(advice::explain(&e));
                 slot.attempt = None;
                 (Err(e), None)
             }
@@ -308,17 +308,19 @@ fn view_of(remote: &Remote, slot: Option<&Slot>, current_context: Option<&str>) 
         // the agent reconnects by itself; show what its session does meanwhile
         match r.agent.status.ssh.state() {
             crate::ssh::ConnState::Connecting => state_now = ConnectionState::Connecting,
-            crate::ssh::ConnState::Disconnected { last_error } => {
+            crate::ssh::ConnState::Disconnected { last_error, hint } => {
                 state_now = ConnectionState::Error;
-                error = Some(last_error);
+                error = Some(advice::explain_state(&last_error, hint.as_ref()));
             }
             crate::ssh::ConnState::Reconnecting {
                 attempt,
                 last_error,
+                hint,
                 ..
             } => {
                 state_now = ConnectionState::Connecting;
-                error = Some(format!("{last_error} (reconnecting, attempt {attempt})"));
+                let line = advice::explain_state(&last_error, hint.as_ref());
+                error = Some(format!("{line} (reconnecting, attempt {attempt})"));
             }
             crate::ssh::ConnState::Connected { .. } => {}
         }
