@@ -69,7 +69,8 @@ pub enum SshError {
         known_hosts: PathBuf,
         line: usize,
         /// Which rule of the CA the certificate breaks.
-        reason: String,
+        #[source]
+        reason: super::handler::CertProblem,
     },
 
     #[error("cannot use known_hosts: {source}")]

@@ -86,7 +86,7 @@ pub enum HostKeyVerdict {
     /// and no plain line records its key.
     CertificateRejected {
         line: usize,
-        reason: String,
+        reason: CertProblem,
     },
 }
 
@@ -160,31 +160,55 @@ pub fn validate_certificate(
     ca: &PublicKey,
     host: &str,
     now: u64,
-) -> Result<(), String> {
+) -> Result<(), CertProblem> {
     use russh::keys::ssh_key::certificate::CertType;
     if cert.cert_type() != CertType::Host {
-        return Err("it is a user certificate, not a host certificate".into());
+        return Err(CertProblem::UserCertificate);
     }
     if now < cert.valid_after() {
-        return Err(format!(
-            "it is valid only from {} (Unix time)",
-            cert.valid_after()
-        ));
+        return Err(CertProblem::NotYet {
+            from: cert.valid_after(),
+        });
     }
     if now >= cert.valid_before() {
-        return Err(format!("it expired at {} (Unix time)", cert.valid_before()));
+        return Err(CertProblem::Expired {
+            at: cert.valid_before(),
+        });
     }
     let host = host.to_ascii_lowercase();
     let principals = cert.valid_principals();
     if !principals.is_empty() && !principals.contains(&host) {
-        return Err(format!("it is for {principals:?}, not {host:?}"));
+        return Err(CertProblem::OtherHost {
+            principals: principals.to_vec(),
+            host,
+        });
     }
     if !cert.critical_options().is_empty() {
-        return Err("it carries critical options, which a host certificate may not".into());
+        return Err(CertProblem::CriticalOptions);
     }
     let ca_fp = ca.fingerprint(HashAlg::Sha256);
     cert.validate_at(now, [&ca_fp])
-        .map_err(|_| "its signature does not verify with the CA key".to_string())
+        .map_err(|_| CertProblem::BadSignature)
+}
+
+/// Which of OpenSSH's rules a host certificate breaks.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CertProblem {
+    #[error("it is a user certificate, not a host certificate")]
+    UserCertificate,
+    #[error("it is valid only from {from} (Unix time)")]
+    NotYet { from: u64 },
+    #[error("it expired at {at} (Unix time)")]
+    Expired { at: u64 },
+    #[error("it is for {principals:?}, not {host:?}")]
+    OtherHost {
+        principals: Vec<String>,
+        host: String,
+    },
+    #[error("it carries critical options, which a host certificate may not")]
+    CriticalOptions,
+    #[error("its signature does not verify with the CA key")]
+    BadSignature,
 }
 
 /// OpenSSH orders (and Berth offers) host key algorithms so that the types
@@ -461,7 +485,7 @@ mod tests {
         ] {
             match judge(&cert(c), &file(ca_line, 2222), "127.0.0.1", now) {
                 HostKeyVerdict::CertificateRejected { line: 1, reason: r } => {
-                    assert!(r.contains(reason), "{name}: {r}")
+                    assert!(r.to_string().contains(reason), "{name}: {r}")
                 }
                 other => panic!("{name}: {other:?}"),
             }

@@ -87,15 +87,15 @@ impl AncestorStore {
             }
         };
         let journal = self.journal(replica).and_then(|j| std::fs::read(j).ok());
-        let parsed: Result<Manifest, String> = serde_json::from_slice(&bytes)
-            .map_err(|e| e.to_string())
+        let parsed: Result<Manifest, Box<dyn std::error::Error>> = serde_json::from_slice(&bytes)
+            .map_err(Into::into)
             .map(|mut m: Manifest| {
                 if let Some(journal) = &journal {
                     replay(&mut m, journal);
                 }
                 m
             })
-            .and_then(|m: Manifest| check_manifest(&m).map(|()| m));
+            .and_then(|m: Manifest| check_manifest(&m).map(|()| m).map_err(Into::into));
         match parsed {
             // rebuilt in bulk: parsing inserts one by one and leaves nodes half full
             Ok(m) => m.into_iter().collect(),

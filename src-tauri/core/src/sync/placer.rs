@@ -30,6 +30,22 @@ use super::tree::Op;
 use super::SyncError;
 use crate::ssh::{sh_quote, SshSession};
 
+/// Why one step of a batch was not done.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StepRefused {
+    #[error(
+        "its folder is not the replica's own any more (replaced by a link, by a container?); \
+         nothing was done through it"
+    )]
+    NotInside,
+    #[error("the remote refused it (status {status}): {why}")]
+    Refused {
+        status: u32,
+        /// The first line the shell wrote to stderr.
+        why: String,
+    },
+}
+
 /// Steps sent in one command.
 const STEPS_PER_COMMAND: usize = 500;
 
@@ -141,7 +157,7 @@ impl<'a> Placing<'a> {
     pub async fn run(
         &self,
         steps: &[(String, Step)],
-    ) -> Result<Vec<Result<(), String>>, SyncError> {
+    ) -> Result<Vec<Result<(), StepRefused>>, SyncError> {
         let root = &self.placer.root;
         let mut out = Vec::with_capacity(steps.len());
         for chunk in steps.chunks(STEPS_PER_COMMAND) {
@@ -154,16 +170,13 @@ impl<'a> Placing<'a> {
             let statuses = parse(&ran.stdout, chunk.len()).ok_or_else(|| {
                 SyncError::remote(root, format!("changing the replica failed: {why}"))
             })?;
-            out.extend(statuses.into_iter().map(|s| {
-                match s {
-                    0 => Ok(()),
-                    NOT_INSIDE => Err(
-                        "its folder is not the replica's own any more (replaced by a \
-                                   link, by a container?); nothing was done through it"
-                            .to_string(),
-                    ),
-                    n => Err(format!("the remote refused it (status {n}): {why}")),
-                }
+            out.extend(statuses.into_iter().map(|s| match s {
+                0 => Ok(()),
+                NOT_INSIDE => Err(StepRefused::NotInside),
+                n => Err(StepRefused::Refused {
+                    status: n,
+                    why: why.clone(),
+                }),
             }));
         }
         Ok(out)

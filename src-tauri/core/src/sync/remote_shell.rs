@@ -39,6 +39,9 @@ pub enum ShellError {
     Idle(Duration),
     #[error("the command did not finish within {0:?}")]
     TooLong(Duration),
+    /// The end marker came without a readable exit status.
+    #[error("the remote shell ended with a malformed exit status")]
+    MalformedStatus,
     /// The channel closed or failed mid-command.
     #[error("the remote shell ended: {0}")]
     Ended(String),
@@ -99,7 +102,7 @@ fn find(hay: &[u8], needle: &[u8], from: usize) -> Option<usize> {
 
 /// Splits a finished command's bytes: stdout, status, stderr. `None` while
 /// the end marker has not arrived.
-fn split(buf: &[u8], status_mark: &[u8], end_mark: &[u8]) -> Option<Result<Ran, String>> {
+fn split(buf: &[u8], status_mark: &[u8], end_mark: &[u8]) -> Option<Result<Ran, ShellError>> {
     let end = find(buf, end_mark, 0)?;
     // stdout cannot contain the status marker: it carries the nonce
     let at = find(buf, status_mark, 0)?;
@@ -114,7 +117,7 @@ fn split(buf: &[u8], status_mark: &[u8], end_mark: &[u8]) -> Option<Result<Ran, 
             status,
             stderr: String::from_utf8_lossy(&rest[nul + 1..]).into_owned(),
         }),
-        None => Err("a malformed exit status".to_string()),
+        None => Err(ShellError::MalformedStatus),
     })
 }
 
@@ -219,7 +222,7 @@ async fn run_on(io: &mut ChannelIo, script: &str, limits: Limits) -> Result<Ran,
                     Err(ShellError::TooLarge(limits.cap))
                 }
                 Some(Ok(ran)) => Ok(ran),
-                Some(Err(why)) => Err(ShellError::Ended(why)),
+                Some(Err(e)) => Err(e),
                 None => Err(ShellError::Ended("no exit status".into())),
             };
         }
@@ -235,7 +238,7 @@ mod tests {
         let (text, status, end) = framed("echo hi", "abc");
         assert!(text.starts_with("( echo hi\n) </dev/null"));
         let mut out = b"line\0BERTH-END-xyz 0\0fake".to_vec();
-        assert_eq!(split(&out, &status, &end), None);
+        assert!(split(&out, &status, &end).is_none());
         out.extend_from_slice(b"\0BERTH-END-abc 3\0find: oops\n\0BERTH-END-abc\0");
         let ran = split(&out, &status, &end).unwrap().unwrap();
         assert_eq!(ran.stdout, b"line\0BERTH-END-xyz 0\0fake".to_vec());

@@ -75,18 +75,30 @@ pub fn safe_relative(rel: &str) -> bool {
 
 /// Refuses a manifest with any entry that is not [`safe_relative`], or
 /// whose parent is not listed as a directory; names the first offender.
-pub fn check_manifest(manifest: &Manifest) -> Result<(), String> {
+pub fn check_manifest(manifest: &Manifest) -> Result<(), BadManifest> {
     for path in manifest.keys() {
         if !safe_relative(path) {
-            return Err(format!("entry {path:?} is not a plain relative path"));
+            return Err(BadManifest::NotRelative(path.clone()));
         }
         if let Some((parent, _)) = path.rsplit_once('/') {
             if manifest.get(parent) != Some(&super::tree::EntryKind::Dir) {
-                return Err(format!("entry {path:?} has no directory {parent:?}"));
+                return Err(BadManifest::NoParent {
+                    path: path.clone(),
+                    parent: parent.to_string(),
+                });
             }
         }
     }
     Ok(())
+}
+
+/// Why a manifest read back is not trusted.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+pub enum BadManifest {
+    #[error("entry {0:?} is not a plain relative path")]
+    NotRelative(String),
+    #[error("entry {path:?} has no directory {parent:?}")]
+    NoParent { path: String, parent: String },
 }
 
 /// Where a replica's manifest is kept: beside it, never inside the mount.
