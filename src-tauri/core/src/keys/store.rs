@@ -281,7 +281,7 @@ mod tests {
         assert!(matches!(s.set("a", "x"), Err(KeysError::NoKeychainBuilt)));
         assert!(matches!(s.delete("a"), Err(KeysError::NoKeychainBuilt)));
         assert!(matches!(s.probe(), Err(KeysError::NoKeychainBuilt)));
-        let msg = KeysError::NoKeychainBuilt.to_string();
+        let msg = crate::hint::for_cli(&KeysError::NoKeychainBuilt);
         assert!(msg.contains("--features keychain"), "{msg}");
     }
 
