@@ -3,7 +3,9 @@
 // listening port opens in the browser via open_url) and its synced bind mounts
 // (mode, state, files, files brought back, last sync, pending changes, progress
 // of a first sync, conflicts kept side by side, errors).
-// Re-read on berth://changed and every 3 s while the screen is visible.
+// Re-read on berth://changed (the engine pushes every forward, connection and
+// mount change); while the screen is visible, a slow local tick re-renders what
+// was read so "last sync … ago" moves on, without asking the engine anything.
 
 import * as api from "./api.js";
 import { h, render, fmtBytes, fmtCount, fmtAgo, toast, busy } from "./dom.js";
@@ -15,8 +17,11 @@ let visible = false;
 let timer = null;
 let loading = false;
 let again = false;
+let shown = null; // the last answer rendered, for the tick
+/** How often "… ago" texts move on; nothing is read from the engine for it. */
+const AGO_TICK_MS = 10000;
 // The mounts (by local path) whose conflict list the user opened: each refresh
-// rebuilds the cards, and a list that snapped shut every 3 s would be unreadable.
+// rebuilds the cards, and a list that snapped shut at each change would be unreadable.
 const openConflicts = new Set();
 
 export function init() {
@@ -30,7 +35,9 @@ export function show(name) {
   fillSelect();
   refresh();
   clearInterval(timer);
-  timer = setInterval(() => { if (!document.hidden) refresh(); }, 3000);
+  timer = setInterval(() => {
+    if (!document.hidden && shown && shown.name === selected) render($("containers-body"), view(shown.data));
+  }, AGO_TICK_MS);
 }
 
 export function hide() {
@@ -85,7 +92,8 @@ async function refresh() {
     if (again) { again = false; setTimeout(refresh, 0); }
   }
   if (!visible || selected !== r.name) return;
-  render(body, view(data)); // focus is kept by render(); "last sync … ago" moves on each tick
+  shown = { name: r.name, data };
+  render(body, view(data)); // focus is kept by render()
 }
 
 function view({ forwards = [], mounts = [] }) {
