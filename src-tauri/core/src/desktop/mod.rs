@@ -95,8 +95,12 @@ pub enum DesktopError {
     BadContextName(String),
 
     /// An OpenSSH client config could not be parsed.
-    #[error("cannot parse {path}: {reason}")]
-    SshConfig { path: PathBuf, reason: String },
+    #[error("cannot parse {path}: {source}")]
+    SshConfig {
+        path: PathBuf,
+        #[source]
+        source: ssh2_config::SshParserError,
+    },
 
     /// A tray menu id that no menu item carries.
     #[error("unknown menu action {0:?}")]

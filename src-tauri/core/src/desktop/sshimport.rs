@@ -48,9 +48,9 @@ pub fn import_str(
             ssh2_config::ParseRule::ALLOW_UNKNOWN_FIELDS
                 | ssh2_config::ParseRule::ALLOW_UNSUPPORTED_FIELDS,
         )
-        .map_err(|e| DesktopError::SshConfig {
+        .map_err(|source| DesktopError::SshConfig {
             path: origin.to_path_buf(),
-            reason: e.to_string().replace('\n', " "),
+            source,
         })?;
     let mut scratch = existing.clone();
     let mut drafts = Vec::new();

@@ -112,10 +112,20 @@ pub fn containers_from_status(status: &AgentStatus) -> Containers {
             })
         })
         .collect();
-    Containers {
-        forwards,
-        mounts: status.mounts.clone().unwrap_or_default(),
-    }
+    let mounts = status
+        .mounts
+        .iter()
+        .flatten()
+        .map(|m| MountView {
+            // the window shows one line: what happened and the fix in its words
+            error: m
+                .error
+                .as_deref()
+                .map(|e| super::advice::explain_state(e, m.hint.as_ref())),
+            ..m.clone()
+        })
+        .collect();
+    Containers { forwards, mounts }
 }
 
 /// `127.0.0.1:8080` / `[::1]:8080` → `localhost:8080`; others as they are.
@@ -236,6 +246,20 @@ mod tests {
         let m = serde_json::to_value(&c.mounts[0]).unwrap();
         assert_eq!(m["state"], "watching");
         assert_eq!(m["pending_remote_changes"], 4);
+        // a failed mount: the window's line carries the fix in its words
+        let mut failing = status.clone();
+        if let Some(m) = failing.mounts.as_mut().and_then(|m| m.first_mut()) {
+            m.error = Some("cannot write /r/src/a on the remote: No space left".into());
+            m.hint = Some(crate::hint::Hint::FreeRemoteSpace);
+        }
+        let shown = containers_from_status(&failing).mounts[0].error.clone();
+        assert_eq!(
+            shown.as_deref(),
+            Some(
+                "cannot write /r/src/a on the remote: No space left; \
+                 the remote disk may be full: free space there"
+            )
+        );
         // an agent without forwarding or sync
         let bare = AgentStatus {
             forwards: None,
