@@ -249,10 +249,15 @@ pub fn for_cli(e: &(impl Advice + ?Sized)) -> String {
 /// `e` in one line: its message, any cause the message does not already
 /// quote, then the fix as `words` says it.
 pub fn explain(e: &(impl Advice + ?Sized), words: impl Fn(&Hint) -> String) -> String {
-    let line = what(e);
-    match e.hint() {
-        Some(h) => format!("{line}; {}", words(&h)),
-        None => line,
+    with_fix(what(e), e.hint().as_ref(), words)
+}
+
+/// `what` happened, then `hint` as `words` says it (the one way a line and
+/// its fix are joined, for errors and for the status's message and hint).
+pub fn with_fix(what: String, hint: Option<&Hint>, words: impl Fn(&Hint) -> String) -> String {
+    match hint {
+        Some(h) => format!("{what}; {}", words(h)),
+        None => what,
     }
 }
 

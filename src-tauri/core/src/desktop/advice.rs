@@ -44,10 +44,7 @@ pub fn fix_for(e: &(impl Advice + ?Sized), fallback: &str) -> String {
 /// A state's error (its message and hint, as the status carries them) in
 /// one line for the window.
 pub fn explain_state(message: &str, hint: Option<&Hint>) -> String {
-    match hint {
-        Some(h) => format!("{message}; {}", app_words(h)),
-        None => message.to_string(),
-    }
+    hint::with_fix(message.to_string(), hint, app_words)
 }
 
 #[cfg(test)]
