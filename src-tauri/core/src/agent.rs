@@ -23,7 +23,7 @@ use crate::state::{AgentStatus, Changes};
 use crate::status::{DaemonInfo, Status};
 use crate::sync::manager::SyncOptions;
 use crate::sync::{SyncEvents, SyncManager};
-use crate::upstream::{self, UpstreamError, UpstreamSpec};
+use crate::upstream::{self, DockerApi, UpstreamError, UpstreamSpec};
 
 /// How long shutdown waits for the listeners to drain before closing SSH.
 const STOP_TIMEOUT: Duration = Duration::from_secs(4);
@@ -86,16 +86,17 @@ impl Agent {
         };
         let ssh = SshSession::connect(cfg.target.clone(), check, credentials).await?;
         let selected = upstream::select(&cfg.upstream, &ssh).await?;
-        let daemon = read_version(&selected.upstream, &ssh).await?;
+        let (docker, version) = DockerApi::connect(&selected.upstream, ssh.clone()).await?;
+        let daemon = DaemonInfo::from(version);
         let owned = Arc::new(Owned::for_daemon(
-            &read_daemon_id(&selected.upstream, &ssh, &cfg.target).await,
+            &read_daemon_id(&docker, &cfg.target).await,
         )?);
         let status = Arc::new(Status::new(ssh.clone(), selected.clone(), daemon));
         let background = CancellationToken::new();
         let ports = cfg.ports.map(|opts| {
             PortForwarding::new(
                 ssh.clone(),
-                selected.upstream.clone(),
+                docker.clone(),
                 opts,
                 owned.clone(),
                 status.changes.clone(),
@@ -105,7 +106,7 @@ impl Agent {
         let sync = cfg.sync.map(|opts| {
             SyncManager::new(
                 ssh.clone(),
-                selected.upstream.clone(),
+                docker.clone(),
                 opts,
                 owned.clone(),
                 status.changes.clone(),
@@ -114,8 +115,7 @@ impl Agent {
         });
         let mut sinks: Vec<Arc<dyn EventSink>> = vec![Arc::new(OwnedEvents {
             owned: owned.clone(),
-            ssh: ssh.clone(),
-            upstream: selected.upstream.clone(),
+            docker: docker.clone(),
         })];
         if let Some(pf) = &ports {
             sinks.push(pf.watcher.clone());
@@ -123,12 +123,7 @@ impl Agent {
         if let Some(sync) = &sync {
             sinks.push(Arc::new(SyncEvents::new(sync.clone())));
         }
-        let follow = events::run(
-            ssh.clone(),
-            selected.upstream.clone(),
-            sinks,
-            background.clone(),
-        );
+        let follow = events::run(ssh.clone(), docker.clone(), sinks, background.clone());
         tokio::spawn(follow);
         tokio::spawn(crate::mem::trim_when_idle(background.clone()));
         tokio::spawn(tell_session_changes(
@@ -139,6 +134,7 @@ impl Agent {
         let ctx = Arc::new(ProxyCtx {
             ssh,
             upstream: selected.upstream,
+            docker,
             status: status.clone(),
             ports,
             sync,
@@ -224,41 +220,11 @@ pub async fn bind_all(addrs: &[ListenAddr]) -> Result<Vec<Listener>, AgentError>
 /// The daemon's own identity (`/info` `ID`), so that this machine's record
 /// of what it created follows the daemon whichever host name or port
 /// reaches it; the SSH target when the daemon does not say.
-async fn read_daemon_id(u: &upstream::Upstream, ssh: &SshSession, target: &SshTarget) -> String {
-    match crate::upstream::client::get_json(u, ssh, "/info").await {
-        Ok(Some(info)) => match info.get("ID").and_then(|v| v.as_str()) {
-            Some(id) if !id.is_empty() => return format!("daemon:{id}"),
-            _ => {}
-        },
+async fn read_daemon_id(docker: &DockerApi, target: &SshTarget) -> String {
+    match docker.daemon_id().await {
+        Ok(Some(id)) => return format!("daemon:{id}"),
         Ok(None) => {}
         Err(e) => tracing::debug!("cannot read the daemon's /info: {e}"),
     }
     format!("target:{}", target.url())
-}
-
-async fn read_version(
-    u: &upstream::Upstream,
-    ssh: &SshSession,
-) -> Result<DaemonInfo, UpstreamError> {
-    let (status, body) = upstream::get_version(u, ssh).await?;
-    let bad = |reason: String| UpstreamError::BadAnswer {
-        url: u.url(),
-        reason,
-    };
-    if status != 200 {
-        return Err(bad(format!("/version answered {status}")));
-    }
-    let v: serde_json::Value =
-        serde_json::from_slice(&body).map_err(|e| bad(format!("/version is not JSON: {e}")))?;
-    let field = |k: &str| {
-        v.get(k)
-            .and_then(|x| x.as_str())
-            .unwrap_or("unknown")
-            .to_string()
-    };
-    Ok(DaemonInfo {
-        version: field("Version"),
-        api_version: field("ApiVersion"),
-        os: field("Os"),
-    })
 }

@@ -4,17 +4,17 @@
 //! sink reconciles with the remote's state before events flow, so nothing
 //! that happened while the stream was down is missed.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures_util::future::BoxFuture;
-use serde_json::{Map, Value};
+use futures_util::StreamExt;
 use tokio_util::sync::CancellationToken;
 
 use crate::backoff::Backoff;
-use crate::ssh::SshSession;
-use crate::upstream::client::{get_streaming, JsonLines};
-use crate::upstream::{Upstream, UpstreamError};
+use crate::upstream::docker::{EventMessage, EventMessageTypeEnum};
+use crate::upstream::{DockerApi, UpstreamError};
 
 /// Re-subscription after a failed stream: 250 ms, doubling, at most 30 s.
 const RETRY: Backoff = Backoff::new(Duration::from_millis(250), Duration::from_secs(30));
@@ -26,32 +26,22 @@ pub struct ContainerEvent {
     pub action: String,
     pub id: String,
     /// The container's labels and name, as the daemon attaches them.
-    pub attributes: Map<String, Value>,
+    pub attributes: HashMap<String, String>,
 }
 
-/// Reads a container event; `None` for other event types or malformed ones.
-pub fn parse_event(event: &Value) -> Option<ContainerEvent> {
-    if event.get("Type").and_then(Value::as_str) != Some("container") {
+/// Reads a container event; `None` for other event types or ones without
+/// an action or an actor's id.
+pub fn parse_event(event: EventMessage) -> Option<ContainerEvent> {
+    if event.typ != Some(EventMessageTypeEnum::CONTAINER) {
         return None;
     }
-    let action = event
-        .get("Action")
-        .or_else(|| event.get("status"))
-        .and_then(Value::as_str)?;
-    let id = event
-        .pointer("/Actor/ID")
-        .or_else(|| event.get("id"))
-        .and_then(Value::as_str)
-        .filter(|id| !id.is_empty())?;
-    let attributes = event
-        .pointer("/Actor/Attributes")
-        .and_then(Value::as_object)
-        .cloned()
-        .unwrap_or_default();
+    let action = event.action.filter(|a| !a.is_empty())?;
+    let actor = event.actor?;
+    let id = actor.id.filter(|id| !id.is_empty())?;
     Some(ContainerEvent {
-        action: action.to_string(),
-        id: id.to_string(),
-        attributes,
+        action,
+        id,
+        attributes: actor.attributes.unwrap_or_default(),
     })
 }
 
@@ -65,8 +55,8 @@ pub trait EventSink: Send + Sync {
 
 /// Follows the event stream until `shutdown`.
 pub async fn run(
-    ssh: Arc<SshSession>,
-    upstream: Upstream,
+    ssh: Arc<crate::ssh::SshSession>,
+    docker: DockerApi,
     sinks: Vec<Arc<dyn EventSink>>,
     shutdown: CancellationToken,
 ) {
@@ -76,24 +66,46 @@ pub async fn run(
     let mut backoff = RETRY;
     loop {
         let round = async {
-            let path = format!(
-                "/events?filters={}",
-                percent_encode("{\"type\":[\"container\"]}")
-            );
-            // subscribe first, then reconcile: nothing that happens in between is lost
-            let resp = get_streaming(&upstream, &ssh, &path).await?;
-            for sink in &sinks {
-                sink.reconcile().await?;
-            }
-            let mut events = JsonLines::new(resp.into_body());
-            while let Some(ev) = events.next().await {
-                if let Some(ev) = parse_event(&ev) {
-                    for sink in &sinks {
-                        sink.on_event(&ev).await;
+            // subscribe first, then reconcile: nothing that happens in
+            // between is lost (the stream's head means the daemon listens)
+            let (tx, mut rx) = tokio::sync::mpsc::channel(1024);
+            let mut heads = docker.event_heads();
+            heads.borrow_and_update();
+            let stream = docker.container_events();
+            let pump = async move {
+                let mut stream = std::pin::pin!(stream);
+                while let Some(ev) = stream.next().await {
+                    if tx.send(ev).await.is_err() {
+                        break;
                     }
                 }
+            };
+            let follow = async {
+                tokio::select! {
+                    _ = heads.changed() => {}
+                    first = rx.recv() => if let Some(Err(e)) = first {
+                        return Err(e);
+                    },
+                }
+                for sink in &sinks {
+                    sink.reconcile().await?;
+                }
+                while let Some(ev) = rx.recv().await {
+                    if let Some(ev) = parse_event(ev?) {
+                        for sink in &sinks {
+                            sink.on_event(&ev).await;
+                        }
+                    }
+                }
+                Ok::<(), UpstreamError>(())
+            };
+            let mut pump = std::pin::pin!(pump);
+            let mut follow = std::pin::pin!(follow);
+            // the pump ending (the stream closed) leaves what it sent to read
+            tokio::select! {
+                r = &mut follow => r,
+                _ = &mut pump => follow.await,
             }
-            Ok::<(), UpstreamError>(())
         };
         tokio::select! {
             _ = shutdown.cancelled() => return,
@@ -121,46 +133,33 @@ pub async fn run(
     }
 }
 
-/// Percent-encodes a query value (JSON filters).
-pub fn percent_encode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use serde_json::json;
 
-    #[test]
-    fn parses_container_events() {
-        let full = json!({"Type": "container", "Action": "start", "Actor": {"ID": "abc", "Attributes": {"name": "web", "dev.berth.mounts": "[]"}}});
-        let ev = parse_event(&full).unwrap();
-        assert_eq!((ev.action.as_str(), ev.id.as_str()), ("start", "abc"));
-        assert_eq!(ev.attributes["name"], "web");
-        let old = json!({"status": "die", "id": "old", "Type": "container"});
-        assert_eq!(parse_event(&old).unwrap().action, "die");
-        for other in [
-            json!({"Type": "network", "Action": "create", "Actor": {"ID": "n"}}),
-            json!({"Type": "container", "Action": "start"}),
-            json!({"Type": "container", "Actor": {"ID": "x"}}),
-            json!("junk"),
-        ] {
-            assert_eq!(parse_event(&other), None, "{other}");
-        }
+    fn event(v: serde_json::Value) -> EventMessage {
+        serde_json::from_value(v).unwrap()
     }
 
     #[test]
-    fn encodes_filters() {
-        assert_eq!(
-            percent_encode("{\"label\":[\"a.b\"]}"),
-            "%7B%22label%22%3A%5B%22a.b%22%5D%7D"
+    fn parses_container_events() {
+        let full = event(
+            json!({"Type": "container", "Action": "start", "Actor": {"ID": "abc", "Attributes": {"name": "web", "dev.berth.mounts": "[]"}}}),
         );
+        let ev = parse_event(full).unwrap();
+        assert_eq!((ev.action.as_str(), ev.id.as_str()), ("start", "abc"));
+        assert_eq!(ev.attributes["name"], "web");
+        let bare = event(json!({"Type": "container", "Action": "die", "Actor": {"ID": "x"}}));
+        assert!(parse_event(bare).unwrap().attributes.is_empty());
+        for other in [
+            json!({"Type": "network", "Action": "create", "Actor": {"ID": "n"}}),
+            json!({"Type": "container", "Action": "start"}),
+            json!({"Type": "container", "Action": "start", "Actor": {"ID": ""}}),
+            json!({"Type": "container", "Actor": {"ID": "x"}}),
+            json!({"Action": "start", "Actor": {"ID": "x"}}),
+        ] {
+            assert_eq!(parse_event(event(other.clone())), None, "{other}");
+        }
     }
 }

@@ -20,13 +20,10 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use futures_util::future::BoxFuture;
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 
 use crate::events::{ContainerEvent, EventSink};
 use crate::ports::PortsLabel;
-use crate::ssh::SshSession;
-use crate::upstream::client::get_json;
-use crate::upstream::{Upstream, UpstreamError};
+use crate::upstream::{DockerApi, UpstreamError};
 use std::sync::Arc;
 
 /// A record younger than this survives a reconcile that does not list its
@@ -241,23 +238,18 @@ fn private_file(path: &Path) -> std::io::Result<std::fs::File> {
 /// record goes, and every reconcile forgets containers that went meanwhile.
 pub struct OwnedEvents {
     pub owned: Arc<Owned>,
-    pub ssh: Arc<SshSession>,
-    pub upstream: Upstream,
+    pub docker: DockerApi,
 }
 
 impl EventSink for OwnedEvents {
     fn reconcile(&self) -> BoxFuture<'_, Result<(), UpstreamError>> {
         Box::pin(async move {
-            let list = get_json(&self.upstream, &self.ssh, "/containers/json?all=1")
+            // an unreadable answer is an error: it proves nothing gone
+            let alive: HashSet<String> = self
+                .docker
+                .container_ids(true, None)
                 .await?
-                .unwrap_or(Value::Null);
-            let Some(list) = list.as_array() else {
-                // an answer that lists nothing readable proves nothing gone
-                return Ok(());
-            };
-            let alive: HashSet<String> = list
-                .iter()
-                .filter_map(|c| c.get("Id").and_then(Value::as_str).map(String::from))
+                .into_iter()
                 .collect();
             self.owned.prune(&alive);
             Ok(())

@@ -231,7 +231,7 @@ async fn run(
 async fn after_login(
     remote: &Remote,
     spec: &upstream::UpstreamSpec,
-    ssh: &SshSession,
+    ssh: &std::sync::Arc<SshSession>,
     how: &str,
     push: &mut impl FnMut(Step) -> Result<(), ()>,
 ) -> Result<(), ()> {
@@ -244,26 +244,15 @@ async fn after_login(
         Ok(s) => s,
         Err(e) => return push(Step::failed(StepKind::Docker, &e, docker_fix)),
     };
-    let version = match upstream::get_version(&selected.upstream, ssh).await {
-        Ok((200, body)) => serde_json::from_slice::<serde_json::Value>(&body).ok(),
-        Ok(_) | Err(_) => None,
-    };
-    match version {
-        Some(v) => push(Step::ok(
-            StepKind::Docker,
-            format!(
-                "Docker {} (API {})",
-                v["Version"].as_str().unwrap_or("unknown"),
-                v["ApiVersion"].as_str().unwrap_or("unknown")
-            ),
-        ))?,
-        None => {
-            return push(Step::fail(
+    match upstream::DockerApi::connect(&selected.upstream, ssh.clone()).await {
+        Ok((_, v)) => {
+            let d = crate::state::DaemonInfo::from(v);
+            push(Step::ok(
                 StepKind::Docker,
-                format!("{} did not answer /version", selected.upstream.url()),
-                docker_fix,
-            ))
+                format!("Docker {} (API {})", d.version, d.api_version),
+            ))?
         }
+        Err(e) => return push(Step::failed(StepKind::Docker, &e, docker_fix)),
     }
     push(Step::ok(StepKind::Endpoint, selected.upstream.url()))?;
     if !remote.sync {

@@ -19,7 +19,7 @@ use crate::owned::Owned;
 use crate::ports::PlanOptions;
 use crate::ssh::SshSession;
 use crate::state::Changes;
-use crate::upstream::Upstream;
+use crate::upstream::DockerApi;
 
 /// Port forwarding of one remote: the forwarder, its watcher, the options.
 pub struct PortForwarding {
@@ -34,7 +34,7 @@ impl PortForwarding {
     /// forwards only containers `owned` records, with the recorded ports.
     pub fn new(
         ssh: Arc<SshSession>,
-        upstream: Upstream,
+        docker: DockerApi,
         options: PlanOptions,
         owned: Arc<Owned>,
         changes: Changes,
@@ -46,7 +46,7 @@ impl PortForwarding {
             changes,
             shutdown,
         ));
-        let watcher = Arc::new(Watcher::new(ssh, upstream, forwarder.clone(), owned));
+        let watcher = Arc::new(Watcher::new(docker, forwarder.clone(), owned));
         Self {
             forwarder,
             watcher,

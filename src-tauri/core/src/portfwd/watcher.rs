@@ -11,19 +11,17 @@
 use std::sync::Arc;
 
 use futures_util::future::BoxFuture;
-use serde_json::Value;
 
 use super::forwarder::Forwarder;
-use crate::events::{percent_encode, ContainerEvent, EventSink};
+use crate::events::{ContainerEvent, EventSink};
 use crate::owned::Owned;
 use crate::ports::{remote_ports, PORTS_LABEL};
-use crate::ssh::SshSession;
-use crate::upstream::client::get_json;
-use crate::upstream::{Upstream, UpstreamError};
+use crate::upstream::docker::ContainerInspectResponse;
+use crate::upstream::{DockerApi, UpstreamError};
 
+/// Opens and closes the forwards of the containers this machine created.
 pub struct Watcher {
-    ssh: Arc<SshSession>,
-    upstream: Upstream,
+    docker: DockerApi,
     forwarder: Arc<Forwarder>,
     /// The containers this machine created, with their planned ports.
     owned: Arc<Owned>,
@@ -48,15 +46,10 @@ pub fn classify(action: &str, id: &str) -> EventAction {
 }
 
 impl Watcher {
-    pub fn new(
-        ssh: Arc<SshSession>,
-        upstream: Upstream,
-        forwarder: Arc<Forwarder>,
-        owned: Arc<Owned>,
-    ) -> Self {
+    /// A watcher that asks `docker` and opens forwards with `forwarder`.
+    pub fn new(docker: DockerApi, forwarder: Arc<Forwarder>, owned: Arc<Owned>) -> Self {
         Self {
-            ssh,
-            upstream,
+            docker,
             forwarder,
             owned,
         }
@@ -65,8 +58,7 @@ impl Watcher {
     /// Inspects the container and opens or closes its forwards to match.
     /// Returns the local bind failures, if any.
     pub async fn refresh(&self, id_or_name: &str) -> Result<Vec<String>, UpstreamError> {
-        let path = format!("/containers/{id_or_name}/json");
-        let Some(inspect) = get_json(&self.upstream, &self.ssh, &path).await? else {
+        let Some(inspect) = self.docker.inspect_container(id_or_name).await? else {
             if let Some(id) = self.forwarder.find(id_or_name).await {
                 self.forwarder.close(&id).await;
             }
@@ -75,21 +67,20 @@ impl Watcher {
         Ok(self.apply(&inspect).await)
     }
 
-    async fn apply(&self, inspect: &Value) -> Vec<String> {
-        let id = inspect
-            .get("Id")
-            .and_then(Value::as_str)
-            .unwrap_or_default();
+    async fn apply(&self, inspect: &ContainerInspectResponse) -> Vec<String> {
+        let id = inspect.id.as_deref().unwrap_or_default();
         let running = inspect
-            .pointer("/State/Running")
-            .and_then(Value::as_bool)
+            .state
+            .as_ref()
+            .and_then(|s| s.running)
             .unwrap_or(false);
         let recorded = self.owned.get(id).and_then(|r| r.ports);
-        if recorded.is_none()
-            && inspect
-                .pointer(&format!("/Config/Labels/{PORTS_LABEL}"))
-                .is_some()
-        {
+        let labelled = inspect
+            .config
+            .as_ref()
+            .and_then(|c| c.labels.as_ref())
+            .is_some_and(|l| l.contains_key(PORTS_LABEL));
+        if recorded.is_none() && labelled {
             tracing::debug!(
                 "not forwarding {id}: its ports label was not written by this machine's Berth"
             );
@@ -98,11 +89,15 @@ impl Watcher {
             // a paused container keeps its ports, as with Docker
             Some(label) if running && !id.is_empty() => {
                 let name = inspect
-                    .get("Name")
-                    .and_then(Value::as_str)
+                    .name
+                    .as_deref()
                     .unwrap_or(id)
                     .trim_start_matches('/');
-                let remote = remote_ports(inspect);
+                let published = inspect
+                    .network_settings
+                    .as_ref()
+                    .and_then(|n| n.ports.as_ref());
+                let remote = published.map(remote_ports).unwrap_or_default();
                 self.forwarder
                     .open(id, name, &label.bindings, &remote)
                     .await
@@ -116,19 +111,7 @@ impl Watcher {
 
     /// Running containers with the label get forwards; other forwards close.
     async fn reconcile(&self) -> Result<(), UpstreamError> {
-        let filters = format!("{{\"label\":[\"{PORTS_LABEL}\"]}}");
-        let path = format!("/containers/json?filters={}", percent_encode(&filters));
-        let list = get_json(&self.upstream, &self.ssh, &path)
-            .await?
-            .unwrap_or(Value::Null);
-        let running: Vec<String> = list
-            .as_array()
-            .map(|a| {
-                a.iter()
-                    .filter_map(|c| c.get("Id").and_then(Value::as_str).map(String::from))
-                    .collect()
-            })
-            .unwrap_or_default();
+        let running = self.docker.container_ids(false, Some(PORTS_LABEL)).await?;
         for id in &running {
             self.refresh(id).await?;
         }

@@ -10,6 +10,7 @@ use serde_json::{json, Value};
 
 use super::key::{PortKey, Proto};
 use super::plan::{read_label, shown_ip};
+use crate::upstream::docker::{PortBinding, PortMap};
 
 /// Rewrites a `GET /containers/{id}/json` answer in place. Without the ports
 /// label it is left untouched. Otherwise `HostConfig` gets the user's
@@ -121,30 +122,25 @@ fn list_key(entry: &Value) -> Option<PortKey> {
 }
 
 /// The REMOTE host ports the daemon picked for a running container: for each
-/// key of `NetworkSettings.Ports`, the `HostPort` of the 127.0.0.1 entry (else
-/// of the first usable entry), sorted by container port. Call it on the
-/// daemon's ORIGINAL inspect answer, before `rewrite_inspect`.
-pub fn remote_ports(inspect: &Value) -> Vec<(PortKey, u16)> {
-    let Some(ports) = inspect
-        .pointer("/NetworkSettings/Ports")
-        .and_then(Value::as_object)
-    else {
-        return Vec::new();
-    };
-    let host_port = |e: &Value| {
-        e.get("HostPort")
-            .and_then(Value::as_str)
+/// key of its inspect's `NetworkSettings.Ports`, the `HostPort` of the
+/// 127.0.0.1 entry (else of the first usable entry), sorted by container
+/// port. Read from the daemon's own answer (Berth's typed call), never from
+/// one `rewrite_inspect` changed.
+pub fn remote_ports(published: &PortMap) -> Vec<(PortKey, u16)> {
+    let host_port = |e: &PortBinding| {
+        e.host_port
+            .as_deref()
             .and_then(|s| s.parse::<u16>().ok())
             .filter(|&p| p != 0)
     };
-    let mut out: Vec<(PortKey, u16)> = ports
+    let mut out: Vec<(PortKey, u16)> = published
         .iter()
         .filter_map(|(k, v)| {
             let key = k.parse::<PortKey>().ok()?;
-            let list = v.as_array()?;
+            let list = v.as_ref()?;
             let loopback = list
                 .iter()
-                .filter(|e| e.get("HostIp").and_then(Value::as_str) == Some("127.0.0.1"))
+                .filter(|e| e.host_ip.as_deref() == Some("127.0.0.1"))
                 .find_map(host_port);
             Some((key, loopback.or_else(|| list.iter().find_map(host_port))?))
         })
@@ -356,7 +352,11 @@ mod tests {
             ("no NetworkSettings", json!({"Id": "x"}), vec![]),
         ];
         for (name, input, want) in table {
-            assert_eq!(remote_ports(&input), want, "{name}");
+            let typed: crate::upstream::docker::ContainerInspectResponse =
+                serde_json::from_value(input).expect("an inspect answer");
+            let published = typed.network_settings.and_then(|n| n.ports);
+            let got = published.as_ref().map(remote_ports).unwrap_or_default();
+            assert_eq!(got, want, "{name}");
         }
     }
 }

@@ -231,14 +231,19 @@ async fn image_exposed_ports(ctx: &ProxyCtx, image: &str) -> Vec<PortKey> {
     if image.is_empty() {
         return Vec::new();
     }
-    let path = format!("/images/{image}/json");
-    match crate::upstream::client::get_json(&ctx.upstream, &ctx.ssh, &path).await {
-        Ok(Some(v)) => v
-            .pointer("/Config/ExposedPorts")
-            .and_then(Value::as_object)
-            .map(|m| m.keys().filter_map(|k| k.parse().ok()).collect())
-            .unwrap_or_default(),
-        _ => Vec::new(),
+    match ctx.docker.inspect_image(image).await {
+        Ok(Some(inspect)) => inspect
+            .config
+            .and_then(|c| c.exposed_ports)
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|k| k.parse().ok())
+            .collect(),
+        Ok(None) => Vec::new(),
+        Err(e) => {
+            tracing::debug!("cannot read the ports {image} exposes: {e}");
+            Vec::new()
+        }
     }
 }
 

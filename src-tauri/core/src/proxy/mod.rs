@@ -24,12 +24,14 @@ use crate::ssh::SshSession;
 use crate::state::AgentStatus;
 use crate::status::Status;
 use crate::sync::SyncManager;
-use crate::upstream::Upstream;
+use crate::upstream::{DockerApi, Upstream};
 
 /// Everything a client connection needs, shared by all of them.
 pub struct ProxyCtx {
     pub ssh: Arc<SshSession>,
     pub upstream: Upstream,
+    /// Berth's own typed calls to the same daemon.
+    pub docker: DockerApi,
     pub status: Arc<Status>,
     /// Automatic port forwarding; `None` when switched off.
     pub ports: Option<PortForwarding>,

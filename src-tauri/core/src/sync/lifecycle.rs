@@ -16,7 +16,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::future::BoxFuture;
-use serde_json::Value;
 use tokio::sync::mpsc;
 
 use super::binds::{replica_path, LocalKind, SyncSource};
@@ -28,8 +27,7 @@ use super::replica::{self, Write};
 use super::tree::{self, Manifest};
 use super::SyncError;
 use crate::backoff::Backoff;
-use crate::events::{percent_encode, ContainerEvent, EventSink};
-use crate::upstream::client::get_json;
+use crate::events::{ContainerEvent, EventSink};
 use crate::upstream::UpstreamError;
 
 /// What the mounts label holds: this machine's id and its local sources.
@@ -253,11 +251,7 @@ impl SyncManager {
         // only what was attached before the listing is judged by it: a
         // create answered meanwhile is attached but not listed, and alive
         let known = self.attached_ids().await;
-        let filters = percent_encode(&format!("{{\"label\":[\"{MOUNTS_LABEL}\"]}}"));
-        let path = format!("/containers/json?all=1&filters={filters}");
-        let list = get_json(&self.upstream, &self.ssh, &path)
-            .await?
-            .unwrap_or(Value::Null);
+        let list = self.docker.container_ids(true, Some(MOUNTS_LABEL)).await?;
         let mut alive = Vec::new();
         let mut in_use = std::collections::HashSet::new();
         // the mounts root only for the one orphan sweep: no SFTP session
@@ -266,10 +260,7 @@ impl SyncManager {
             true => None,
             false => self.sftp().await.ok().map(|(_, root)| root),
         };
-        for c in list.as_array().into_iter().flatten() {
-            let Some(id) = c.get("Id").and_then(Value::as_str) else {
-                continue;
-            };
+        for id in &list {
             let paths = match self.owned.get(id) {
                 Some(record) => record.mounts,
                 None => {

@@ -30,7 +30,7 @@ use super::SyncError;
 use crate::ssh::channel_io::ExecReport;
 use crate::ssh::SshSession;
 use crate::state::{Changes, MountView};
-use crate::upstream::Upstream;
+use crate::upstream::DockerApi;
 
 /// The container label listing the local sources a container uses.
 pub const MOUNTS_LABEL: &str = "dev.berth.mounts";
@@ -55,7 +55,7 @@ pub struct SyncOptions {
 
 pub struct SyncManager {
     pub(super) ssh: Arc<SshSession>,
-    pub(super) upstream: Upstream,
+    pub(super) docker: DockerApi,
     pub(super) opts: SyncOptions,
     /// This machine, as recorded in the mounts label.
     pub(super) owner: String,
@@ -144,7 +144,7 @@ impl Drop for PreparedMounts {
 impl SyncManager {
     pub fn new(
         ssh: Arc<SshSession>,
-        upstream: Upstream,
+        docker: DockerApi,
         opts: SyncOptions,
         owned: Arc<crate::owned::Owned>,
         changes: Changes,
@@ -152,7 +152,7 @@ impl SyncManager {
     ) -> Arc<Self> {
         Arc::new(Self {
             ssh,
-            upstream,
+            docker,
             opts,
             owner: super::lifecycle::machine_id(),
             ancestors: AncestorStore::beside(&owned),

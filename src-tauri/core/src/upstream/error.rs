@@ -34,6 +34,32 @@ pub enum UpstreamError {
         reason: String,
     },
 
+    #[error("the remote Docker endpoint {url} did not answer like a Docker daemon{said}")]
+    NotHttp {
+        url: String,
+        /// What a dial-stdio command last printed on stderr, as
+        /// " (the remote said: …)", or empty.
+        said: String,
+        #[source]
+        source: hyper::Error,
+    },
+
+    #[error("the remote Docker daemon at {url} failed a {call} call")]
+    Call {
+        url: String,
+        /// Which of Berth's own calls (`/version`, `container inspect`, …).
+        call: &'static str,
+        #[source]
+        source: bollard::errors::Error,
+    },
+
+    #[error("the remote Docker daemon at {url} did not answer {call} within {secs}s")]
+    CallTimeout {
+        url: String,
+        call: &'static str,
+        secs: u64,
+    },
+
     #[error("no way to the remote Docker daemon worked ({tried})")]
     NoUpstream { tried: String },
 }
@@ -47,7 +73,11 @@ impl Advice for UpstreamError {
             SocketPermissionDenied { user, .. } => Hint::JoinDockerGroup { user: user.clone() },
             DockerNotInstalled { .. } => Hint::InstallDocker,
             StreamLocalForbidden { .. } => Hint::UseTcpDocker,
-            BadAnswer { .. } | NoUpstream { .. } => Hint::CheckDockerRuns,
+            BadAnswer { .. }
+            | NotHttp { .. }
+            | Call { .. }
+            | CallTimeout { .. }
+            | NoUpstream { .. } => Hint::CheckDockerRuns,
         })
     }
 }

@@ -6,23 +6,15 @@
 //! forward unix sockets), `dial-stdio` an exec channel running
 //! `docker system dial-stdio`. `auto` tries them in that order (see `select`).
 
-pub mod client;
 mod diagnose;
+pub mod docker;
 mod error;
 mod select;
 
-pub use client::get;
 pub use diagnose::{diagnose, Probe, PROBE_COMMAND};
+pub use docker::DockerApi;
 pub use error::UpstreamError;
 pub use select::{ping, select, Selected};
-
-/// `GET /version` of the daemon.
-pub async fn get_version(
-    u: &Upstream,
-    ssh: &SshSession,
-) -> Result<(u16, bytes::Bytes), UpstreamError> {
-    get(u, ssh, "/version").await
-}
 
 use crate::ssh::{ChannelIo, SshError, SshSession};
 

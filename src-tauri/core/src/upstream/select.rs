@@ -1,12 +1,12 @@
 //! Choosing the upstream: the fixed one, or `auto`'s unix → tcp → dial-stdio,
 //! each accepted only once it answered `/_ping` like a Docker daemon.
 
+use std::sync::Arc;
 use std::time::Duration;
 
-use super::client::get;
 use super::diagnose::{diagnose, probe_command, Probe};
 use super::error::UpstreamError;
-use super::{Upstream, UpstreamSpec, DEFAULT_SOCKET, DESKTOP_TCP};
+use super::{DockerApi, Upstream, UpstreamSpec, DEFAULT_SOCKET, DESKTOP_TCP};
 use crate::ssh::{SshError, SshSession};
 
 /// The chosen upstream and why it was chosen.
@@ -19,28 +19,20 @@ pub struct Selected {
 /// A candidate that does not answer `/_ping` by then is passed over.
 const PING_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// `/_ping` must answer 200 `OK`.
-pub async fn ping(upstream: &Upstream, ssh: &SshSession) -> Result<(), UpstreamError> {
-    let answer = tokio::time::timeout(PING_TIMEOUT, get(upstream, ssh, "/_ping"))
+/// `/_ping` must answer 200 `OK`, unversioned, as the docker CLI asks it.
+pub async fn ping(upstream: &Upstream, ssh: &Arc<SshSession>) -> Result<(), UpstreamError> {
+    let client = DockerApi::unversioned(upstream, ssh.clone())?;
+    tokio::time::timeout(PING_TIMEOUT, client.ping())
         .await
-        .map_err(|_| UpstreamError::BadAnswer {
+        .map_err(|_| UpstreamError::CallTimeout {
             url: upstream.url(),
-            reason: format!("no answer to /_ping within {}s", PING_TIMEOUT.as_secs()),
-        })?;
-    match answer? {
-        (200, body) if body.as_ref() == b"OK" => Ok(()),
-        (status, body) => Err(UpstreamError::BadAnswer {
-            url: upstream.url(),
-            reason: format!(
-                "/_ping answered {status} {:?}",
-                String::from_utf8_lossy(&body)
-            ),
-        }),
-    }
+            call: "/_ping",
+            secs: PING_TIMEOUT.as_secs(),
+        })?
 }
 
 /// Resolves `spec` to a working upstream or the most useful error.
-pub async fn select(spec: &UpstreamSpec, ssh: &SshSession) -> Result<Selected, UpstreamError> {
+pub async fn select(spec: &UpstreamSpec, ssh: &Arc<SshSession>) -> Result<Selected, UpstreamError> {
     match spec {
         UpstreamSpec::Fixed(u) => match ping(u, ssh).await {
             Ok(()) => Ok(Selected {
@@ -125,7 +117,13 @@ async fn explain(u: &Upstream, e: UpstreamError, ssh: &SshSession) -> UpstreamEr
             let tried = format!("{}: {}", u.url(), e);
             diagnose(&probe(ssh, p).await, p, user, true, &tried)
         }
-        (Upstream::DialStdio, UpstreamError::BadAnswer { .. }) => {
+        (
+            Upstream::DialStdio,
+            UpstreamError::BadAnswer { .. }
+            | UpstreamError::NotHttp { .. }
+            | UpstreamError::Call { .. }
+            | UpstreamError::CallTimeout { .. },
+        ) => {
             let probe = probe(ssh, DEFAULT_SOCKET).await;
             match diagnose(&probe, DEFAULT_SOCKET, user, false, &e.to_string()) {
                 UpstreamError::NoUpstream { .. } => e,
