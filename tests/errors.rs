@@ -172,6 +172,24 @@ fn socket_permission_denied_says_docker_group() {
 }
 
 #[test]
+fn an_endpoint_that_is_not_docker_is_named() {
+    let tb = testbed();
+    // sshd's own port answers, but with an SSH banner, not HTTP
+    let endpoint = format!("tcp://127.0.0.1:{}", tb.get("SSH_PORT"));
+    let mut args = default_args(tb);
+    args.extend(["--remote-docker".into(), endpoint.clone()]);
+    let line = start_fails(&args);
+    assert!(
+        line.contains(&format!("{endpoint} did not answer like a Docker daemon")),
+        "{line}"
+    );
+    assert!(
+        line.contains("check that Docker runs on the remote"),
+        "{line}"
+    );
+}
+
+#[test]
 fn daemon_not_running_names_the_socket() {
     let tb = testbed();
     let mut args = default_args(tb);

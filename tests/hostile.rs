@@ -164,13 +164,20 @@ fn hostile_mount_sources_pass_or_fail_clearly() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-/// A fake daemon on the remote side: `/_ping` and `/version` are fine, the
-/// rest is cut short or garbage.
-fn garbage_daemon() -> u16 {
+/// What the fake daemon was asked: (path, User-Agent).
+type Asked = std::sync::Arc<std::sync::Mutex<Vec<(String, String)>>>;
+
+/// A fake daemon on the remote side, as old as API 1.41: `/_ping` and
+/// `/version` are fine, a newer version is refused as dockerd refuses it,
+/// the rest is cut short or garbage.
+fn garbage_daemon() -> (u16, Asked) {
     let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = l.local_addr().unwrap().port();
+    let asked = Asked::default();
+    let log = asked.clone();
     std::thread::spawn(move || {
         for conn in l.incoming().flatten() {
+            let log = log.clone();
             std::thread::spawn(move || {
                 let mut c = conn;
                 c.set_read_timeout(Some(Duration::from_secs(5))).ok();
@@ -184,13 +191,35 @@ fn garbage_daemon() -> u16 {
                 }
                 let head = String::from_utf8_lossy(&head);
                 let path = head.split_whitespace().nth(1).unwrap_or_default();
+                let agent = head
+                    .lines()
+                    .find_map(|l| {
+                        l.to_ascii_lowercase()
+                            .strip_prefix("user-agent:")
+                            .map(|v| v.trim().to_string())
+                    })
+                    .unwrap_or_default();
+                log.lock().unwrap().push((path.to_string(), agent));
+                let too_new = path
+                    .strip_prefix("/v1.")
+                    .and_then(|r| r.split('/').next())
+                    .and_then(|minor| minor.parse::<u32>().ok())
+                    .filter(|&minor| minor > 41);
                 let json = |body: &str| {
                     format!(
                         "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nApi-Version: 1.41\r\nContent-Length: {}\r\n\r\n{body}",
                         body.len()
                     )
                 };
-                let reply = if path.ends_with("/_ping") {
+                let reply = if let Some(minor) = too_new {
+                    let body = format!(
+                        r#"{{"message":"client version 1.{minor} is too new. Maximum supported API version is 1.41"}}"#
+                    );
+                    format!(
+                        "HTTP/1.1 400 Bad Request\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+                        body.len()
+                    )
+                } else if path.ends_with("/_ping") {
                     "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nApi-Version: 1.41\r\n\r\nOK"
                         .to_string()
                 } else if path.ends_with("/version") {
@@ -205,13 +234,13 @@ fn garbage_daemon() -> u16 {
             });
         }
     });
-    port
+    (port, asked)
 }
 
 #[test]
 fn a_remote_that_answers_garbage_gets_clear_errors() {
     let tb = testbed();
-    let port = garbage_daemon();
+    let (port, asked) = garbage_daemon();
     let mut args = default_args(tb);
     args.extend(["--remote-docker".into(), format!("tcp://127.0.0.1:{port}")]);
     let a = start_agent(&args);
@@ -226,4 +255,29 @@ fn a_remote_that_answers_garbage_gets_clear_errors() {
     // the agent itself is fine
     let st = status(a.port());
     assert_eq!(st["connection"]["state"], "connected", "{st}");
+    assert_eq!(st["daemon"]["api_version"], "1.41", "{st}");
+    // Berth's own calls: the version asked unversioned, then everything at
+    // the old daemon's version, never one it refuses
+    let ours: Vec<String> = asked
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|(_, agent)| agent.starts_with("berth/"))
+        .map(|(path, _)| path.clone())
+        .collect();
+    assert!(ours.iter().any(|p| p == "/version"), "{ours:?}");
+    assert!(
+        ours.iter().any(|p| p.starts_with("/v1.41/info")),
+        "{ours:?}"
+    );
+    assert!(
+        ours.iter().any(|p| p.starts_with("/v1.41/events")),
+        "{ours:?}"
+    );
+    for p in &ours {
+        assert!(
+            p.starts_with("/v1.41/") || !p.starts_with("/v1."),
+            "Berth asked {p} of a 1.41 daemon: {ours:?}"
+        );
+    }
 }

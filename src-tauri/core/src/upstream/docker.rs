@@ -36,6 +36,9 @@ const CALL_TIMEOUT: Duration = Duration::from_secs(30);
 /// event stream's head comes at once, its body never ends.
 const HEAD_TIMEOUT_SECS: u64 = 120;
 
+/// What Berth's own calls say they are.
+pub const USER_AGENT: &str = concat!("berth/", env!("CARGO_PKG_VERSION"));
+
 /// A typed client of the remote daemon; cheap to clone (one per agent).
 #[derive(Clone)]
 pub struct DockerApi {
@@ -244,6 +247,11 @@ impl Channels {
         parts
             .headers
             .insert(http::header::HOST, http::HeaderValue::from_static("docker"));
+        // the daemon's log tells Berth's own calls from the clients' it carries
+        parts.headers.insert(
+            http::header::USER_AGENT,
+            http::HeaderValue::from_static(USER_AGENT),
+        );
         let events = parts.uri.path().ends_with("/events");
         let answer = send
             .send_request(http::Request::from_parts(parts, body))
