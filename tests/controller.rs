@@ -107,6 +107,29 @@ fn state(ctl: &Controller, name: &str) -> ConnectionState {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn test_connection_names_an_address_nothing_answers_at() {
+    let tb = testbed();
+    let dir = temp_dir("ctl-probe-closed");
+    let ctl = controller(&dir, &dir.join("ssh/known_hosts"), store_with_key(tb));
+    let mut remote = linux_remote(tb, "closed");
+    remote.port = free_port();
+
+    let steps = ctl.test_connection(&remote).await;
+    assert_eq!(steps.len(), 1, "{steps:#?}");
+    let tcp = &steps[0];
+    assert!(!tcp.ok && tcp.step == StepKind::Tcp, "{tcp:?}");
+    let at = format!("cannot reach 127.0.0.1:{}", remote.port);
+    assert!(tcp.detail.contains(&at), "{tcp:?}");
+    // the session's own advice, in the window's words
+    let fix = tcp.fix.as_deref().unwrap_or_default();
+    assert!(fix.contains("sshd runs there"), "{tcp:?}");
+    assert!(
+        !fix.contains("--"),
+        "a berth-agent flag in the window: {fix}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn test_connection_trusts_an_unknown_host_then_passes_every_step() {
     let tb = testbed();
     let dir = temp_dir("ctl-probe");

@@ -119,24 +119,32 @@ async fn run(
     };
 
     // tcp
-    match tokio::time::timeout(TCP_TIMEOUT, tokio::net::TcpStream::connect((host, port))).await {
-        Ok(Ok(_)) => push(Step::ok(
+    let reached = tokio::time::timeout(TCP_TIMEOUT, tokio::net::TcpStream::connect((host, port)))
+        .await
+        .unwrap_or_else(|_| {
+            let secs = TCP_TIMEOUT.as_secs();
+            Err(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                format!("no answer in {secs}s"),
+            ))
+        });
+    match reached {
+        Ok(_) => push(Step::ok(
             StepKind::Tcp,
             format!("{addr} accepts connections"),
         ))?,
-        Ok(Err(e)) => push(Step::fail(
-            StepKind::Tcp,
-            format!("cannot reach {addr}: {e}"),
-            "check the host and port, and that sshd runs there",
-        ))?,
-        Err(_) => push(Step::fail(
-            StepKind::Tcp,
-            format!(
-                "cannot reach {addr}: no answer in {}s",
-                TCP_TIMEOUT.as_secs()
-            ),
-            "check the host, the port and any firewall on the way",
-        ))?,
+        // the session's own error, so the step says what a connect would
+        Err(source) => {
+            let e = crate::ssh::SshError::Unreachable {
+                addr: addr.clone(),
+                source,
+            };
+            push(Step::failed(
+                StepKind::Tcp,
+                &e,
+                "check the host and the port",
+            ))?
+        }
     }
 
     // host_key

@@ -9,7 +9,9 @@
 //! The API version is chosen as the docker CLI chooses it: the first call
 //! goes unversioned (`/version`), then every call names the lower of the
 //! daemon's version and bollard's, so an older daemon is never asked for a
-//! version it refuses.
+//! version it refuses and a newer one answers in the shape bollard's models
+//! were written for. (bollard 0.21 itself sends every path unversioned; the
+//! transport puts the agreed version in front.)
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -57,8 +59,9 @@ impl std::fmt::Debug for DockerApi {
 struct Channels {
     upstream: Upstream,
     ssh: Arc<SshSession>,
-    /// `false` for the first calls, before the version is agreed.
-    versioned: bool,
+    /// The API version every path names; `None` for the first calls,
+    /// before it is agreed.
+    api: Option<ClientVersion>,
     /// Counts the heads of `/events` answers: the daemon listens from then.
     event_heads: tokio::sync::watch::Sender<u64>,
 }
@@ -67,7 +70,7 @@ impl DockerApi {
     /// A client for `upstream` whose calls go unversioned: for `/_ping`
     /// and `/version`, which every daemon answers at any version.
     pub fn unversioned(upstream: &Upstream, ssh: Arc<SshSession>) -> Result<Self, UpstreamError> {
-        Self::build(upstream, ssh, false, API_DEFAULT_VERSION)
+        Self::build(upstream, ssh, None)
     }
 
     /// Reads the daemon's version, then gives the client that speaks the
@@ -79,19 +82,19 @@ impl DockerApi {
         let probe = Self::unversioned(upstream, ssh.clone())?;
         let version = probe.version().await?;
         let api = agreed_version(version.api_version.as_deref());
-        Ok((Self::build(upstream, ssh, true, &api)?, version))
+        Ok((Self::build(upstream, ssh, Some(api))?, version))
     }
 
     fn build(
         upstream: &Upstream,
         ssh: Arc<SshSession>,
-        versioned: bool,
-        api: &ClientVersion,
+        api: Option<ClientVersion>,
     ) -> Result<Self, UpstreamError> {
+        let client_version = api.unwrap_or(*API_DEFAULT_VERSION);
         let channels = Arc::new(Channels {
             upstream: upstream.clone(),
             ssh,
-            versioned,
+            api,
             event_heads: tokio::sync::watch::Sender::new(0),
         });
         let for_transport = channels.clone();
@@ -103,7 +106,7 @@ impl DockerApi {
             transport,
             Some("http://docker"),
             HEAD_TIMEOUT_SECS,
-            api,
+            &client_version,
         )
         .map_err(|e| from_bollard(&upstream.url(), "client setup", e))?;
         Ok(Self {
@@ -241,7 +244,7 @@ impl Channels {
             let _ = conn.await;
         });
         let (mut parts, body) = req.into_parts();
-        parts.uri = origin_form(&parts.uri, self.versioned)
+        parts.uri = origin_form(&parts.uri, self.api.as_ref())
             .parse()
             .map_err(|e: http::uri::InvalidUri| BollardError::from(e))?;
         parts
@@ -276,19 +279,20 @@ impl From<SystemVersion> for crate::state::DaemonInfo {
     }
 }
 
-/// The path and query bollard built, for a request on a bare stream; its
-/// `/vX.Y` prefix dropped when the call goes unversioned.
-pub fn origin_form(uri: &http::Uri, versioned: bool) -> String {
+/// The path and query bollard built, for a request on a bare stream,
+/// naming `api` (`/v1.41/…`) or, without one, no version at all.
+pub fn origin_form(uri: &http::Uri, api: Option<&ClientVersion>) -> String {
     let full = uri.path_and_query().map_or("/", |p| p.as_str());
-    if versioned {
-        return full.to_string();
-    }
-    match full
+    let bare = match full
         .strip_prefix("/v")
         .and_then(|rest| rest.split_once('/'))
     {
         Some((version, rest)) if is_version(version) => format!("/{rest}"),
         _ => full.to_string(),
+    };
+    match api {
+        Some(v) => format!("/v{}.{}{bare}", v.major_version, v.minor_version),
+        None => bare,
     }
 }
 
@@ -384,25 +388,29 @@ mod tests {
 
     #[test]
     fn requests_go_in_origin_form() {
+        let v141 = ClientVersion {
+            major_version: 1,
+            minor_version: 41,
+        };
         let table = [
             (
-                "http://docker/v1.47/containers/json?all=true",
-                true,
-                "/v1.47/containers/json?all=true",
+                "http://docker/containers/json?all=true",
+                Some(&v141),
+                "/v1.41/containers/json?all=true",
             ),
-            ("http://docker/v1.47/version", false, "/version"),
-            ("http://docker/v1.53/_ping", false, "/_ping"),
-            ("http://docker/version", false, "/version"),
-            ("http://docker/vx.1/version", false, "/vx.1/version"),
+            ("http://docker/v1.53/info", Some(&v141), "/v1.41/info"),
+            ("http://docker/version", None, "/version"),
+            ("http://docker/v1.53/_ping", None, "/_ping"),
+            ("http://docker/vx.1/version", None, "/vx.1/version"),
             (
-                "http://docker/v1.47/events?filters=%7B%7D",
-                false,
-                "/events?filters=%7B%7D",
+                "http://docker/events?filters=%7B%7D",
+                Some(&v141),
+                "/v1.41/events?filters=%7B%7D",
             ),
         ];
-        for (uri, versioned, want) in table {
+        for (uri, api, want) in table {
             let uri: http::Uri = uri.parse().unwrap();
-            assert_eq!(origin_form(&uri, versioned), want, "{uri} {versioned}");
+            assert_eq!(origin_form(&uri, api), want, "{uri} {api:?}");
         }
     }
 
