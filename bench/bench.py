@@ -365,7 +365,12 @@ def main():
     for name, value, target, ok in RESULTS:
         verdict = "" if ok is None else ("  meets target" if ok else "  MISSES target")
         kind = "RATIO" if "_over_" in name else "VALUE"
-        fmt = f"{value:.0f}" if isinstance(value, int) else f"{value:.2f}"
+        if isinstance(value, str):
+            fmt = value
+        elif isinstance(value, int):
+            fmt = f"{value:.0f}"
+        else:
+            fmt = f"{value:.2f}"
         print(f"{kind} {name} = {fmt} (target {target}){verdict}")
 
 

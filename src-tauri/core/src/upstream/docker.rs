@@ -206,14 +206,24 @@ impl DockerApi {
         what: &'static str,
         call: impl std::future::Future<Output = Result<T, BollardError>>,
     ) -> Result<T, UpstreamError> {
-        match tokio::time::timeout(CALL_TIMEOUT, call).await {
-            Ok(r) => r.map_err(|e| from_bollard(&self.url, what, e)),
-            Err(_) => Err(UpstreamError::CallTimeout {
-                url: self.url.clone(),
-                call: what,
-                secs: CALL_TIMEOUT.as_secs(),
-            }),
-        }
+        bounded(&self.url, what, CALL_TIMEOUT, call).await
+    }
+}
+
+/// `call` within `limit`, its failure as Berth's error naming `what`.
+async fn bounded<T>(
+    url: &str,
+    what: &'static str,
+    limit: Duration,
+    call: impl std::future::Future<Output = Result<T, BollardError>>,
+) -> Result<T, UpstreamError> {
+    match tokio::time::timeout(limit, call).await {
+        Ok(r) => r.map_err(|e| from_bollard(url, what, e)),
+        Err(_) => Err(UpstreamError::CallTimeout {
+            url: url.to_string(),
+            call: what,
+            secs: limit.as_secs(),
+        }),
     }
 }
 
@@ -432,6 +442,20 @@ mod tests {
                 "{daemon:?}"
             );
         }
+    }
+
+    #[tokio::test]
+    async fn a_call_that_never_answers_is_named_after_its_limit() {
+        let never = std::future::pending::<Result<(), BollardError>>();
+        let limit = Duration::from_secs(1);
+        let e = bounded("unix:///s", "container list", limit, never)
+            .await
+            .unwrap_err();
+        assert_eq!(
+            crate::hint::for_cli(&e),
+            "the remote Docker daemon at unix:///s did not answer container list within 1s; \
+             check that Docker runs on the remote"
+        );
     }
 
     #[test]
