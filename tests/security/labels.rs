@@ -5,7 +5,6 @@
 
 use crate::common::*;
 
-use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -69,12 +68,25 @@ fn attacker_container(name: &str, labels: &[(&str, String)], publish: Option<&st
 }
 
 /// Whether anything on this machine listens on TCP `port` (any address).
-fn listening(port: u16) -> bool {
+/// Whether the agent process `pid` listens on `port`. The port was only
+/// reserved by the test and released, so another process of this machine
+/// (a neighbouring test's server, docker-proxy) may hold it: that is not
+/// Berth opening it.
+fn listening(pid: u32, port: u16) -> bool {
+    !listeners(pid, port).is_empty()
+}
+
+/// The `ss` lines of the listeners process `pid` has on `port`.
+fn listeners(pid: u32, port: u16) -> String {
     let out = std::process::Command::new("ss")
-        .args(["-Hltn", &format!("sport = :{port}")])
+        .args(["-Hltnp", &format!("sport = :{port}")])
         .output()
         .expect("ss");
-    !String::from_utf8_lossy(&out.stdout).trim().is_empty()
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| l.contains(&format!("pid={pid},")))
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 /// The remote folders holding replicas of `local` (the test bed's remote
@@ -200,11 +212,11 @@ fn forged_and_copied_labels_sync_nothing_and_open_nothing() {
             "{when}: status lists the forged mount"
         );
         assert!(
-            !listening(p_forged),
+            !listening(a.pid(), p_forged),
             "{when}: the forged ports label opened :{p_forged}"
         );
         assert!(
-            !listening(p_real),
+            !listening(a.pid(), p_real),
             "{when}: the copied ports label opened :{p_real}"
         );
         let forwards = status(a.port())["forwards"].to_string();
@@ -224,7 +236,7 @@ fn forged_and_copied_labels_sync_nothing_and_open_nothing() {
     // the control: the user's own container still gets its port and replica
     ok(docker_at(&b.host, &["start", &real]));
     assert!(
-        listening(p_real),
+        listening(b.pid(), p_real),
         "the user's own container lost its forward"
     );
     assert!(
@@ -239,7 +251,7 @@ fn forged_and_copied_labels_sync_nothing_and_open_nothing() {
         "a copied label kept the replica of {} on the remote",
         mine.0.display()
     );
-    assert!(!listening(p_real));
+    assert!(!listening(b.pid(), p_real));
     let _ = std::fs::remove_dir_all(&secret);
 }
 
@@ -267,14 +279,8 @@ fn a_recorded_all_interfaces_forward_obeys_the_current_policy() {
             "600",
         ],
     ));
-    let ss = |p: u16| {
-        let out = std::process::Command::new("ss")
-            .args(["-Hltn", &format!("sport = :{p}")])
-            .output()
-            .unwrap();
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    };
-    assert!(ss(p).contains("0.0.0.0:"), "with the flag: {}", ss(p));
+    let ss = |agent: &AgentProc| listeners(agent.pid(), p);
+    assert!(ss(&wide).contains("0.0.0.0:"), "with the flag: {}", ss(&wide));
     wide.child.kill().unwrap();
     wide.child.wait().unwrap();
 
@@ -282,16 +288,16 @@ fn a_recorded_all_interfaces_forward_obeys_the_current_policy() {
     let narrow = agent();
     std::thread::sleep(Duration::from_secs(2));
     assert!(
-        !ss(p).contains("0.0.0.0:") && !ss(p).contains("*:"),
+        !ss(&narrow).contains("0.0.0.0:") && !ss(&narrow).contains("*:"),
         "without --forward-all-interfaces Berth listens on every interface: {}",
-        ss(p)
+        ss(&narrow)
     );
     let forwards = status(narrow.port())["forwards"].to_string();
     assert!(
         forwards.contains("--forward-all-interfaces"),
         "the refusal is not reported: {forwards}"
     );
-    assert!(TcpStream::connect(("127.0.0.1", p)).is_err());
+    assert!(!listening(narrow.pid(), p), "{}", ss(&narrow));
 }
 
 /// A local tree for one test, removed at the end.
