@@ -280,7 +280,11 @@ fn a_recorded_all_interfaces_forward_obeys_the_current_policy() {
         ],
     ));
     let ss = |agent: &AgentProc| listeners(agent.pid(), p);
-    assert!(ss(&wide).contains("0.0.0.0:"), "with the flag: {}", ss(&wide));
+    assert!(
+        ss(&wide).contains("0.0.0.0:"),
+        "with the flag: {}",
+        ss(&wide)
+    );
     wide.child.kill().unwrap();
     wide.child.wait().unwrap();
 

@@ -91,7 +91,8 @@ impl From<PortKey> for String {
     }
 }
 
-/// The host port a user asked for: `"8080"`, `"8000-8002"` or `""` (any).
+/// The host port a user asked for: `"8080"`, `"8000-8002"` or any free one
+/// (`""`, `"0"`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PortRange {
     Fixed(u16),
@@ -100,23 +101,36 @@ pub enum PortRange {
 }
 
 impl PortRange {
-    /// Parses a `HostPort` string; port 0, reversed ranges and junk are refused.
+    /// Parses a `HostPort` string the way the daemon does (go-connections'
+    /// `nat.NewPort(nat.SplitProtoPort(..))`): a `/proto` suffix is ignored,
+    /// `""`, `"0"` and `"0-0"` mean any free port, digits may have leading
+    /// zeros. What the daemon refuses is refused in its words; `0-N`, which
+    /// the daemon accepts and then fails to start, is refused at once.
     pub fn parse(host_port: &str) -> Result<PortRange, PortError> {
-        let bad = || PortError::InvalidSpec {
+        let bad = |reason: &str| PortError::InvalidSpec {
             spec: host_port.to_string(),
-            reason: "the host port must be empty, a number 1-65535 or a range like 8000-8010"
-                .to_string(),
+            reason: reason.to_string(),
         };
-        if host_port.is_empty() {
+        let number = "the host port must be empty, 0 (any), a number up to 65535 \
+                      or a range like 8000-8010";
+        let port = host_port.split('/').next().unwrap_or_default();
+        if port.is_empty() {
             return Ok(PortRange::Any);
         }
-        match host_port.split_once('-') {
-            None => parse_port(host_port).map(PortRange::Fixed).ok_or_else(bad),
-            Some((a, b)) => match (parse_port(a), parse_port(b)) {
-                (Some(a), Some(b)) if a == b => Ok(PortRange::Fixed(a)),
-                (Some(a), Some(b)) if a < b => Ok(PortRange::Range(a, b)),
-                _ => Err(bad()),
-            },
+        let (a, b) = match port.split_once('-') {
+            None => (port, port),
+            Some((_, b)) if b.contains('-') => return Err(bad(number)),
+            Some(pair) => pair,
+        };
+        let (Some(a), Some(b)) = (parse_number(a), parse_number(b)) else {
+            return Err(bad(number));
+        };
+        match (a, b) {
+            (0, 0) => Ok(PortRange::Any),
+            (0, _) => Err(bad("a range of host ports cannot start at 0")),
+            (a, b) if a == b => Ok(PortRange::Fixed(a)),
+            (a, b) if a < b => Ok(PortRange::Range(a, b)),
+            _ => Err(bad("the range ends before it starts")),
         }
     }
 }
@@ -133,10 +147,16 @@ impl fmt::Display for PortRange {
 
 /// A port number 1-65535 written in plain digits.
 fn parse_port(s: &str) -> Option<u16> {
+    parse_number(s).filter(|&p| p != 0)
+}
+
+/// A number 0-65535 in plain digits, as Go's `strconv.ParseUint(s, 10, 16)`
+/// reads it (leading zeros allowed, no sign, no spaces).
+fn parse_number(s: &str) -> Option<u16> {
     if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
-    s.parse().ok().filter(|&p| p != 0)
+    s.parse().ok()
 }
 
 #[cfg(test)]
@@ -170,17 +190,31 @@ mod tests {
     #[test]
     fn host_ports_parse() {
         use PortRange::*;
+        // every row checked against dockerd 20.10 (HostConfig.PortBindings
+        // of a create, then start): Err rows are refused by the daemon too,
+        // but "0-10", which it accepts and then cannot start, and "1-2-3",
+        // which it reads as 1-2 (newer daemons refuse it)
         let table = [
             ("", Ok(Any)),
+            ("0", Ok(Any)),
+            ("00", Ok(Any)),
+            ("0-0", Ok(Any)),
+            ("/tcp", Ok(Any)),
             ("8080", Ok(Fixed(8080))),
+            ("080", Ok(Fixed(80))),
+            ("81/tcp", Ok(Fixed(81))),
+            ("81/udp", Ok(Fixed(81))),
+            ("65535", Ok(Fixed(65535))),
             ("8000-8002", Ok(Range(8000, 8002))),
             ("8000-8000", Ok(Fixed(8000))),
-            ("0", Err(())),
             ("9000-8000", Err(())),
             ("0-10", Err(())),
+            ("1-2-3", Err(())),
             ("abc", Err(())),
             ("80-", Err(())),
             (" 80", Err(())),
+            ("+81", Err(())),
+            ("-1", Err(())),
             ("65536", Err(())),
         ];
         for (input, want) in table {

@@ -24,7 +24,7 @@ pub use view::{remote_ports, rewrite_inspect, rewrite_list};
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PortError {
     /// A port key, host port or host address the user gave is malformed.
-    #[error("invalid port spec {spec:?}: {reason}")]
+    #[error("invalid port specification: {spec:?} ({reason})")]
     InvalidSpec { spec: String, reason: String },
 
     /// A field of the create body has the wrong JSON type.

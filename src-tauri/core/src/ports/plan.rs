@@ -111,7 +111,7 @@ pub fn plan_create(
                 wants.push(Want {
                     key,
                     requested_ip: String::new(),
-                    listen_ip: listen_ip("", opts)?,
+                    listen_ip: listen_ip("", opts),
                     range: PortRange::Any,
                 });
             }
@@ -150,27 +150,24 @@ pub fn read_label(labels: &Value) -> Option<PortsLabel> {
     serde_json::from_str(text).ok()
 }
 
-/// The host address as Docker shows it: "0.0.0.0" for "", else as given.
+/// The host address as Docker shows it: "0.0.0.0" for "" and for anything
+/// that is not an address (the daemon binds those on every interface), else
+/// as given.
 pub fn shown_ip(requested_ip: &str) -> String {
-    if requested_ip.is_empty() {
-        "0.0.0.0".to_string()
-    } else {
-        requested_ip.to_string()
+    match requested_ip.parse::<IpAddr>() {
+        Ok(_) => requested_ip.to_string(),
+        Err(_) => "0.0.0.0".to_string(),
     }
 }
 
-/// Where the local listener binds for a requested host address.
-fn listen_ip(requested: &str, opts: &PlanOptions) -> Result<IpAddr, PortError> {
-    let ip: IpAddr = if requested.is_empty() {
-        IpAddr::V4(Ipv4Addr::UNSPECIFIED)
-    } else {
-        requested.parse().map_err(|_| PortError::InvalidSpec {
-            spec: requested.to_string(),
-            reason: "the host IP must be an IPv4 or IPv6 address, like 127.0.0.1 or ::1"
-                .to_string(),
-        })?
-    };
-    Ok(match ip {
+/// Where the local listener binds for a requested host address. The daemon
+/// takes a `HostIp` that is not an address ("localhost", "[::1]") as every
+/// interface, so Berth does too (and narrows it to the loopback like "").
+fn listen_ip(requested: &str, opts: &PlanOptions) -> IpAddr {
+    let ip = requested
+        .parse::<IpAddr>()
+        .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
+    match ip {
         IpAddr::V4(v4) if v4.is_unspecified() && !opts.all_interfaces => {
             IpAddr::V4(Ipv4Addr::LOCALHOST)
         }
@@ -178,7 +175,7 @@ fn listen_ip(requested: &str, opts: &PlanOptions) -> Result<IpAddr, PortError> {
             IpAddr::V6(Ipv6Addr::LOCALHOST)
         }
         ip => ip,
-    })
+    }
 }
 
 /// The published ports of `HostConfig.PortBindings`, in key order; refuses
@@ -224,7 +221,7 @@ fn parse_bindings(original: &Value, opts: &PlanOptions) -> Result<Vec<Want>, Por
             let requested_ip = field("HostIp")?.to_string();
             wants.push(Want {
                 key,
-                listen_ip: listen_ip(&requested_ip, opts)?,
+                listen_ip: listen_ip(&requested_ip, opts),
                 requested_ip,
                 range: PortRange::parse(field("HostPort")?)?,
             });
