@@ -14,9 +14,9 @@ use tokio_util::sync::CancellationToken;
 
 use super::intercept::{self, Route};
 use super::reply::{docker_error, docker_failure, ProxyBody};
+use super::view;
 use super::ProxyCtx;
 use crate::hint::Advice;
-use crate::ports;
 use crate::ssh::channel_io::PIPE_BUF;
 
 /// Why no request could be sent to the remote daemon.
@@ -141,8 +141,8 @@ pub async fn forward(
         return resp.map(|b| b.boxed());
     }
     match (route, ports) {
-        (Route::Inspect, Some(_)) => intercept::rewrite_answer(resp, ports::rewrite_inspect).await,
-        (Route::List, Some(_)) => intercept::rewrite_answer(resp, ports::rewrite_list).await,
+        (Route::Inspect, _) => view::local_view(resp, view::Answer::Inspect, ctx).await,
+        (Route::List, _) => view::local_view(resp, view::Answer::List, ctx).await,
         (Route::Started(id) | Route::Settled(id) | Route::Removed(id), Some(pf))
             if resp.status().is_success() =>
         {

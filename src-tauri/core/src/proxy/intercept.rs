@@ -1,7 +1,7 @@
-//! The few Docker API calls Berth changes on purpose, for port forwarding:
-//! which route a request is (pure, table-tested), the create body rewrite,
-//! the create answer (the container this machine now owns is recorded) and
-//! the inspect / list answers rewritten to show the local side.
+//! The few Docker API calls Berth changes on purpose, for port forwarding
+//! and sync: which route a request is (pure, table-tested), the create body
+//! rewrite and the create answer (the container this machine now owns is
+//! recorded). The inspect / list answers shown locally are `view.rs`.
 
 use bytes::Bytes;
 use http::{Method, StatusCode};
@@ -247,30 +247,8 @@ async fn image_exposed_ports(ctx: &ProxyCtx, image: &str) -> Vec<PortKey> {
     }
 }
 
-/// Rewrites a 200 JSON answer with `f`; other answers pass unchanged.
-pub async fn rewrite_answer(
-    resp: http::Response<Incoming>,
-    f: fn(&mut Value),
-) -> http::Response<ProxyBody> {
-    if resp.status() != StatusCode::OK {
-        return resp.map(|b| b.boxed());
-    }
-    let (parts, bytes) = match read_answer(resp).await {
-        Ok(whole) => whole,
-        Err(refusal) => return refusal,
-    };
-    let bytes = match serde_json::from_slice::<Value>(&bytes) {
-        Ok(mut v) => {
-            f(&mut v);
-            serde_json::to_vec(&v).map(Bytes::from).unwrap_or(bytes)
-        }
-        Err(_) => bytes,
-    };
-    answer_with(parts, bytes)
-}
-
 /// A daemon answer read whole (up to [`MAX_JSON`]), or the error for the client.
-async fn read_answer(
+pub(super) async fn read_answer(
     resp: http::Response<Incoming>,
 ) -> Result<(http::response::Parts, Bytes), http::Response<ProxyBody>> {
     let (parts, body) = resp.into_parts();
@@ -284,7 +262,10 @@ async fn read_answer(
 }
 
 /// The answer with `bytes` as its body, framing headers fixed.
-fn answer_with(mut parts: http::response::Parts, bytes: Bytes) -> http::Response<ProxyBody> {
+pub(super) fn answer_with(
+    mut parts: http::response::Parts,
+    bytes: Bytes,
+) -> http::Response<ProxyBody> {
     parts.headers.remove(http::header::TRANSFER_ENCODING);
     parts
         .headers

@@ -4,7 +4,8 @@
 //! `server` accepts clients (mini-redis style `run(listener, shutdown)`),
 //! `conn` serves one client connection (`guard` first turns web pages
 //! away), `forward` carries one request to the daemon and bridges upgraded
-//! connections (attach, exec, BuildKit).
+//! connections (attach, exec, BuildKit), `view` shows inspect and list
+//! answers with the local side of ports and synced mounts.
 
 mod conn;
 mod forward;
@@ -12,6 +13,7 @@ pub mod guard;
 pub mod intercept;
 mod reply;
 mod server;
+mod view;
 
 pub use reply::docker_error;
 pub use server::run;

@@ -293,7 +293,7 @@ fn unix_components(path: &str) -> impl Iterator<Item = &str> {
 }
 
 /// The last component of a path; a Windows drive path also splits on `\`.
-fn last_component(path: &str) -> &str {
+pub(crate) fn last_component(path: &str) -> &str {
     let trimmed = if has_drive_prefix(path) {
         path.trim_end_matches(['/', '\\'])
     } else {

@@ -190,6 +190,12 @@ impl SyncManager {
         Ok((s, root))
     }
 
+    /// This machine's folder of replicas on the remote (the SFTP session is
+    /// opened if it is not yet).
+    pub async fn mounts_root(&self) -> Result<String, SyncError> {
+        self.sftp().await.map(|(_, root)| root)
+    }
+
     /// Plans the bind mounts of a create body; every local source is synced
     /// before this returns. `Ok(None)`: nothing to sync, the body stays as is.
     pub async fn prepare_create(

@@ -42,6 +42,7 @@ pub mod untrusted;
 pub mod upload;
 pub mod usage;
 pub mod verify;
+pub mod view;
 mod watch;
 
 use crate::hint::{Advice, Hint};
