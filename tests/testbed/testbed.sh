@@ -66,6 +66,16 @@ install_deps() {
     python3 -m pip install -q docker testcontainers 2>/dev/null ||
       python3 -m pip install -q --break-system-packages docker testcontainers
   fi
+  # Testcontainers for Node, pinned by tests/sdk/node/package-lock.json, which
+  # tests/fidelity.rs drives through Berth (no install scripts: its optional
+  # native ssh helpers are not needed for a tcp:// DOCKER_HOST)
+  ensure_pkgs node:nodejs npm:npm
+  local sdk=$HERE/../sdk/node nm=$DIR/node
+  if ! cmp -s "$sdk/package-lock.json" "$nm/package-lock.json" || [[ ! -d $nm/node_modules/testcontainers ]]; then
+    log "installing: testcontainers for Node (npm ci)"
+    mkdir -p "$nm"; cp "$sdk/package.json" "$sdk/package-lock.json" "$nm/"
+    (cd "$nm" && npm ci -s --no-audit --no-fund --ignore-scripts) >&2
+  fi
 }
 pid_alive() {  # pid_alive PIDFILE COMM-REGEX -> prints pid when alive and matching
   local pf=$1 pid
@@ -318,6 +328,7 @@ KNOWN_HOSTS_HASHED=$DIR/known_hosts_hashed
 KNOWN_HOSTS_CHANGED=$DIR/known_hosts_changed
 KNOWN_HOSTS_EMPTY=$DIR/known_hosts_empty
 SSH_CONFIG=$DIR/ssh_config
+NODE_MODULES=$DIR/node/node_modules
 SSH_CONFIG_HOST=berth-test
 NODOCKER_USER=$NODOCKER_USER
 HOST_KEY_FINGERPRINT=$(ssh-keygen -lf "$DIR/ssh_host_ed25519_key.pub" | cut -d' ' -f2)
