@@ -5,8 +5,9 @@ Environment (all set by run.sh):
   AGENT_PID, BERTH_HOST (tcp://127.0.0.1:PORT), DIRECT_HOST (unix://...),
   SSHL_HOST (unix://... forwarded by `ssh -N -L`), SSHL_PID, SSHURL_HOST (ssh://...),
   SSH_PATH (PATH whose first `ssh` adds `-F <bench ssh_config>`), BENCH_CONFIG (DOCKER_CONFIG),
-  CONTAINER, PS_RUNS, EXEC_RUNS, EXEC_BYTES, CONC, BENCH_SECTIONS (default rss,ps,exec,ports,sync,idle);
-  section 4 (port forwarding) lives in ports.py, section 5 (bind-mount sync) in sync.py, section 6 (idle) in idle.py, see there
+  CONTAINER, PS_RUNS, EXEC_RUNS, EXEC_BYTES, CONC, BENCH_SECTIONS (default rss,ps,exec,ports,sync,idle,wan);
+  section 4 (port forwarding) lives in ports.py, section 5 (bind-mount sync) in sync.py, section 6 (idle) in idle.py,
+  section 7 (a ~20 ms RTT link) in wan.py, see there
   for their extra variables.
 Every timing is measured side by side: the variants are interleaved round by round in a
 shuffled order, and ratios are computed from medians (plus the median of per-round ratios).
@@ -336,20 +337,25 @@ def bench_sync():
     sync.bench_sync(result, hdr)
 
 
+def bench_wan():
+    import wan  # bench/wan.py: section 7, the docker CLI over a ~20 ms RTT link
+    wan.bench_wan(result, hdr)
+
+
 def bench_idle():
     import idle  # bench/idle.py: section 6, what an idle Berth costs
     idle.bench_idle(result, hdr)
 
 
 SECTIONS = {"rss": bench_rss, "ps": bench_ps, "exec": bench_exec, "ports": bench_ports,
-            "sync": bench_sync, "idle": bench_idle}
+            "sync": bench_sync, "idle": bench_idle, "wan": bench_wan}
 
 
 def main():
     random.seed()
     t0 = time.time()
     phases = []
-    wanted = [s for s in E.get("BENCH_SECTIONS", "rss,ps,exec,ports,sync,idle").split(",") if s]
+    wanted = [s for s in E.get("BENCH_SECTIONS", "rss,ps,exec,ports,sync,idle,wan").split(",") if s]
     unknown = [s for s in wanted if s not in SECTIONS]
     if unknown:
         raise SystemExit(f"unknown section(s) {unknown}; known: {','.join(SECTIONS)}")

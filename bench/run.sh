@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
 # Berth performance benchmark. Usage: bash bench/run.sh [SECTIONS]   (see bench/README.md)
-#   SECTIONS: comma list of rss,ps,exec,ports,sync,idle (default: all), e.g. `bash bench/run.sh ports`;
+#   SECTIONS: comma list of rss,ps,exec,ports,sync,idle,wan (default: all), e.g. `bash bench/run.sh ports`;
 #   same as BENCH_SECTIONS=ports.
 # Knobs (env): PS_RUNS=60 EXEC_RUNS=5 EXEC_BYTES=268435456 CONC=100 SKIP_BUILD=0 SSHL_GCM=0
 #   PORTS_RUNS=5 PORTS_MIB=256 PORTS_OPEN_RUNS=100 PORTS_CLOSE_RUNS=30
 #   SYNC_ROUNDS=3 SYNC_RTT_ROUNDS=3 SYNC_RTT_MS=10 SYNC_FILES=2000 SYNC_MB=140 SYNC_READOPT_RUNS=3
 #   SYNC_EDITS=100 SYNC_MEM_FILES=100000 SYNC_MEM_TIMEOUT=180
 #   IDLE_SECS=60 IDLE_OLD_AGENT=path (an older build measured beside this one)
+#   WAN_RTT_MS=20 WAN_PS_RUNS=20 WAN_RUN_RUNS=5 WAN_COMPOSE_RUNS=3 WAN_READY_RUNS=5
 set -euo pipefail
-BENCH_SECTIONS=${1:-${BENCH_SECTIONS:-rss,ps,exec,ports,sync,idle}}
+BENCH_SECTIONS=${1:-${BENCH_SECTIONS:-rss,ps,exec,ports,sync,idle,wan}}
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 BENCH=$ROOT/bench
@@ -20,6 +21,9 @@ want=()
 command -v python3 >/dev/null || want+=(python3)
 command -v head >/dev/null || want+=(coreutils)
 if [[ ,$BENCH_SECTIONS, == *,sync,* ]]; then command -v rsync >/dev/null || want+=(rsync); fi
+if [[ ,$BENCH_SECTIONS, == *,wan,* ]]; then command -v docker-compose >/dev/null || want+=(docker-compose)
+  # Debian's docker-py needs paramiko importable for ssh:// even when it shells out to ssh
+  /usr/bin/python3 -c 'import paramiko' 2>/dev/null || want+=(python3-paramiko); fi
 if ((${#want[@]})); then
   log "installing: ${want[*]}"
   apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y "${want[@]}"
@@ -68,6 +72,14 @@ cleanup() {
     while read -r r; do
       [[ $r == */berth/* && -d $r ]] && rm -rf "$r" "$r.berth-manifest.json"
     done <"$WORK/sync-replicas"
+  fi
+  # section 7 (wan.py) records its relay and agents, and its compose networks, the same way
+  if [[ -s $WORK/wan.pids ]]; then
+    while read -r p; do kill -KILL "$p" 2>/dev/null || true; done <"$WORK/wan.pids"
+  fi
+  if [[ -s $WORK/wan-networks ]]; then
+    # shellcheck disable=SC2046
+    docker -H "unix://$DOCKER_SOCK" network rm $(sort -u "$WORK/wan-networks") >/dev/null 2>&1 || true
   fi
   [[ -n $AGENT_PID ]] && wait "$AGENT_PID" 2>/dev/null || true
   [[ -n $SSHL_PID ]] && wait "$SSHL_PID" 2>/dev/null || true
