@@ -8,26 +8,6 @@
 mod common;
 use common::*;
 
-use std::process::Command;
-
-fn compose(
-    host: &str,
-    dir: &std::path::Path,
-    project: &str,
-    args: &[&str],
-) -> std::process::Output {
-    Command::new("docker-compose")
-        .arg("-p")
-        .arg(project)
-        .args(args)
-        .current_dir(dir)
-        .env("DOCKER_HOST", host)
-        .env("DOCKER_CONFIG", docker_config_dir())
-        .env("COMPOSE_INTERACTIVE_NO_CLI", "1")
-        .output()
-        .expect("run docker-compose")
-}
-
 #[test]
 fn compose_up_ps_logs_down() {
     let tb = testbed();

@@ -12,7 +12,7 @@
 mod common;
 use common::*;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
 
@@ -184,33 +184,6 @@ fn testcontainers_for_node_starts_a_container_with_a_port_an_exec_and_a_bind_mou
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-/// Runs a Python snippet (docker-py, testcontainers) with DOCKER_HOST set.
-fn python(host: &str, code: &str) -> String {
-    let out = Command::new("python3")
-        .args(["-c", code])
-        .env("DOCKER_HOST", host)
-        .env("DOCKER_CONFIG", docker_config_dir())
-        // this machine may itself be a container (/.dockerenv): use DOCKER_HOST's address
-        .env("TESTCONTAINERS_CONNECTION_MODE", "docker_host")
-        .env("TESTCONTAINERS_RYUK_DISABLED", "true")
-        .output()
-        .expect("run python3");
-    ok(out)
-}
-
-fn compose(host: &str, dir: &Path, project: &str, args: &[&str]) -> String {
-    ok(Command::new("docker-compose")
-        .arg("-p")
-        .arg(project)
-        .args(args)
-        .current_dir(dir)
-        .env("DOCKER_HOST", host)
-        .env("DOCKER_CONFIG", docker_config_dir())
-        .env("COMPOSE_INTERACTIVE_NO_CLI", "1")
-        .output()
-        .expect("run docker-compose"))
-}
-
 #[test]
 fn a_synced_mount_shows_the_local_folder_to_the_cli_docker_py_compose_and_testcontainers() {
     let _turn = turn();
@@ -331,7 +304,7 @@ with tc:
     .unwrap();
     let src = proj.join("src").display().to_string();
     let container = format!("{project}_app_1");
-    compose(&a.host, &proj, &project, &["up", "-d"]);
+    ok(compose(&a.host, &proj, &project, &["up", "-d"]));
     for round in ["up", "recreated"] {
         let seen = ok(docker_at(
             &a.host,
@@ -349,10 +322,15 @@ with tc:
         ));
         assert_eq!(read.trim(), "from-compose", "{round}");
         if round == "up" {
-            compose(&a.host, &proj, &project, &["up", "-d", "--force-recreate"]);
+            ok(compose(
+                &a.host,
+                &proj,
+                &project,
+                &["up", "-d", "--force-recreate"],
+            ));
         }
     }
-    compose(&a.host, &proj, &project, &["down", "-t", "0"]);
+    ok(compose(&a.host, &proj, &project, &["down", "-t", "0"]));
     let _ = std::fs::remove_dir_all(&proj);
     let _ = std::fs::remove_dir_all(&dir);
 }

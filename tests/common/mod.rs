@@ -522,3 +522,33 @@ pub fn agent_one_way() -> AgentProc {
     args.extend(["--sync-mode".to_string(), "one-way".to_string()]);
     start_agent(&args)
 }
+
+/// Runs a Python snippet with DOCKER_HOST set (docker-py and testcontainers
+/// are installed by tests/testbed/testbed.sh); returns its stdout.
+pub fn python(host: &str, code: &str) -> String {
+    let out = Command::new("python3")
+        .args(["-c", code])
+        .env("DOCKER_HOST", host)
+        .env("DOCKER_CONFIG", docker_config_dir())
+        // this machine may itself be a container (/.dockerenv): use DOCKER_HOST's address
+        .env("TESTCONTAINERS_CONNECTION_MODE", "docker_host")
+        // Ryuk would be pulled from Docker Hub; the tests remove their containers themselves
+        .env("TESTCONTAINERS_RYUK_DISABLED", "true")
+        .output()
+        .expect("run python3 (pip install docker testcontainers)");
+    ok(out)
+}
+
+/// Debian's docker-compose for `project` in `dir`, through `host`.
+pub fn compose(host: &str, dir: &Path, project: &str, args: &[&str]) -> Output {
+    Command::new("docker-compose")
+        .arg("-p")
+        .arg(project)
+        .args(args)
+        .current_dir(dir)
+        .env("DOCKER_HOST", host)
+        .env("DOCKER_CONFIG", docker_config_dir())
+        .env("COMPOSE_INTERACTIVE_NO_CLI", "1")
+        .output()
+        .expect("run docker-compose")
+}

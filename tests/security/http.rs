@@ -217,22 +217,6 @@ with c:
     assert!(out.contains("tc-page: berth-test-page"), "{out}");
 }
 
-/// Runs a Python snippet with DOCKER_HOST set (docker-py and testcontainers
-/// are installed by tests/testbed/testbed.sh); returns its stdout.
-fn python(host: &str, code: &str) -> String {
-    let out = Command::new("python3")
-        .args(["-c", code])
-        .env("DOCKER_HOST", host)
-        .env("DOCKER_CONFIG", docker_config_dir())
-        // this machine may itself be a container (/.dockerenv): use DOCKER_HOST's address
-        .env("TESTCONTAINERS_CONNECTION_MODE", "docker_host")
-        // Ryuk would be pulled from Docker Hub; the test removes its container itself
-        .env("TESTCONTAINERS_RYUK_DISABLED", "true")
-        .output()
-        .expect("run python3 (pip install docker testcontainers)");
-    ok(out)
-}
-
 #[test]
 fn docker_clients_work_over_tcp() {
     let a = agent();
