@@ -141,11 +141,18 @@ fn a_local_tree_is_seen_in_the_container_with_modes_and_symlinks() {
         replica.join("hello.txt").exists(),
         "the test bed's remote is this machine: {replica:?}"
     );
-    let binds = ok(docker_at(
-        &a.host,
-        &["inspect", &name, "--format", "{{json .HostConfig.Binds}}"],
-    ));
-    assert_eq!(binds.trim(), format!("[\"{}:/app:ro\"]", replica.display()));
+    // the daemon mounted the replica; clients of Berth see the local folder
+    let binds = |host: &str| {
+        ok(docker_at(
+            host,
+            &["inspect", &name, "--format", "{{json .HostConfig.Binds}}"],
+        ))
+    };
+    assert_eq!(
+        binds(&testbed().direct_host()).trim(),
+        format!("[\"{}:/app:ro\"]", replica.display())
+    );
+    assert_eq!(binds(&a.host).trim(), format!("[\"{bind}\"]"));
     // the last container gone, the replica goes too
     ok(docker_at(&a.host, &["rm", "-f", &name]));
     let t0 = Instant::now();
