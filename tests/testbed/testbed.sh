@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Berth real-component test bed: dockerd + test image + three sshds + socat + keys.
-# Usage: testbed.sh up|down|status|sshd-stop [--keep-sessions]|sshd-start
+# Usage: testbed.sh up|down|status|deps|sshd-stop [--keep-sessions]|sshd-start
+# (deps: only install what is missing, e.g. the tray app's build libraries)
 # State dir: ${BERTH_TESTBED_DIR:-/tmp/berth-testbed}. See README.md next to this file.
 set -euo pipefail
 
@@ -421,7 +422,7 @@ cmd_sshd_start() {
 }
 
 # One invocation at a time per state dir (tests may call sshd-stop/start while someone runs up).
-if [[ ${1:-} =~ ^(up|down|sshd-stop|sshd-start)$ ]]; then
+if [[ ${1:-} =~ ^(up|down|deps|sshd-stop|sshd-start)$ ]]; then
   mkdir -p "$DIR"; exec 9>"$DIR/.lock"
   flock -w 300 9 || die "could not lock $DIR/.lock"
 fi
@@ -429,7 +430,8 @@ case ${1:-} in
   up) cmd_up ;;
   down) cmd_down ;;
   status) cmd_status ;;
+  deps) install_deps ;;
   sshd-stop) sshd_stop sshd "$([[ ${2:-} == --keep-sessions ]] && echo keep)" ;;
   sshd-start) cmd_sshd_start ;;
-  *) echo "usage: $0 up|down|status|sshd-stop [--keep-sessions]|sshd-start" >&2; exit 2 ;;
+  *) echo "usage: $0 up|down|status|deps|sshd-stop [--keep-sessions]|sshd-start" >&2; exit 2 ;;
 esac
