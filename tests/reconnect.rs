@@ -2,7 +2,9 @@
 //! clear message while sshd is down, and the next request reconnects.
 //! Each test runs its own sshd, so stopping it disturbs no other test; they
 //! take turns, since another test's agent would adopt and serve this test's
-//! forwarded ports while its session is down.
+//! forwarded ports while its session is down. And the daemon restarting
+//! behind a serving agent (with another configuration): the next command
+//! sees the new daemon, pings answered from Berth's cache included.
 
 // Test code (helpers included, which clippy does not see as tests): a
 // panic is the failure report.
@@ -267,4 +269,128 @@ fn a_silent_network_under_a_transfer_is_noticed_within_10s() {
     assert!(!out.status.success(), "the request outlived its session");
     assert!(took < Duration::from_secs(25), "the client waited {took:?}");
     drop(hole);
+}
+
+/// A raw `METHOD /_ping` answer on a fresh connection: the status line and
+/// the headers as sent (order and case; Date's value blanked), then the body.
+fn ping_over(mut s: impl std::io::Read + std::io::Write, method: &str) -> (Vec<String>, String) {
+    s.write_all(format!("{method} /_ping HTTP/1.1\r\nHost: localhost\r\n\r\n").as_bytes())
+        .unwrap();
+    let mut buf = Vec::new();
+    let mut byte = [0u8; 1];
+    while !buf.ends_with(b"\r\n\r\n") {
+        assert_eq!(s.read(&mut byte).unwrap(), 1, "answer cut short: {buf:?}");
+        buf.push(byte[0]);
+    }
+    let head = String::from_utf8(buf).unwrap();
+    let mut lines: Vec<String> = head.trim_end().split("\r\n").map(str::to_string).collect();
+    let mut length = 0;
+    for l in lines.iter_mut() {
+        let lower = l.to_ascii_lowercase();
+        if lower.starts_with("date:") {
+            assert!(l.len() > "date: ".len(), "{l}");
+            *l = l[..5].to_string();
+        }
+        if let Some(n) = lower.strip_prefix("content-length:") {
+            length = n.trim().parse().unwrap();
+        }
+    }
+    let mut body = vec![0u8; if method == "HEAD" { 0 } else { length }];
+    s.read_exact(&mut body).unwrap();
+    (lines, String::from_utf8(body).unwrap())
+}
+
+fn ping_berth(a: &AgentProc, method: &str) -> (Vec<String>, String) {
+    let s = std::net::TcpStream::connect(("127.0.0.1", a.port())).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    ping_over(s, method)
+}
+
+fn ping_daemon(method: &str) -> (Vec<String>, String) {
+    let s = std::os::unix::net::UnixStream::connect(testbed().get("DOCKER_SOCK")).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    ping_over(s, method)
+}
+
+fn pings_cached(a: &AgentProc) -> u64 {
+    status(a.port())["requests"]["pings_cached"]
+        .as_u64()
+        .unwrap()
+}
+
+/// Whether `docker checkpoint ls` through `host` takes the daemon for an
+/// experimental one: the CLI decides from the ping's `Docker-Experimental`.
+fn seen_experimental(host: &str) -> bool {
+    let out = docker_at(host, &["checkpoint", "ls", "berth-no-such-container"]);
+    !stderr(&out).contains("experimental features enabled")
+}
+
+/// Restarts the test bed's dockerd with `flags`.
+fn restart_dockerd(flags: &[&str]) {
+    let out = std::process::Command::new("bash")
+        .arg(repo_root().join("tests/testbed/testbed.sh"))
+        .arg("dockerd-restart")
+        .args(flags)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "dockerd-restart: {}", stderr(&out));
+}
+
+/// Puts the daemon back as the test bed starts it, even after a failure.
+struct PlainDaemonAfter;
+impl Drop for PlainDaemonAfter {
+    fn drop(&mut self) {
+        restart_dockerd(&[]);
+    }
+}
+
+#[test]
+fn a_daemon_restarted_behind_berth_is_seen_by_the_next_command() {
+    let _turn = turn();
+    let tb = testbed();
+    let a = agent();
+    // a client's own ping fills the cache; later ones come from it
+    ok(docker_at(&a.host, &["version"]));
+    let cached = |a: &AgentProc| {
+        let before = pings_cached(a);
+        wait_for(Duration::from_secs(10), "a ping from the cache", || {
+            ping_berth(a, "HEAD");
+            (pings_cached(a) > before).then_some(())
+        });
+    };
+    cached(&a);
+    let before = pings_cached(&a);
+    for method in ["HEAD", "GET"] {
+        assert_eq!(
+            ping_berth(&a, method),
+            ping_daemon(method),
+            "{method} /_ping"
+        );
+    }
+    assert_eq!(pings_cached(&a), before + 2, "both answered from the cache");
+    assert!(!seen_experimental(&a.host));
+    assert!(!seen_experimental(&tb.direct_host()));
+
+    let _restore = PlainDaemonAfter;
+    restart_dockerd(&["--experimental"]);
+    // the very first command after the restart sees the new daemon
+    assert!(seen_experimental(&a.host), "a stale ping after the restart");
+    cached(&a);
+    for method in ["HEAD", "GET"] {
+        let (head, body) = ping_berth(&a, method);
+        assert!(
+            head.contains(&"Docker-Experimental: true".to_string()),
+            "{head:?}"
+        );
+        assert_eq!((head, body), ping_daemon(method), "{method} /_ping");
+    }
+
+    restart_dockerd(&[]);
+    assert!(
+        !seen_experimental(&a.host),
+        "a stale ping after the second restart"
+    );
+    std::mem::forget(_restore);
+    // and Berth still serves everything else
+    ok(docker_at(&a.host, &["run", "--rm", tb.image(), "true"]));
 }

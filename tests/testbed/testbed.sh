@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Berth real-component test bed: dockerd + test image + three sshds + socat + keys.
-# Usage: testbed.sh up|down|status|deps|sshd-stop [--keep-sessions]|sshd-start
+# Usage: testbed.sh up|down|status|deps|dockerd-restart [flags]|sshd-stop [--keep-sessions]|sshd-start
 # (deps: only install what is missing, e.g. the tray app's build libraries)
 # State dir: ${BERTH_TESTBED_DIR:-/tmp/berth-testbed}. See README.md next to this file.
 set -euo pipefail
@@ -123,11 +123,17 @@ dockerd_up() {
   if pid_alive "$DIR/dockerd.pid" dockerd >/dev/null; then
     log "dockerd: ours is running but not answering yet, waiting"
   else
-    log "dockerd: starting (data-root $DIR/docker-data)"
-    mkdir -p "$DIR/docker-data"
-    setsid dockerd --data-root "$DIR/docker-data" --pidfile "$DIR/dockerd.pid" -H "unix://$DOCKER_SOCK" \
-      </dev/null >>"$DIR/dockerd.log" 2>&1 9>&- &
+    dockerd_start
   fi
+  dockerd_wait
+}
+dockerd_start() {  # dockerd_start [extra dockerd flags]
+  log "dockerd: starting (data-root $DIR/docker-data) $*"
+  mkdir -p "$DIR/docker-data"
+  setsid dockerd --data-root "$DIR/docker-data" --pidfile "$DIR/dockerd.pid" -H "unix://$DOCKER_SOCK" "$@" \
+    </dev/null >>"$DIR/dockerd.log" 2>&1 9>&- &
+}
+dockerd_wait() {
   local i
   for ((i = 0; i < 120; i++)); do
     dk version >/dev/null 2>&1 && { STARTED_DOCKERD=1; save_state; return; }
@@ -414,6 +420,18 @@ cmd_status() {
   else echo "tcp:       DOWN"; fi
   [[ -f $DIR/env ]] && echo "env:       $DIR/env" || echo "env:       (none, run up)"
 }
+# dockerd-restart [flags]: restarts the dockerd the test bed started, with
+# these extra flags (none: as `up` starts it); its containers stop with it
+cmd_dockerd_restart() {
+  load_state
+  local pid
+  [[ $STARTED_DOCKERD == 1 ]] && pid=$(pid_alive "$DIR/dockerd.pid" dockerd) ||
+    die "dockerd-restart: this dockerd was not started by the test bed"
+  stop_pid "$pid" dockerd 30
+  while kill -0 "$pid" 2>/dev/null; do sleep 0.1; done
+  dockerd_start "$@"
+  dockerd_wait
+}
 cmd_sshd_start() {
   load_state
   [[ -n $SSH_PORT && -f $DIR/sshd_config ]] || die "run '$0 up' first"
@@ -422,7 +440,7 @@ cmd_sshd_start() {
 }
 
 # One invocation at a time per state dir (tests may call sshd-stop/start while someone runs up).
-if [[ ${1:-} =~ ^(up|down|deps|sshd-stop|sshd-start)$ ]]; then
+if [[ ${1:-} =~ ^(up|down|deps|dockerd-restart|sshd-stop|sshd-start)$ ]]; then
   mkdir -p "$DIR"; exec 9>"$DIR/.lock"
   flock -w 300 9 || die "could not lock $DIR/.lock"
 fi
@@ -431,7 +449,8 @@ case ${1:-} in
   down) cmd_down ;;
   status) cmd_status ;;
   deps) install_deps ;;
+  dockerd-restart) shift; cmd_dockerd_restart "$@" ;;
   sshd-stop) sshd_stop sshd "$([[ ${2:-} == --keep-sessions ]] && echo keep)" ;;
   sshd-start) cmd_sshd_start ;;
-  *) echo "usage: $0 up|down|status|deps|sshd-stop [--keep-sessions]|sshd-start" >&2; exit 2 ;;
+  *) echo "usage: $0 up|down|status|deps|dockerd-restart [flags]|sshd-stop [--keep-sessions]|sshd-start" >&2; exit 2 ;;
 esac

@@ -131,7 +131,12 @@ impl Agent {
             status.changes.clone(),
             background.clone(),
         ));
+        let spare = proxy::Spare::start(selected.upstream.clone(), ssh.clone(), background.clone());
+        let ping =
+            proxy::PingCache::start(selected.upstream.clone(), ssh.clone(), background.clone());
         let ctx = Arc::new(ProxyCtx {
+            spare,
+            ping,
             ssh,
             upstream: selected.upstream,
             docker,

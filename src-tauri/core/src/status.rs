@@ -21,6 +21,7 @@ pub struct Counters {
     pub upgrades: AtomicU64,
     pub upstream_errors: AtomicU64,
     pub client_connections: AtomicU64,
+    pub pings_cached: AtomicU64,
 }
 
 /// Shared, read by the status endpoint and the UI.
@@ -66,6 +67,7 @@ impl Status {
                 upgraded: c.upgrades.load(Relaxed),
                 upstream_errors: c.upstream_errors.load(Relaxed),
                 client_connections: c.client_connections.load(Relaxed),
+                pings_cached: c.pings_cached.load(Relaxed),
             },
             forwards: None,
             mounts: None,

@@ -189,7 +189,7 @@ mod tests {
             "upstream": {"endpoint": "unix:///var/run/docker.sock", "reason": "answered /_ping"},
             "daemon": {"version": "20.10.24", "api_version": "1.41", "os": "linux"},
             "uptime_secs": 6,
-            "requests": {"total": 1, "in_flight": 0, "upgraded": 0, "upstream_errors": 0, "client_connections": 1},
+            "requests": {"total": 1, "in_flight": 0, "upgraded": 0, "upstream_errors": 0, "client_connections": 1, "pings_cached": 0},
             "forwards": [{
                 "id": "abc123", "name": "/web",
                 "forwards": [

@@ -10,7 +10,8 @@ use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use tokio_util::sync::CancellationToken;
 
-use super::forward::{forward, UpstreamConn};
+use super::daemon_conn::UpstreamConn;
+use super::forward::forward;
 use super::guard;
 use super::reply::{docker_error, json_ok, ProxyBody};
 use super::ProxyCtx;
@@ -104,6 +105,10 @@ async fn handle(
     }
     let counters = &ctx.status.counters;
     counters.requests.fetch_add(1, Relaxed);
+    if let Some(answer) = ctx.ping.answer(&req) {
+        counters.pings_cached.fetch_add(1, Relaxed);
+        return answer;
+    }
     counters.in_flight.fetch_add(1, Relaxed);
     let resp = forward(req, &ctx, &upstream, stop).await;
     counters.in_flight.fetch_sub(1, Relaxed);

@@ -8,75 +8,16 @@ use std::sync::atomic::Ordering::Relaxed;
 use http::StatusCode;
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
-use hyper::client::conn::http1::SendRequest;
 use hyper_util::rt::TokioIo;
 use tokio_util::sync::CancellationToken;
 
+use super::daemon_conn::{SendError, UpstreamConn};
 use super::intercept::{self, Route};
+use super::ping;
 use super::reply::{docker_error, docker_failure, ProxyBody};
 use super::view;
 use super::ProxyCtx;
-use crate::hint::Advice;
 use crate::ssh::channel_io::PIPE_BUF;
-
-/// Why no request could be sent to the remote daemon.
-#[derive(Debug, thiserror::Error)]
-pub enum UpstreamConnError {
-    #[error(transparent)]
-    Dial(#[from] crate::ssh::SshError),
-    #[error("HTTP handshake with the remote daemon failed: {0}")]
-    Handshake(#[source] hyper::Error),
-    #[error("the remote daemon closed the connection: {0}")]
-    Closed(#[source] hyper::Error),
-}
-
-impl Advice for UpstreamConnError {
-    fn hint(&self) -> Option<crate::hint::Hint> {
-        match self {
-            UpstreamConnError::Dial(e) => e.hint(),
-            UpstreamConnError::Handshake(_) | UpstreamConnError::Closed(_) => None,
-        }
-    }
-}
-
-/// The upstream half of one client connection.
-#[derive(Default)]
-pub struct UpstreamConn {
-    sender: Option<SendRequest<ProxyBody>>,
-}
-
-impl UpstreamConn {
-    /// A ready sender: the kept one if the daemon still has it open, else a
-    /// fresh channel and HTTP/1 handshake.
-    async fn ready(
-        &mut self,
-        ctx: &ProxyCtx,
-    ) -> Result<&mut SendRequest<ProxyBody>, UpstreamConnError> {
-        if let Some(s) = self.sender.as_mut() {
-            if s.ready().await.is_err() {
-                self.sender = None;
-            }
-        }
-        match &mut self.sender {
-            Some(s) => Ok(s),
-            fresh => {
-                let io = ctx.upstream.dial(&ctx.ssh).await?;
-                let (mut sender, conn) = hyper::client::conn::http1::Builder::new()
-                    .preserve_header_case(true)
-                    .handshake(TokioIo::new(io))
-                    .await
-                    .map_err(UpstreamConnError::Handshake)?;
-                tokio::spawn(async move {
-                    if let Err(e) = conn.with_upgrades().await {
-                        tracing::debug!("upstream connection ended: {e}");
-                    }
-                });
-                sender.ready().await.map_err(UpstreamConnError::Closed)?;
-                Ok(fresh.insert(sender))
-            }
-        }
-    }
-}
 
 fn wants_upgrade(req: &http::Request<Incoming>) -> bool {
     req.headers().contains_key(http::header::UPGRADE)
@@ -102,30 +43,27 @@ pub async fn forward(
         },
         _ => (req.map(|b| b.boxed()), None),
     };
+    // the path only: queries can carry secrets (build args)
+    let what = format!("{} {}", req.method(), req.uri().path());
+    let ping = ping::cacheable(&req);
     let mut up = upstream.lock().await;
-    let sender = match up.ready(ctx).await {
-        Ok(s) => s,
-        Err(e) => {
-            ctx.status.counters.upstream_errors.fetch_add(1, Relaxed);
-            // the path only: queries can carry secrets (build args)
-            tracing::warn!("{} {}: {e}", req.method(), req.uri().path());
-            return docker_failure(StatusCode::BAD_GATEWAY, &e);
-        }
-    };
-    let mut resp = match sender.send_request(req).await {
+    let mut resp = match up.send(req, ctx).await {
         Ok(r) => r,
         Err(e) => {
-            up.sender = None;
             ctx.status.counters.upstream_errors.fetch_add(1, Relaxed);
-            return docker_error(
-                StatusCode::BAD_GATEWAY,
-                format!("the remote daemon dropped the request: {e}"),
-            );
+            tracing::warn!("{what}: {e}");
+            return match e {
+                SendError::Connect(e) => docker_failure(StatusCode::BAD_GATEWAY, &e),
+                SendError::Dropped(_) => docker_error(StatusCode::BAD_GATEWAY, e),
+            };
         }
     };
+    if ping && resp.status() == StatusCode::OK {
+        ctx.ping.saw_answer();
+    }
     if resp.status() == StatusCode::SWITCHING_PROTOCOLS {
         // this upstream connection now belongs to the byte pipe
-        up.sender = None;
+        up.upgraded();
         if let Some(client) = client_upgrade {
             ctx.status.counters.upgrades.fetch_add(1, Relaxed);
             let daemon = hyper::upgrade::on(&mut resp);

@@ -5,18 +5,27 @@
 //! `conn` serves one client connection (`guard` first turns web pages
 //! away), `forward` carries one request to the daemon and bridges upgraded
 //! connections (attach, exec, BuildKit), `view` shows inspect and list
-//! answers with the local side of ports and synced mounts.
+//! answers with the local side of ports and synced mounts. Two things save
+//! each command round trips over the network without changing what a
+//! client sees: a `spare` channel opened ahead for the next client
+//! connection (`daemon_conn`), and `ping` answered from the daemon's own
+//! answer while that is known to hold.
 
 mod conn;
+mod daemon_conn;
 mod forward;
 pub mod guard;
 pub mod intercept;
+mod ping;
 mod reply;
 mod server;
+mod spare;
 mod view;
 
+pub use ping::PingCache;
 pub use reply::docker_error;
 pub use server::run;
+pub use spare::Spare;
 
 use std::sync::Arc;
 
@@ -41,6 +50,10 @@ pub struct ProxyCtx {
     pub sync: Option<Arc<SyncManager>>,
     /// What this machine created on the remote (`crate::owned`).
     pub owned: Arc<Owned>,
+    /// The channel opened ahead for the next client connection.
+    pub spare: Spare,
+    /// The daemon's `/_ping` answers while they hold.
+    pub ping: PingCache,
 }
 
 impl ProxyCtx {

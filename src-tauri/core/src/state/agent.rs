@@ -127,6 +127,9 @@ pub struct RequestCounts {
     pub upgraded: u64,
     pub upstream_errors: u64,
     pub client_connections: u64,
+    /// `/_ping`s answered from the daemon's own last answer (`proxy::ping`);
+    /// counted in `total` too.
+    pub pings_cached: u64,
 }
 
 #[cfg(test)]
