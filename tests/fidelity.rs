@@ -192,6 +192,11 @@ fn a_synced_mount_shows_the_local_folder_to_the_cli_docker_py_compose_and_testco
     let mut cleanup = Cleanup(Vec::new());
     let dir = folder("view", "seen\n");
     let local = dir.display().to_string();
+    let since = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        - 1;
 
     // the CLI: inspect, the list, and the daemon's own view for contrast
     let name = unique("view-cli");
@@ -258,6 +263,30 @@ fn a_synced_mount_shows_the_local_folder_to_the_cli_docker_py_compose_and_testco
         ],
     ));
     assert_eq!(shown.trim(), format!("{local} {local}"));
+    // the events of both containers name no replica either (the daemon
+    // reports no mount events for binds; Berth's label names the local path)
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let events = ok(docker_at(
+        &a.host,
+        &[
+            "events",
+            "--since",
+            &since.to_string(),
+            "--until",
+            &(now + 1).to_string(),
+            "--filter",
+            &format!("container={name}"),
+            "--filter",
+            &format!("container={mount}"),
+            "--format",
+            "{{json .}}",
+        ],
+    ));
+    assert!(events.contains("\"start\""), "{events}");
+    assert!(!events.contains("/.cache/berth/mounts/"), "{events}");
 
     // docker-py: inspect and the raw list; testcontainers-python with a volume mapping
     let out = python(

@@ -151,6 +151,7 @@ async fn docker_version_with(
             user: "root".into(),
             host: "127.0.0.1".into(),
             port: tb.get("SSH_PORT").parse().unwrap(),
+            jumps: Vec::new(),
         },
         auth: AuthConfig {
             keys: vec![key],

@@ -33,7 +33,7 @@ install_deps() {
   ensure_pkgs dockerd:docker.io docker:docker.io /usr/sbin/sshd:openssh-server ssh:openssh-client \
               ssh-keygen:openssh-client socat:socat docker-compose:docker-compose useradd:passwd \
               pgrep:procps flock:util-linux timeout:coreutils \
-              iptables:iptables
+              iptables:iptables ip:iproute2
   # The keychain: berth-core's keyring crate talks to the Secret Service over
   # libdbus (headers and pkg-config to build); the tests run in a private
   # D-Bus session with gnome-keyring (tests/testbed/with-keychain.sh).
@@ -393,6 +393,8 @@ cmd_down() {
   local pid
   load_state
   sshd_stop sshd; sshd_stop sshd_win; sshd_stop sshd_bare
+  # the jump hosts' namespaces (tests/jump.rs), if a test made them
+  [[ ! -d $DIR/jump ]] || bash "$HERE/jumpnet.sh" down || true
   if pid=$(pid_alive "$DIR/socat.pid" socat); then stop_pid "$pid" socat 5; fi
   rm -f "$DIR/socat.pid"
   if [[ $STARTED_DOCKERD == 1 ]] && pid=$(pid_alive "$DIR/dockerd.pid" dockerd); then stop_pid "$pid" dockerd 20; fi

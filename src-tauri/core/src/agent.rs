@@ -156,10 +156,15 @@ impl Agent {
     pub fn ready_line(&self, listen: &[ListenAddr]) -> String {
         let addrs: Vec<String> = listen.iter().map(|a| a.to_string()).collect();
         let d = &self.status.daemon;
+        let target = self.ctx.ssh.target();
+        let remote = match target.via() {
+            Some(via) => format!("{} (through {via})", target.url()),
+            None => target.url(),
+        };
         format!(
             "berth-agent: ready on {} -> {} via {} (Docker {}, API {})",
             addrs.join(", "),
-            self.ctx.ssh.target().url(),
+            remote,
             self.ctx.upstream.url(),
             d.version,
             d.api_version

@@ -116,29 +116,95 @@ pub fn local_user() -> String {
         .unwrap_or_else(|_| "root".into())
 }
 
+/// The most jump hosts a chain may have (OpenSSH has no limit, but a
+/// `ProxyJump` that names itself would otherwise never end).
+pub const MAX_JUMPS: usize = 8;
+
+/// Parses a `ProxyJump` value or `--jump` option as `ssh -J` reads it:
+/// `none`, or comma-separated hops, each `[user@]host[:port]` (an IPv6
+/// address in brackets) or `ssh://[user@]host[:port]`.
+pub fn parse_jumps(s: &str) -> Result<Vec<RemoteSpec>, RemoteError> {
+    let s = s.trim();
+    if s.eq_ignore_ascii_case("none") {
+        return Ok(Vec::new());
+    }
+    s.split(',')
+        .map(|hop| {
+            let hop = hop.trim();
+            let url = if hop.starts_with("ssh://") {
+                hop.to_string()
+            } else {
+                format!("ssh://{hop}")
+            };
+            parse_remote(&url).map_err(|e| match e {
+                RemoteError::Invalid { why, .. } => RemoteError::Invalid {
+                    given: format!("jump host {hop}"),
+                    why,
+                },
+                other => other,
+            })
+        })
+        .collect()
+}
+
 /// Applies ssh_config (`config`, if it exists) to `spec`; explicit URL parts win.
 pub fn resolve(spec: &RemoteSpec, config: Option<&Path>) -> Result<ResolvedRemote, RemoteError> {
+    resolve_via(spec, None, config)
+}
+
+/// [`resolve`], with the jump hosts given (`--jump`) in place of the
+/// config's `ProxyJump`. Each hop is resolved through the config as well
+/// (its HostName, Port, User, and its own ProxyJump before it).
+pub fn resolve_via(
+    spec: &RemoteSpec,
+    jumps: Option<&[RemoteSpec]>,
+    config: Option<&Path>,
+) -> Result<ResolvedRemote, RemoteError> {
+    let cfg = match config.filter(|p| p.exists()) {
+        Some(path) => Some(read_config(path)?),
+        None => None,
+    };
+    resolve_in(spec, jumps, cfg.as_ref(), 0)
+}
+
+fn read_config(path: &Path) -> Result<ssh2_config::SshConfig, RemoteError> {
+    let file = std::fs::File::open(path).map_err(|source| RemoteError::ReadConfig {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let mut reader = std::io::BufReader::new(file);
+    ssh2_config::SshConfig::default()
+        .parse(
+            &mut reader,
+            ssh2_config::ParseRule::ALLOW_UNKNOWN_FIELDS
+                | ssh2_config::ParseRule::ALLOW_UNSUPPORTED_FIELDS,
+        )
+        .map_err(|source| RemoteError::ParseConfig {
+            path: path.to_path_buf(),
+            source,
+        })
+}
+
+fn resolve_in(
+    spec: &RemoteSpec,
+    jumps: Option<&[RemoteSpec]>,
+    cfg: Option<&ssh2_config::SshConfig>,
+    depth: usize,
+) -> Result<ResolvedRemote, RemoteError> {
+    let too_many = || RemoteError::Invalid {
+        given: spec.host.clone(),
+        why: format!("more than {MAX_JUMPS} jump hosts (does a ProxyJump name itself?)"),
+    };
+    if depth > MAX_JUMPS {
+        return Err(too_many());
+    }
     let mut host = spec.host.clone();
     let mut port = spec.port;
     let mut user = spec.user.clone();
     let mut identities = Vec::new();
     let mut known_hosts = None;
-    if let Some(path) = config.filter(|p| p.exists()) {
-        let file = std::fs::File::open(path).map_err(|source| RemoteError::ReadConfig {
-            path: path.to_path_buf(),
-            source,
-        })?;
-        let mut reader = std::io::BufReader::new(file);
-        let cfg = ssh2_config::SshConfig::default()
-            .parse(
-                &mut reader,
-                ssh2_config::ParseRule::ALLOW_UNKNOWN_FIELDS
-                    | ssh2_config::ParseRule::ALLOW_UNSUPPORTED_FIELDS,
-            )
-            .map_err(|source| RemoteError::ParseConfig {
-                path: path.to_path_buf(),
-                source,
-            })?;
+    let mut proxy_jump = None;
+    if let Some(cfg) = cfg {
         let params = cfg.query(&spec.host);
         if let Some(h) = params.host_name {
             host = h;
@@ -153,12 +219,29 @@ pub fn resolve(spec: &RemoteSpec, config: Option<&Path>) -> Result<ResolvedRemot
             .find(|(k, _)| k.eq_ignore_ascii_case("userknownhostsfile"))
             .and_then(|(_, v)| v.first())
             .map(|v| expand_home(v));
+        proxy_jump = params.proxy_jump;
+    }
+    let hop_specs = match (jumps, proxy_jump) {
+        (Some(given), _) => given.to_vec(),
+        (None, Some(list)) => parse_jumps(&list.join(","))?,
+        (None, None) => Vec::new(),
+    };
+    let mut chain: Vec<SshTarget> = Vec::new();
+    for hop in &hop_specs {
+        let r = resolve_in(hop, None, cfg, depth + 1 + chain.len())?;
+        let mut hop_target = r.target;
+        chain.append(&mut hop_target.jumps);
+        chain.push(hop_target);
+        if chain.len() > MAX_JUMPS {
+            return Err(too_many());
+        }
     }
     Ok(ResolvedRemote {
         target: SshTarget {
             user: user.unwrap_or_else(local_user),
             host,
             port: port.unwrap_or(22),
+            jumps: chain,
         },
         identities: identities
             .iter()
@@ -262,6 +345,94 @@ mod tests {
             ),
             ("fallback", "other", 22)
         );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn parses_jump_lists_as_ssh_j_does() {
+        let table: &[(&str, &[RemoteSpec])] = &[
+            ("none", &[]),
+            (" None ", &[]),
+            ("bastion", &[spec(None, "bastion", None)]),
+            ("me@b:2222", &[spec(Some("me"), "b", Some(2222))]),
+            (
+                "a,me@b:2,[::1]:22",
+                &[
+                    spec(None, "a", None),
+                    spec(Some("me"), "b", Some(2)),
+                    spec(None, "::1", Some(22)),
+                ],
+            ),
+            ("ssh://u@h:7", &[spec(Some("u"), "h", Some(7))]),
+        ];
+        for (s, want) in table {
+            assert_eq!(parse_jumps(s).unwrap(), want.to_vec(), "{s}");
+        }
+        for bad in ["", "a,,b", "b:0", "b:x", "u@", "a b", "::1:22"] {
+            let e = parse_jumps(bad).unwrap_err().to_string();
+            assert!(e.contains("jump host"), "{bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn resolves_proxy_jump_chains_through_the_config() {
+        let dir = std::env::temp_dir().join(format!("berth-jump-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let cfg = dir.join("config");
+        std::fs::write(
+            &cfg,
+            "Host target\n  HostName 10.0.3.2\n  User dev\n  ProxyJump inner\n\n\
+             Host inner\n  HostName 10.0.2.2\n  Port 2202\n  ProxyJump ops@outer:2201\n\n\
+             Host outer\n  HostName 10.0.1.2\n\n\
+             Host direct\n  HostName 10.0.9.9\n  ProxyJump none\n\n\
+             Host loop\n  ProxyJump loop\n\n\
+             Host *\n  User fallback\n",
+        )
+        .unwrap();
+        let chain = |t: &SshTarget| -> Vec<String> {
+            t.jumps
+                .iter()
+                .chain(std::iter::once(t))
+                .map(|h| format!("{}@{}", h.user, h.addr()))
+                .collect()
+        };
+        // (given, --jump, the chain first hop to target)
+        let table: &[(&str, Option<&str>, &[&str])] = &[
+            (
+                "target",
+                None,
+                &[
+                    "ops@10.0.1.2:2201",
+                    "fallback@10.0.2.2:2202",
+                    "dev@10.0.3.2:22",
+                ],
+            ),
+            ("target", Some("none"), &["dev@10.0.3.2:22"]),
+            (
+                "target",
+                Some("me@elsewhere:9"),
+                &["me@elsewhere:9", "dev@10.0.3.2:22"],
+            ),
+            ("direct", None, &["fallback@10.0.9.9:22"]),
+            (
+                "ssh://root@10.9.9.9:22",
+                Some("outer,inner"),
+                &[
+                    "fallback@10.0.1.2:22",
+                    "ops@10.0.1.2:2201",
+                    "fallback@10.0.2.2:2202",
+                    "root@10.9.9.9:22",
+                ],
+            ),
+        ];
+        for (given, jump, want) in table {
+            let jumps = jump.map(|j| parse_jumps(j).unwrap());
+            let r =
+                resolve_via(&parse_remote(given).unwrap(), jumps.as_deref(), Some(&cfg)).unwrap();
+            assert_eq!(chain(&r.target), *want, "{given} -J {jump:?}");
+        }
+        let e = resolve(&parse_remote("loop").unwrap(), Some(&cfg)).unwrap_err();
+        assert!(e.to_string().contains("more than 8 jump hosts"), "{e}");
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

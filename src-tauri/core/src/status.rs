@@ -54,6 +54,13 @@ impl Status {
         let now = Instant::now();
         AgentStatus {
             remote: self.ssh.target().url(),
+            jumps: self
+                .ssh
+                .target()
+                .jumps
+                .iter()
+                .map(|j| format!("{}@{}", j.user, j.addr()))
+                .collect(),
             connection: Connection::of(&self.ssh.state(), now),
             upstream: UpstreamStatus {
                 endpoint: self.selected.upstream.url(),

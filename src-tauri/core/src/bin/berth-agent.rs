@@ -10,7 +10,7 @@ use berth_core::agent::{bind_all, Agent, AgentConfig};
 use berth_core::hint::Advice;
 use berth_core::listen::{ListenAddr, DEFAULT_LISTEN};
 use berth_core::ports::PlanOptions;
-use berth_core::remote::{expand_home, parse_remote, resolve};
+use berth_core::remote::{expand_home, parse_jumps, parse_remote, resolve_via};
 use berth_core::ssh::{AuthConfig, HostKeyPolicy};
 use berth_core::sync::manager::SyncOptions;
 use berth_core::upstream::UpstreamSpec;
@@ -40,6 +40,15 @@ struct Args {
     /// With --config: serve only this remote; repeatable.
     #[arg(long = "only", requires = "config")]
     only: Vec<String>,
+    // (a string help, as for --remote)
+    #[arg(
+        long = "jump",
+        short = 'J',
+        conflicts_with = "config",
+        help = "Jump host [USER@]HOST[:PORT], as `ssh -J`: comma-separated or repeated, in order \
+                (replaces the config's ProxyJump; `none`: no jump)"
+    )]
+    jumps: Vec<String>,
     /// Private key file (OpenSSH ed25519/ecdsa/rsa); repeatable. Default: ssh-agent, then ~/.ssh/id_*.
     #[arg(long = "identity", short = 'i')]
     identities: Vec<PathBuf>,
@@ -141,7 +150,21 @@ async fn run(args: Args, passphrase: Option<Zeroizing<String>>) -> anyhow::Resul
     }
     let remote = args.remote.clone().unwrap_or_default();
     let spec = parse_remote(&remote).map_err(said)?;
-    let resolved = resolve(&spec, Some(&expand_home(&args.ssh_config))).map_err(said)?;
+    let jumps = if args.jumps.is_empty() {
+        None
+    } else {
+        let mut hops = Vec::new();
+        for j in &args.jumps {
+            hops.extend(parse_jumps(j).map_err(said)?);
+        }
+        Some(hops)
+    };
+    let resolved = resolve_via(
+        &spec,
+        jumps.as_deref(),
+        Some(&expand_home(&args.ssh_config)),
+    )
+    .map_err(said)?;
     let identities = if args.identities.is_empty() {
         resolved.identities.clone()
     } else {

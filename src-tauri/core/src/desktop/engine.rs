@@ -40,6 +40,7 @@ impl Remote {
                 user: self.user.clone(),
                 host: self.host.clone(),
                 port: self.port,
+                jumps: Vec::new(),
             },
             upstream: self.upstream()?,
             listen: self.listen_addr()?,

@@ -184,7 +184,7 @@ mod tests {
     /// A status document as an agent serves it, forwards and mounts on.
     fn document() -> serde_json::Value {
         json!({
-            "remote": "ssh://dev@box:22",
+            "remote": "ssh://dev@box:22", "jumps": [],
             "connection": {"state": "connected", "connected_for_secs": 5, "connects": 1},
             "upstream": {"endpoint": "unix:///var/run/docker.sock", "reason": "answered /_ping"},
             "daemon": {"version": "20.10.24", "api_version": "1.41", "os": "linux"},

@@ -129,6 +129,14 @@ pub enum SshError {
         in_secs: f64,
     },
 
+    /// A jump host on the way failed; `source` says how.
+    #[error("jump host {hop}: {source}")]
+    Jump {
+        hop: String,
+        #[source]
+        source: Box<SshError>,
+    },
+
     #[error("the remote refused a channel to {target}: {reason}")]
     ChannelRefused {
         target: String,
@@ -171,6 +179,7 @@ impl Advice for SshError {
             KeyPassphraseWrong { .. } => Hint::EnterSavedPassphrase,
             KeyEncrypted { .. } => Hint::GivePassphrase,
             KeyPrompt { .. } => Hint::GivePassphrase,
+            Jump { source, .. } => return source.hint(),
             Disconnected { .. } | Closed { .. } | Reconnecting { .. } | ChannelRefused { .. } => {
                 return None
             }

@@ -3,6 +3,7 @@
 
 pub mod auth;
 pub mod channel_io;
+mod dial;
 pub mod error;
 pub mod handler;
 pub mod known_hosts;

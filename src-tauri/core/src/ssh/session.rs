@@ -25,22 +25,44 @@ use super::error::SshError;
 use super::handler::{ClientHandler, HostKeyCheck};
 use crate::hint::{Advice, Hint};
 
-/// How long a TCP connect plus SSH handshake may take before we give up.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long the remote may take to answer a channel (or subsystem) request.
 const CHANNEL_OPEN_TIMEOUT: Duration = Duration::from_secs(20);
 /// Per-channel receive window: the most unread data one channel can hold.
 pub const CHANNEL_WINDOW: u32 = 4 * 1024 * 1024;
 
 /// Where and as whom to connect.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SshTarget {
     pub user: String,
     pub host: String,
     pub port: u16,
+    /// Jump hosts, first to last, through which the target is reached
+    /// (`ProxyJump`, `--jump`); empty: dialed directly. A hop's own `jumps`
+    /// are not used (the chain is flat).
+    pub jumps: Vec<SshTarget>,
 }
 
 impl SshTarget {
+    /// `host:port`, as errors name a hop.
+    pub fn addr(&self) -> String {
+        if self.host.contains(':') {
+            format!("[{}]:{}", self.host, self.port)
+        } else {
+            format!("{}:{}", self.host, self.port)
+        }
+    }
+
+    /// `user@host:port, …` of the jump hosts; `None` when there are none.
+    pub fn via(&self) -> Option<String> {
+        (!self.jumps.is_empty()).then(|| {
+            self.jumps
+                .iter()
+                .map(|j| format!("{}@{}", j.user, j.addr()))
+                .collect::<Vec<_>>()
+                .join(", ")
+        })
+    }
+
     /// `ssh://user@host:port`, the form printed in the ready line and status.
     pub fn url(&self) -> String {
         let host = if self.host.contains(':') {
@@ -52,11 +74,16 @@ impl SshTarget {
     }
 }
 
-/// A cheap clone of the live russh handle.
+/// A cheap clone of the live russh handle, with the jump hosts' sessions
+/// that carry it (kept alive as long as it is).
 #[derive(Clone)]
-pub struct SessionHandle(Arc<Handle<ClientHandler>>);
+pub struct SessionHandle(Arc<Handle<ClientHandler>>, Arc<Vec<Handle<ClientHandler>>>);
 
 impl SessionHandle {
+    pub(super) fn new(target: Handle<ClientHandler>, jumps: Vec<Handle<ClientHandler>>) -> Self {
+        Self(Arc::new(target), Arc::new(jumps))
+    }
+
     /// Resolves when this session has ended.
     pub(super) async fn closed(&self) {
         self.0.closed().await
@@ -192,7 +219,7 @@ impl SshSession {
     }
 
     fn addr(&self) -> String {
-        format!("{}:{}", self.target.host, self.target.port)
+        self.target.addr()
     }
 
     /// The live session, reconnecting if it dropped.
@@ -279,46 +306,7 @@ impl SshSession {
     }
 
     async fn dial(&self) -> Result<SessionHandle, SshError> {
-        let addr = self.addr();
-        let refusal = Arc::new(Mutex::new(None));
-        let handler = ClientHandler::new(self.check.clone(), refusal.clone());
-        let tcp = tokio::time::timeout(
-            CONNECT_TIMEOUT,
-            tokio::net::TcpStream::connect((self.target.host.as_str(), self.target.port)),
-        )
-        .await
-        .map_err(|_| SshError::Unreachable {
-            addr: addr.clone(),
-            source: std::io::Error::new(std::io::ErrorKind::TimedOut, "connection timed out"),
-        })?
-        .map_err(|source| SshError::Unreachable {
-            addr: addr.clone(),
-            source,
-        })?;
-        let _ = tcp.set_nodelay(true);
-        super::liveness::watch(&tcp);
-        // host key algorithms as known_hosts orders them, read at every dial (as OpenSSH does)
-        let mut config = client_config();
-        super::handler::offer_known_algorithms(&self.check, &mut config.preferred);
-        let connecting = client::connect_stream(Arc::new(config), tcp, handler);
-        let mut handle = match tokio::time::timeout(CONNECT_TIMEOUT, connecting).await {
-            Err(_) => {
-                return Err(SshError::HandshakeTimeout {
-                    addr,
-                    secs: CONNECT_TIMEOUT.as_secs(),
-                })
-            }
-            Ok(Err(source)) => {
-                let refused = refusal.lock().ok().and_then(|mut r| r.take());
-                return Err(refused.unwrap_or(SshError::Handshake { addr, source }));
-            }
-            Ok(Ok(h)) => h,
-        };
-        self.credentials
-            .authenticate(&mut handle, &self.target.user, &self.target.host)
-            .await?;
-        tracing::info!(remote = %self.target.url(), "SSH session established");
-        Ok(SessionHandle(Arc::new(handle)))
+        super::dial::connect(&self.target, &self.check, &self.credentials).await
     }
 
     /// Opens a channel with `open`, reconnecting once if the session was dead.
@@ -466,11 +454,21 @@ impl SshSession {
                     "en",
                 )
                 .await;
+            // the target first, then the hops that carried it
+            for jump in h.1.iter().rev() {
+                let _ = jump
+                    .disconnect(
+                        russh::Disconnect::ByApplication,
+                        "berth-agent stopping",
+                        "en",
+                    )
+                    .await;
+            }
         }
     }
 }
 
-fn client_config() -> client::Config {
+pub(super) fn client_config() -> client::Config {
     use russh::cipher;
     use std::borrow::Cow;
     let preferred = russh::Preferred {

@@ -17,6 +17,10 @@ use crate::ssh::ConnState;
 pub struct AgentStatus {
     /// The SSH target, e.g. `ssh://dev@build-box:22`.
     pub remote: String,
+    /// The jump hosts the session goes through, first to last, each
+    /// `user@host:port`; empty when the target is dialed directly.
+    #[serde(default)]
+    pub jumps: Vec<String>,
     pub connection: Connection,
     pub upstream: UpstreamStatus,
     pub daemon: DaemonInfo,
