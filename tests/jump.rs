@@ -278,3 +278,70 @@ fn a_bastion_that_goes_away_and_comes_back_brings_the_chain_back() {
     assert_eq!(st["connection"]["state"], "connected", "{st}");
     assert!(st["connection"]["connects"].as_u64().unwrap() >= 2, "{st}");
 }
+
+/// Whether a process whose command line holds `mark` runs.
+fn running(mark: &str) -> bool {
+    Command::new("pgrep")
+        .args(["-f", mark])
+        .output()
+        .unwrap()
+        .status
+        .success()
+}
+
+#[test]
+fn proxy_command_with_openssh_carries_the_session_and_ends_with_it() {
+    let _turn = turn();
+    net();
+    let mark = format!("ConnectTimeout={}", 10000 + std::process::id() % 50000);
+    let cfg = std::env::temp_dir().join(unique("berth-proxycmd-config"));
+    std::fs::write(
+        &cfg,
+        format!(
+            "Host inner-box\n  HostName {INNER}\n  User root\n  ProxyCommand ssh -F {} -o {mark} -W %h:%p {BASTION}\n\n\
+             Host refused-box\n  HostName {INNER}\n  ProxyCommand sh -c 'echo \"bastion says no to %h\" >&2; exit 7'\n",
+            jump_dir().join("ssh_config").display()
+        ),
+    )
+    .unwrap();
+    let before = carried("j1", INNER);
+    let mut a = start_agent(&args(
+        "inner-box",
+        &["--ssh-config", &cfg.display().to_string()],
+    ));
+    assert!(
+        carried("j1", INNER) > before,
+        "not through OpenSSH's -W on the bastion"
+    );
+    assert!(running(&mark), "no ProxyCommand process");
+    ok(docker_at(
+        &a.host,
+        &["run", "--rm", testbed().image(), "true"],
+    ));
+    // the agent's graceful stop ends the command it started
+    unsafe { libc::kill(a.child.id() as i32, libc::SIGTERM) };
+    wait_exit(&mut a.child, Duration::from_secs(10)).expect("the agent did not stop");
+    let t = Instant::now();
+    while running(&mark) {
+        assert!(
+            t.elapsed() < Duration::from_secs(5),
+            "the ProxyCommand outlived its session"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+
+    let (code, err) = try_start_agent(&args(
+        "refused-box",
+        &["--ssh-config", &cfg.display().to_string()],
+    ))
+    .err()
+    .expect("a failing ProxyCommand connected");
+    assert_ne!(code, 0);
+    assert!(
+        err.contains(&format!(
+            "exited with 7: bastion says no to {INNER}; run the ProxyCommand by hand"
+        )),
+        "{err}"
+    );
+    let _ = std::fs::remove_file(&cfg);
+}

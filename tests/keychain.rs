@@ -152,6 +152,7 @@ async fn docker_version_with(
             host: "127.0.0.1".into(),
             port: tb.get("SSH_PORT").parse().unwrap(),
             jumps: Vec::new(),
+            proxy_command: None,
         },
         auth: AuthConfig {
             keys: vec![key],

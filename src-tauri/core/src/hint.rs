@@ -118,6 +118,8 @@ pub enum Hint {
     ValidContextName,
     /// `~/.ssh/config` cannot be parsed.
     FixSshConfig,
+    /// The `ProxyCommand` that carries the connection failed.
+    CheckProxyCommand,
     /// No remote of that name.
     AddRemoteFirst,
     /// A remote whose key is in the keychain.
@@ -224,6 +226,9 @@ impl Hint {
             CreateContextFirst => "create it first (see `docker context ls`)".into(),
             ValidContextName => "use letters, digits, '_', '.', '+', '-'".into(),
             FixSshConfig => "fix the file or import hosts by hand".into(),
+            CheckProxyCommand => {
+                "run the ProxyCommand by hand to see why, then fix it in the ssh config".into()
+            }
             AddRemoteFirst => "add it first".into(),
             LoadFromKeychain => "load it from the keychain first".into(),
             TestAgain => "test the connection again".into(),

@@ -204,6 +204,7 @@ fn resolve_in(
     let mut identities = Vec::new();
     let mut known_hosts = None;
     let mut proxy_jump = None;
+    let mut proxy_command = None;
     if let Some(cfg) = cfg {
         let params = cfg.query(&spec.host);
         if let Some(h) = params.host_name {
@@ -220,6 +221,13 @@ fn resolve_in(
             .and_then(|(_, v)| v.first())
             .map(|v| expand_home(v));
         proxy_jump = params.proxy_jump;
+        proxy_command = params
+            .unsupported_fields
+            .iter()
+            .chain(params.ignored_fields.iter())
+            .find(|(k, _)| k.eq_ignore_ascii_case("proxycommand"))
+            .map(|(_, v)| v.join(" "))
+            .filter(|c| !c.trim().eq_ignore_ascii_case("none") && !c.trim().is_empty());
     }
     let hop_specs = match (jumps, proxy_jump) {
         (Some(given), _) => given.to_vec(),
@@ -236,13 +244,30 @@ fn resolve_in(
             return Err(too_many());
         }
     }
+    let mut target = SshTarget {
+        user: user.unwrap_or_else(local_user),
+        host,
+        port: port.unwrap_or(22),
+        jumps: Vec::new(),
+        proxy_command: None,
+    };
+    // a jump chain replaces the command (OpenSSH takes whichever comes
+    // first in the file; Berth cannot tell, and prefers the chain)
+    if chain.is_empty() {
+        if let Some(command) = proxy_command {
+            target.proxy_command = Some(
+                crate::ssh::proxy_command::expand(&command, &target, &spec.host).map_err(
+                    |why| RemoteError::Invalid {
+                        given: spec.host.clone(),
+                        why,
+                    },
+                )?,
+            );
+        }
+    }
+    target.jumps = chain;
     Ok(ResolvedRemote {
-        target: SshTarget {
-            user: user.unwrap_or_else(local_user),
-            host,
-            port: port.unwrap_or(22),
-            jumps: chain,
-        },
+        target,
         identities: identities
             .iter()
             .map(|p| expand_home(&p.to_string_lossy()))
@@ -431,6 +456,27 @@ mod tests {
                 resolve_via(&parse_remote(given).unwrap(), jumps.as_deref(), Some(&cfg)).unwrap();
             assert_eq!(chain(&r.target), *want, "{given} -J {jump:?}");
         }
+        // ProxyCommand: tokens expanded; a jump chain replaces it
+        std::fs::write(
+            &cfg,
+            "Host pc\n  HostName 10.0.0.7\n  Port 2222\n  User dev\n  ProxyCommand ssh -W %h:%p -l %r bastion %n 100%%\n\n\
+             Host pcj\n  ProxyCommand nc %h %p\n  ProxyJump b\n\n\
+             Host pcnone\n  ProxyCommand none\n\n\
+             Host loop\n  ProxyJump loop\n",
+        )
+        .unwrap();
+        let pc = |given: &str| {
+            resolve(&parse_remote(given).unwrap(), Some(&cfg))
+                .unwrap()
+                .target
+                .proxy_command
+        };
+        assert_eq!(
+            pc("pc").as_deref(),
+            Some("ssh -W 10.0.0.7:2222 -l dev bastion pc 100%")
+        );
+        assert_eq!(pc("pcj"), None);
+        assert_eq!(pc("pcnone"), None);
         let e = resolve(&parse_remote("loop").unwrap(), Some(&cfg)).unwrap_err();
         assert!(e.to_string().contains("more than 8 jump hosts"), "{e}");
         std::fs::remove_dir_all(&dir).unwrap();

@@ -41,6 +41,7 @@ impl Remote {
                 host: self.host.clone(),
                 port: self.port,
                 jumps: Vec::new(),
+                proxy_command: None,
             },
             upstream: self.upstream()?,
             listen: self.listen_addr()?,

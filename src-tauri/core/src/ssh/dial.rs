@@ -1,6 +1,6 @@
 //! Establishing one SSH session, through jump hosts when the target has
-//! them (`ProxyJump`, `--jump`), the way `ssh -J` does: a TCP connection to
-//! the first hop, then each next hop's SSH session carried by a
+//! them (`ProxyJump`, `--jump`), the way `ssh -J` does: a TCP connection (or
+//! the first hop's `ProxyCommand`, `proxy_command.rs`) to the first hop, then each next hop's SSH session carried by a
 //! `direct-tcpip` channel of the one before, to the target last. Every hop
 //! gets its own host key check against known_hosts (under its own name and
 //! port) and its own authentication with the user's credentials, and an
@@ -16,6 +16,7 @@ use russh::client::{self, Handle};
 use super::auth::Credentials;
 use super::error::SshError;
 use super::handler::{ClientHandler, HostKeyCheck};
+use super::proxy_command::{ProxyReport, ProxyStream};
 use super::session::{client_config, SessionHandle, SshTarget};
 
 /// How long a TCP connect plus SSH handshake may take, per hop.
@@ -66,13 +67,23 @@ async fn one_hop(
         config.window_adjust_on_read = false;
     }
     let config = Arc::new(config);
+    let mut proxy = None;
     let connecting = async {
-        match via {
-            None => {
+        match (via, &hop.proxy_command) {
+            (None, Some(command)) => {
+                let (stream, report) =
+                    ProxyStream::spawn(command).map_err(|source| SshError::ProxyCommandStart {
+                        command: command.clone(),
+                        source,
+                    })?;
+                proxy = Some((command.clone(), report));
+                Ok(client::connect_stream(config, stream, handler).await)
+            }
+            (None, None) => {
                 let tcp = tcp(&hop.host, hop.port, &addr).await?;
                 Ok(client::connect_stream(config, tcp, handler).await)
             }
-            Some(jump) => {
+            (Some(jump), _) => {
                 let channel = tokio::time::timeout(
                     CONNECT_TIMEOUT,
                     jump.channel_open_direct_tcpip(
@@ -91,25 +102,42 @@ async fn one_hop(
             }
         }
     };
-    let mut handle = match tokio::time::timeout(CONNECT_TIMEOUT, connecting).await {
+    let connected = tokio::time::timeout(CONNECT_TIMEOUT, connecting).await;
+    let mut handle = match connected {
+        Ok(Ok(Ok(h))) => h,
         Err(_) => {
-            return Err(SshError::HandshakeTimeout {
+            return Err(ended(proxy).await.unwrap_or(SshError::HandshakeTimeout {
                 addr,
                 secs: CONNECT_TIMEOUT.as_secs(),
-            })
+            }))
         }
-        Ok(Err(e)) => return Err(e),
+        Ok(Err(e)) => return Err(ended(proxy).await.unwrap_or(e)),
         Ok(Ok(Err(source))) => {
             let refused = refusal.lock().ok().and_then(|mut r| r.take());
-            return Err(refused.unwrap_or(SshError::Handshake { addr, source }));
+            return Err(match refused {
+                Some(r) => r,
+                None => ended(proxy)
+                    .await
+                    .unwrap_or(SshError::Handshake { addr, source }),
+            });
         }
-        Ok(Ok(Ok(h))) => h,
     };
     credentials
         .authenticate(&mut handle, &hop.user, &hop.host)
         .await?;
     tracing::info!(remote = %hop.url(), "SSH session established");
     Ok(handle)
+}
+
+/// Why the handshake could not run: the proxy command had ended.
+async fn ended(proxy: Option<(String, ProxyReport)>) -> Option<SshError> {
+    let (command, report) = proxy?;
+    let (status, last_stderr) = report.outcome().await?;
+    Some(SshError::ProxyCommandEnded {
+        command,
+        status,
+        last_stderr,
+    })
 }
 
 async fn tcp(host: &str, port: u16, addr: &str) -> Result<tokio::net::TcpStream, SshError> {

@@ -129,6 +129,23 @@ pub enum SshError {
         in_secs: f64,
     },
 
+    #[error("cannot start ProxyCommand {command:?}: {source}")]
+    ProxyCommandStart {
+        command: String,
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// The command ended before (or while) the SSH handshake ran over it.
+    #[error("ProxyCommand {command:?} {status}: {last_stderr}")]
+    ProxyCommandEnded {
+        command: String,
+        /// `exited with N` or `was killed`.
+        status: String,
+        /// The last line it wrote to stderr (empty if none).
+        last_stderr: String,
+    },
+
     /// A jump host on the way failed; `source` says how.
     #[error("jump host {hop}: {source}")]
     Jump {
@@ -180,6 +197,7 @@ impl Advice for SshError {
             KeyEncrypted { .. } => Hint::GivePassphrase,
             KeyPrompt { .. } => Hint::GivePassphrase,
             Jump { source, .. } => return source.hint(),
+            ProxyCommandStart { .. } | ProxyCommandEnded { .. } => Hint::CheckProxyCommand,
             Disconnected { .. } | Closed { .. } | Reconnecting { .. } | ChannelRefused { .. } => {
                 return None
             }

@@ -8,6 +8,7 @@ pub mod error;
 pub mod handler;
 pub mod known_hosts;
 pub mod liveness;
+pub mod proxy_command;
 pub mod reconnect;
 pub mod session;
 

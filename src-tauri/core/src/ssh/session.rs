@@ -40,6 +40,10 @@ pub struct SshTarget {
     /// (`ProxyJump`, `--jump`); empty: dialed directly. A hop's own `jumps`
     /// are not used (the chain is flat).
     pub jumps: Vec<SshTarget>,
+    /// `ProxyCommand`, its tokens expanded: its stdin/stdout carry the
+    /// connection instead of TCP. Only a first hop's is used (`ssh -J`
+    /// replaces the target's).
+    pub proxy_command: Option<String>,
 }
 
 impl SshTarget {
