@@ -342,13 +342,18 @@ def bench_wan():
     wan.bench_wan(result, hdr)
 
 
+def bench_jump():
+    import wan  # bench/wan.py: section 8, connecting through a jump host
+    wan.bench_jump(result, hdr)
+
+
 def bench_idle():
     import idle  # bench/idle.py: section 6, what an idle Berth costs
     idle.bench_idle(result, hdr)
 
 
 SECTIONS = {"rss": bench_rss, "ps": bench_ps, "exec": bench_exec, "ports": bench_ports,
-            "sync": bench_sync, "idle": bench_idle, "wan": bench_wan}
+            "sync": bench_sync, "idle": bench_idle, "wan": bench_wan, "jump": bench_jump}
 
 
 def main():

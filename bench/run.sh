@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Berth performance benchmark. Usage: bash bench/run.sh [SECTIONS]   (see bench/README.md)
-#   SECTIONS: comma list of rss,ps,exec,ports,sync,idle,wan (default: all), e.g. `bash bench/run.sh ports`;
+#   SECTIONS: comma list of rss,ps,exec,ports,sync,idle,wan,jump (default: all), e.g. `bash bench/run.sh ports`;
 #   same as BENCH_SECTIONS=ports.
 # Knobs (env): PS_RUNS=60 EXEC_RUNS=5 EXEC_BYTES=268435456 CONC=100 SKIP_BUILD=0 SSHL_GCM=0
 #   PORTS_RUNS=5 PORTS_MIB=256 PORTS_OPEN_RUNS=100 PORTS_CLOSE_RUNS=30
@@ -9,7 +9,7 @@
 #   IDLE_SECS=60 IDLE_OLD_AGENT=path (an older build measured beside this one)
 #   WAN_RTT_MS=20 WAN_PS_RUNS=20 WAN_RUN_RUNS=5 WAN_COMPOSE_RUNS=3 WAN_READY_RUNS=5
 set -euo pipefail
-BENCH_SECTIONS=${1:-${BENCH_SECTIONS:-rss,ps,exec,ports,sync,idle,wan}}
+BENCH_SECTIONS=${1:-${BENCH_SECTIONS:-rss,ps,exec,ports,sync,idle,wan,jump}}
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 BENCH=$ROOT/bench

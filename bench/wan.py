@@ -108,16 +108,19 @@ class Relay:
 
 
 class Agent:
-    """A release berth-agent through the relay, with a private data dir."""
+    """A release berth-agent through the relay (or to `remote` with `extra` args), with a
+    private data dir."""
 
-    def __init__(self, relay):
+    def __init__(self, relay, remote=None, extra=()):
         self.data = tempfile.mkdtemp(prefix="wan-data-", dir=WORK)
         self.err = os.path.join(WORK, f"wan-agent-{time.monotonic_ns()}.err")
         env = dict(E, BERTH_DATA_DIR=self.data)
+        if remote is None:
+            remote, extra = f"ssh://{SSH_USER}@127.0.0.1:{relay.port}", ["--known-hosts", relay.known_hosts]
         t0 = time.perf_counter()
         self.p = subprocess.Popen(
-            [AGENT_BIN, "--remote", f"ssh://{SSH_USER}@127.0.0.1:{relay.port}", "--identity", E["SSH_KEY"],
-             "--known-hosts", relay.known_hosts, "--listen", "tcp://127.0.0.1:0"],
+            [AGENT_BIN, "--remote", remote, "--identity", E["SSH_KEY"], *extra,
+             "--listen", "tcp://127.0.0.1:0"],
             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=open(self.err, "w"), env=env)
         _record("wan.pids", self.p.pid)
         buf, deadline, fd = b"", time.perf_counter() + 30, self.p.stdout.fileno()
@@ -293,6 +296,33 @@ def bench_wan(result, hdr):
             subprocess.run(["docker", "-H", E["DIRECT_HOST"], "network", "rm", f"{proj}_default"],
                            capture_output=True)
         relay.close()
+
+
+def bench_jump(result, hdr):
+    """Connecting through one jump host: tests/testbed/jumpnet.sh's bastion (its own network
+    namespace) in front of a target only it reaches; berth-agent's start to its ready line
+    against OpenSSH's `ssh -J bastion target true`, interleaved."""
+    hdr("8. jump: agent start → ready through one jump host vs `ssh -J bastion target true`")
+    jumpnet = os.path.join(HERE, "..", "tests", "testbed", "jumpnet.sh")
+    subprocess.run(["bash", jumpnet, "up"], check=True, stdout=subprocess.DEVNULL)
+    jdir = os.path.join(E.get("BERTH_TESTBED_DIR", "/tmp/berth-testbed"), "jump")
+    bastion, target = "10.231.1.2", "10.231.2.2"
+    extra = ["-J", f"root@{bastion}", "--known-hosts", os.path.join(jdir, "known_hosts")]
+
+    def once(v):
+        if v == "berth":
+            a = Agent(None, f"ssh://root@{target}", extra)
+            a.kill()
+            return a.ready_s
+        return timed(["ssh", "-F", os.path.join(jdir, "ssh_config"), "-J", bastion, target, "true"],
+                     dict(E), "ssh -J")
+
+    t = rounds(["berth", "ssh -J"], READY_RUNS, once)
+    print(f"-- start → ready ({READY_RUNS} rounds)")
+    table(t)
+    r = ratio(t, "berth", "ssh -J", "berth / ssh -J")
+    result("jump_ready_berth_over_ssh_j", r, "<= 1.20", r <= 1.2)
+
 
 
 if __name__ == "__main__":

@@ -444,3 +444,43 @@ async fn remotes_connect_side_by_side_and_fail_alone() {
     ctl.shutdown().await;
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A remote whose "Jump host" field names two bastions (tests/testbed/jumpnet.sh:
+/// the target is reachable through them only) connects through them, as the
+/// window's Connect does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_remote_behind_jump_hosts_connects_through_them() {
+    let tb = testbed();
+    let up = Command::new("bash")
+        .arg(repo_root().join("tests/testbed/jumpnet.sh"))
+        .arg("up")
+        .output()
+        .unwrap();
+    assert!(up.status.success(), "jumpnet.sh up: {}", stderr(&up));
+    let dir = temp_dir("ctl-jump");
+    let known_hosts = dir.join("known_hosts");
+    std::fs::copy(
+        Path::new(tb.get("BERTH_TESTBED_DIR")).join("jump/known_hosts"),
+        &known_hosts,
+    )
+    .unwrap();
+    let ctl = controller(&dir, &known_hosts, store_with_key(tb));
+    let mut r = linux_remote(tb, "behind");
+    (r.host, r.port, r.user) = ("10.231.3.2".into(), 22, "root".into());
+    let direct = r.clone();
+    r.jump = Some("10.231.1.2, root@10.231.2.2:22".into());
+    let host = r.listen.clone();
+    ctl.save_remote(None, r).unwrap();
+    ctl.connect("behind").await.unwrap();
+    assert_eq!(state(&ctl, "behind"), ConnectionState::Connected);
+    ok(docker(&dir.join("docker"), Some(&host), &["ps"]).await);
+    ctl.disconnect("behind").await;
+    // without the jump hosts the same remote is out of reach
+    let mut direct = direct;
+    direct.name = "direct".into();
+    direct.listen = format!("tcp://127.0.0.1:{}", free_port());
+    ctl.save_remote(None, direct).unwrap();
+    let e = ctl.connect("direct").await.unwrap_err();
+    assert!(e.to_string().contains("cannot reach 10.231.3.2:22"), "{e}");
+    ctl.shutdown().await;
+}

@@ -18,7 +18,7 @@ if (!window.__TAURI__) {
   const listeners = new Map();
 
   const base = {
-    mounts_root: null, ignores: [], honour_gitignore: false, remote_only: [], forward_ports: true, sync: true, sync_mode: "two-way",
+    jump: null, mounts_root: null, ignores: [], honour_gitignore: false, remote_only: [], forward_ports: true, sync: true, sync_mode: "two-way",
     state: "disconnected", error: null, endpoint: null, docker_version: null, default_context: false,
   };
   const remotes = empty ? [] : [
@@ -28,7 +28,7 @@ if (!window.__TAURI__) {
       docker_version: "20.10.24 (API 1.41)", default_context: true },
     { ...base, name: "win-desktop", host: "192.168.1.40", port: 22, user: "alice",
       auth: { kind: "agent" }, docker: { kind: "tcp", addr: "127.0.0.1:2375" }, listen: "tcp://127.0.0.1:23751" },
-    { ...base, name: "staging", host: "staging.example.com", port: 2222, user: "deploy",
+    { ...base, name: "staging", host: "staging.example.com", port: 2222, user: "deploy", jump: "bastion.example.com",
       auth: { kind: "key-file", path: "~/.ssh/id_ed25519" }, docker: { kind: "auto" }, listen: "tcp://127.0.0.1:23752",
       sync_mode: "one-way", state: "error", error: "authentication failed for deploy@staging.example.com:2222 (tried ~/.ssh/id_ed25519): add its public key to ~/.ssh/authorized_keys on the remote" },
   ];
@@ -97,7 +97,7 @@ if (!window.__TAURI__) {
     if (!r) throw `no remote named "${name}": it may have been removed; reopen the window`;
     return r;
   };
-  const REMOTE_KEYS = ["name", "host", "port", "user", "auth", "docker", "listen", "mounts_root", "ignores", "honour_gitignore", "remote_only", "forward_ports", "sync", "sync_mode"];
+  const REMOTE_KEYS = ["name", "host", "port", "user", "jump", "auth", "docker", "listen", "mounts_root", "ignores", "honour_gitignore", "remote_only", "forward_ports", "sync", "sync_mode"];
   const check = (r) => {
     for (const k of REMOTE_KEYS) if (!(k in r)) throw `remote "${r.name}": field ${k} is missing (UI bug)`;
     for (const k of Object.keys(r)) if (!REMOTE_KEYS.includes(k)) throw `unknown field \`${k}\` in remote (UI bug)`;

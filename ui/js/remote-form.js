@@ -37,6 +37,7 @@ export async function openRemoteForm(view, draft = null) {
   field("host").value = r.host || "";
   field("port").value = r.port || 22;
   field("user").value = r.user || "";
+  field("jump").value = r.jump || "";
   const auth = r.auth || { kind: "keychain" };
   field("auth").value = auth.kind;
   field("key_path").value = auth.kind === "key-file" ? auth.path : "";
@@ -104,6 +105,7 @@ function readForm() {
     host: field("host").value.trim(),
     port: Number(field("port").value) || 22,
     user: field("user").value.trim(),
+    jump: field("jump").value.trim() || null,
     auth: auth === "keychain" ? { kind: "keychain", key: field("key").value }
       : auth === "key-file" ? { kind: "key-file", path: field("key_path").value.trim() }
       : { kind: "agent" },
@@ -152,6 +154,6 @@ async function onSubmit(e) {
 }
 
 function onTest() {
-  if (!validate(["host", "port", "user", "key", "key_path", "docker_path", "docker_addr"])) return;
+  if (!validate(["host", "port", "user", "jump", "key", "key_path", "docker_path", "docker_addr"])) return;
   openTest(readForm());
 }

@@ -58,6 +58,11 @@ pub struct Remote {
     pub port: u16,
     /// SSH user.
     pub user: String,
+    /// Jump hosts as `ssh -J` takes them (`[user@]host[:port]`,
+    /// comma-separated, first hop first); unset: dialed directly. Each hop is
+    /// looked up in `~/.ssh/config` as `ssh` would.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jump: Option<String>,
     /// How to authenticate.
     #[serde(default)]
     pub auth: Auth,
@@ -288,6 +293,7 @@ impl Remote {
             host: host.into(),
             port: 22,
             user: user.into(),
+            jump: None,
             auth: Auth::Agent,
             docker: DockerEndpoint::Auto,
             listen: default_listen(),
@@ -318,6 +324,24 @@ impl Remote {
             return Err(invalid(&self.name, "listen", "needs a fixed port, not 0"));
         }
         Ok(addr)
+    }
+
+    /// The jump hosts, parsed (none when unset or `none`).
+    pub fn jump_specs(&self) -> Result<Vec<crate::remote::RemoteSpec>, DesktopError> {
+        match self.jump.as_deref().map(str::trim) {
+            None | Some("") => Ok(Vec::new()),
+            Some(j) => crate::remote::parse_jumps(j).map_err(|e| {
+                let why = match &e {
+                    crate::remote::RemoteError::Invalid { given, why } => format!("{given}: {why}"),
+                    other => other.to_string(),
+                };
+                invalid(
+                    &self.name,
+                    "jump",
+                    &format!("{why} (give [user@]host[:port], comma-separated)"),
+                )
+            }),
+        }
     }
 
     /// The remote daemon endpoint as the engine spells it.
@@ -374,6 +398,7 @@ impl Remote {
         if let Some((_, field, reason)) = checks.iter().find(|c| c.0) {
             return Err(invalid(&self.name, field, reason));
         }
+        self.jump_specs()?;
         self.upstream()?;
         self.listen_addr().map(|_| ())
     }
@@ -414,7 +439,7 @@ fn unknown_sync_mode(text: &str) -> Option<DesktopError> {
         })
 }
 
-fn invalid(remote: &str, field: &'static str, reason: &str) -> DesktopError {
+pub(super) fn invalid(remote: &str, field: &'static str, reason: &str) -> DesktopError {
     DesktopError::InvalidRemote {
         remote: remote.to_string(),
         field,

@@ -234,6 +234,9 @@ fn validation_names_the_remote_and_field() {
         (Box::new(|r| r.listen = "unix://rel".into()), "listen"),
         (Box::new(|r| r.listen = "23750".into()), "listen"),
         (Box::new(|r| r.mounts_root = Some("".into())), "mounts_root"),
+        (Box::new(|r| r.jump = Some("b:0".into())), "jump"),
+        (Box::new(|r| r.jump = Some("a,,b".into())), "jump"),
+        (Box::new(|r| r.jump = Some("a b".into())), "jump"),
     ];
     for (edit, field) in cases {
         let mut r = base.clone();

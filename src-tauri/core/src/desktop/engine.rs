@@ -40,7 +40,7 @@ impl Remote {
                 user: self.user.clone(),
                 host: self.host.clone(),
                 port: self.port,
-                jumps: Vec::new(),
+                jumps: self.jump_chain()?,
                 proxy_command: None,
             },
             upstream: self.upstream()?,
@@ -55,6 +55,27 @@ impl Remote {
                 ..SyncOptions::default()
             }),
         })
+    }
+
+    /// The jump hosts, each looked up in `~/.ssh/config` (its HostName,
+    /// Port, User and own ProxyJump) as `ssh -J` does.
+    fn jump_chain(&self) -> Result<Vec<SshTarget>, DesktopError> {
+        let specs = self.jump_specs()?;
+        if specs.is_empty() {
+            return Ok(Vec::new());
+        }
+        let config = std::env::var_os("HOME")
+            .map(|h| std::path::PathBuf::from(h).join(".ssh").join("config"));
+        let mut chain = Vec::new();
+        for spec in &specs {
+            let r = crate::remote::resolve(spec, config.as_deref())
+                .map_err(|e| super::config::invalid(&self.name, "jump", &e.to_string()))?;
+            let mut hop = r.target;
+            chain.append(&mut hop.jumps);
+            hop.proxy_command = None;
+            chain.push(hop);
+        }
+        Ok(chain)
     }
 
     /// The auth for a key file or the ssh-agent, which need no secret from here.

@@ -77,6 +77,10 @@ pub fn import_str(
                 &params.user.unwrap_or_else(crate::remote::local_user),
             );
             draft.port = params.port.unwrap_or(22);
+            draft.jump = params
+                .proxy_jump
+                .map(|hops| hops.join(","))
+                .filter(|j| !j.trim().eq_ignore_ascii_case("none"));
             if let Some(key) = params.identity_file.and_then(|v| v.into_iter().next()) {
                 draft.auth = Auth::KeyFile {
                     path: key.to_string_lossy().into_owned(),
@@ -177,6 +181,25 @@ mod tests {
         for (text, want) in table {
             let got: Vec<_> = import(text, &Config::default()).iter().map(facts).collect();
             assert_eq!(got, want, "{text}");
+        }
+    }
+
+    #[test]
+    fn proxy_jump_is_kept_as_the_jump_host() {
+        let got = import(
+            "Host t\n  ProxyJump me@b1:2201,b2\nHost d\n  ProxyJump none\nHost plain\n",
+            &Config::default(),
+        );
+        let jumps: Vec<_> = got
+            .iter()
+            .map(|r| (r.name.as_str(), r.jump.as_deref()))
+            .collect();
+        assert_eq!(
+            jumps,
+            [("t", Some("me@b1:2201,b2")), ("d", None), ("plain", None)]
+        );
+        for r in &got {
+            r.validate().unwrap();
         }
     }
 

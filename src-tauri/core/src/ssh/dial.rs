@@ -132,7 +132,8 @@ async fn one_hop(
 /// Why the handshake could not run: the proxy command had ended.
 async fn ended(proxy: Option<(String, ProxyReport)>) -> Option<SshError> {
     let (command, report) = proxy?;
-    let (status, last_stderr) = report.outcome().await?;
+    // a command that failed is usually gone by now; a moment for its last words
+    let (status, last_stderr) = report.outcome(Duration::from_secs(1)).await?;
     Some(SshError::ProxyCommandEnded {
         command,
         status,

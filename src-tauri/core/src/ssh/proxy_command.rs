@@ -60,8 +60,8 @@ struct Ended {
 
 impl ProxyReport {
     /// The command's end (`exited with N`, `was killed`) and the last line
-    /// it wrote to stderr, if it ends within a moment.
-    pub async fn outcome(&self) -> Option<(String, String)> {
+    /// it wrote to stderr, if it ends within `within`.
+    pub async fn outcome(&self, within: std::time::Duration) -> Option<(String, String)> {
         let wait = async {
             loop {
                 let notified = self.1.notified();
@@ -73,9 +73,7 @@ impl ProxyReport {
                 notified.await;
             }
         };
-        tokio::time::timeout(std::time::Duration::from_millis(500), wait)
-            .await
-            .ok()
+        tokio::time::timeout(within, wait).await.ok()
     }
 }
 
@@ -191,6 +189,10 @@ mod tests {
         }
     }
 
+    use std::time::Duration;
+    /// Long enough for a loaded machine.
+    const SETTLE: Duration = Duration::from_secs(10);
+
     #[tokio::test]
     async fn the_command_is_the_transport_and_its_end_is_reported() {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -200,7 +202,7 @@ mod tests {
         let mut back = Vec::new();
         s.read_to_end(&mut back).await.unwrap();
         assert!(back.is_empty());
-        let (code, last) = report.outcome().await.unwrap();
+        let (code, last) = report.outcome(SETTLE).await.unwrap();
         assert_eq!(
             (code.as_str(), last.as_str()),
             ("exited with 3", "gone for good")
@@ -210,9 +212,15 @@ mod tests {
         let mut four = [0u8; 4];
         echo.read_exact(&mut four).await.unwrap();
         assert_eq!(&four, b"ping");
-        assert!(report.outcome().await.is_none(), "still running");
-        drop(echo);
-        let (code, _) = report.outcome().await.unwrap();
+        drop((echo, report));
+        // one that never reads its stdin is killed when its session ends
+        let (deaf, report) = ProxyStream::spawn("sleep 600").unwrap();
+        assert!(
+            report.outcome(Duration::from_millis(200)).await.is_none(),
+            "still running"
+        );
+        drop(deaf);
+        let (code, _) = report.outcome(SETTLE).await.unwrap();
         assert_eq!(code, "was killed", "ended with its session");
     }
 }
