@@ -552,3 +552,20 @@ pub fn compose(host: &str, dir: &Path, project: &str, args: &[&str]) -> Output {
         .output()
         .expect("run docker-compose")
 }
+
+/// Waits (at most `limit`) for `docker ps` through `a` to work again after
+/// its session went down, then checks the status says it reconnected.
+pub fn reconnects_within(a: &AgentProc, limit: Duration, what: &str) {
+    let t = std::time::Instant::now();
+    loop {
+        let out = docker_at(&a.host, &["ps"]);
+        if out.status.success() {
+            break;
+        }
+        assert!(t.elapsed() < limit, "{what}: {}", stderr(&out));
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    let st = status(a.port());
+    assert_eq!(st["connection"]["state"], "connected", "{st}");
+    assert!(st["connection"]["connects"].as_u64().unwrap() >= 2, "{st}");
+}
