@@ -185,18 +185,66 @@ fn read_config(path: &Path) -> Result<ssh2_config::SshConfig, RemoteError> {
         })
 }
 
+/// The words of an option ssh2_config keeps only as text (one it does not
+/// support or ignores), by name in any case.
+fn raw_option<'a>(params: &'a ssh2_config::HostParams, name: &str) -> Option<&'a Vec<String>> {
+    params
+        .unsupported_fields
+        .iter()
+        .chain(params.ignored_fields.iter())
+        .find(|(k, _)| k.eq_ignore_ascii_case(name))
+        .map(|(_, v)| v)
+}
+
+/// The jump hosts `hops` as one flat chain, first hop first, each looked
+/// up in the config (`config`, if it exists) with its own ProxyJump before
+/// it, as `ssh -J` resolves them.
+pub fn resolve_jumps(
+    hops: &[RemoteSpec],
+    config: Option<&Path>,
+) -> Result<Vec<SshTarget>, RemoteError> {
+    let cfg = match config.filter(|p| p.exists()) {
+        Some(path) => Some(read_config(path)?),
+        None => None,
+    };
+    let given = hops.first().map(|h| h.host.as_str()).unwrap_or_default();
+    jump_chain(given, hops, cfg.as_ref(), 0)
+}
+
+fn jump_chain(
+    given: &str,
+    hops: &[RemoteSpec],
+    cfg: Option<&ssh2_config::SshConfig>,
+    depth: usize,
+) -> Result<Vec<SshTarget>, RemoteError> {
+    let mut chain: Vec<SshTarget> = Vec::new();
+    for hop in hops {
+        let r = resolve_in(hop, None, cfg, depth + 1 + chain.len())?;
+        let mut hop_target = r.target;
+        chain.append(&mut hop_target.jumps);
+        chain.push(hop_target);
+        if chain.len() > MAX_JUMPS {
+            return Err(too_many(given));
+        }
+    }
+    Ok(chain)
+}
+
+fn too_many(given: &str) -> RemoteError {
+    RemoteError::Invalid {
+        given: given.to_string(),
+        why: format!("more than {MAX_JUMPS} jump hosts (does a ProxyJump name itself?)"),
+    }
+}
+
 fn resolve_in(
     spec: &RemoteSpec,
     jumps: Option<&[RemoteSpec]>,
     cfg: Option<&ssh2_config::SshConfig>,
     depth: usize,
 ) -> Result<ResolvedRemote, RemoteError> {
-    let too_many = || RemoteError::Invalid {
-        given: spec.host.clone(),
-        why: format!("more than {MAX_JUMPS} jump hosts (does a ProxyJump name itself?)"),
-    };
     if depth > MAX_JUMPS {
-        return Err(too_many());
+        return Err(too_many(&spec.host));
     }
     let mut host = spec.host.clone();
     let mut port = spec.port;
@@ -207,43 +255,26 @@ fn resolve_in(
     let mut proxy_command = None;
     if let Some(cfg) = cfg {
         let params = cfg.query(&spec.host);
+        known_hosts = raw_option(&params, "UserKnownHostsFile")
+            .and_then(|v| v.first())
+            .map(|v| expand_home(v));
+        proxy_command = raw_option(&params, "ProxyCommand")
+            .map(|v| v.join(" "))
+            .filter(|c| !c.trim().eq_ignore_ascii_case("none") && !c.trim().is_empty());
         if let Some(h) = params.host_name {
             host = h;
         }
         port = port.or(params.port);
         user = user.or(params.user);
         identities = params.identity_file.unwrap_or_default();
-        known_hosts = params
-            .unsupported_fields
-            .iter()
-            .chain(params.ignored_fields.iter())
-            .find(|(k, _)| k.eq_ignore_ascii_case("userknownhostsfile"))
-            .and_then(|(_, v)| v.first())
-            .map(|v| expand_home(v));
         proxy_jump = params.proxy_jump;
-        proxy_command = params
-            .unsupported_fields
-            .iter()
-            .chain(params.ignored_fields.iter())
-            .find(|(k, _)| k.eq_ignore_ascii_case("proxycommand"))
-            .map(|(_, v)| v.join(" "))
-            .filter(|c| !c.trim().eq_ignore_ascii_case("none") && !c.trim().is_empty());
     }
     let hop_specs = match (jumps, proxy_jump) {
         (Some(given), _) => given.to_vec(),
         (None, Some(list)) => parse_jumps(&list.join(","))?,
         (None, None) => Vec::new(),
     };
-    let mut chain: Vec<SshTarget> = Vec::new();
-    for hop in &hop_specs {
-        let r = resolve_in(hop, None, cfg, depth + 1 + chain.len())?;
-        let mut hop_target = r.target;
-        chain.append(&mut hop_target.jumps);
-        chain.push(hop_target);
-        if chain.len() > MAX_JUMPS {
-            return Err(too_many());
-        }
-    }
+    let chain = jump_chain(&spec.host, &hop_specs, cfg, depth)?;
     let mut target = SshTarget {
         user: user.unwrap_or_else(local_user),
         host,
@@ -418,7 +449,7 @@ mod tests {
             t.jumps
                 .iter()
                 .chain(std::iter::once(t))
-                .map(|h| format!("{}@{}", h.user, h.addr()))
+                .map(SshTarget::user_addr)
                 .collect()
         };
         // (given, --jump, the chain first hop to target)

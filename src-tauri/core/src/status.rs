@@ -59,7 +59,7 @@ impl Status {
                 .target()
                 .jumps
                 .iter()
-                .map(|j| format!("{}@{}", j.user, j.addr()))
+                .map(crate::ssh::SshTarget::user_addr)
                 .collect(),
             connection: Connection::of(&self.ssh.state(), now),
             upstream: UpstreamStatus {

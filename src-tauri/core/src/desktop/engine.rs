@@ -66,14 +66,11 @@ impl Remote {
         }
         let config = std::env::var_os("HOME")
             .map(|h| std::path::PathBuf::from(h).join(".ssh").join("config"));
-        let mut chain = Vec::new();
-        for spec in &specs {
-            let r = crate::remote::resolve(spec, config.as_deref())
-                .map_err(|e| super::config::invalid(&self.name, "jump", &e.to_string()))?;
-            let mut hop = r.target;
-            chain.append(&mut hop.jumps);
+        let mut chain = crate::remote::resolve_jumps(&specs, config.as_deref())
+            .map_err(|e| super::config::invalid(&self.name, "jump", &e.to_string()))?;
+        // (the window has no ProxyCommand: a hop's own is not used here)
+        for hop in &mut chain {
             hop.proxy_command = None;
-            chain.push(hop);
         }
         Ok(chain)
     }

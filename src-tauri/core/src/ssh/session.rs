@@ -56,12 +56,17 @@ impl SshTarget {
         }
     }
 
+    /// `user@host:port`, as the status lists a jump host.
+    pub fn user_addr(&self) -> String {
+        format!("{}@{}", self.user, self.addr())
+    }
+
     /// `user@host:port, …` of the jump hosts; `None` when there are none.
     pub fn via(&self) -> Option<String> {
         (!self.jumps.is_empty()).then(|| {
             self.jumps
                 .iter()
-                .map(|j| format!("{}@{}", j.user, j.addr()))
+                .map(SshTarget::user_addr)
                 .collect::<Vec<_>>()
                 .join(", ")
         })
@@ -69,12 +74,7 @@ impl SshTarget {
 
     /// `ssh://user@host:port`, the form printed in the ready line and status.
     pub fn url(&self) -> String {
-        let host = if self.host.contains(':') {
-            format!("[{}]", self.host)
-        } else {
-            self.host.clone()
-        };
-        format!("ssh://{}@{}:{}", self.user, host, self.port)
+        format!("ssh://{}", self.user_addr())
     }
 }
 
